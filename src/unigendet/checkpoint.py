@@ -1,0 +1,166 @@
+"""Self-describing checkpoints, written atomically, read without unpickling.
+
+A checkpoint is a directory:
+
+    config.json          the ModelConfig: rebuilds the model with no flags
+    meta.json            format version, step, data position, anything JSON
+    model.safetensors    weights
+    ema.safetensors      EMA weights (optional)
+    optimizer.safetensors + optimizer.json   optimizer tensors and the rest (optional)
+
+It is written under a temporary name and renamed into place, so a crash never
+leaves a half-written checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .config import ModelConfig
+
+FORMAT_VERSION = 1
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, truncated or does not fit the model."""
+
+
+def save_checkpoint(
+    path: str | os.PathLike,
+    model: nn.Module,
+    config: ModelConfig,
+    *,
+    ema: nn.Module | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    meta: dict[str, Any] | None = None,
+) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        (tmp / "config.json").write_text(config.to_json())
+        info = {"format_version": FORMAT_VERSION, **(meta or {})}
+        (tmp / "meta.json").write_text(json.dumps(info, indent=2, sort_keys=True))
+        save_file(_tensors(model.state_dict()), str(tmp / "model.safetensors"))
+        if ema is not None:
+            save_file(_tensors(ema.state_dict()), str(tmp / "ema.safetensors"))
+        if optimizer is not None:
+            tensors, rest = _split_optimizer(optimizer.state_dict())
+            save_file(tensors, str(tmp / "optimizer.safetensors"))
+            (tmp / "optimizer.json").write_text(json.dumps(rest))
+        old = None
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            path.rename(old)
+        tmp.rename(path)
+        if old is not None:
+            shutil.rmtree(old)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return path
+
+
+def load_config(path: str | os.PathLike) -> ModelConfig:
+    f = Path(path) / "config.json"
+    if not f.is_file():
+        raise CheckpointError(f"{path}: no config.json; is this a checkpoint directory?")
+    try:
+        return ModelConfig.from_dict(json.loads(f.read_text()))
+    except (ValueError, TypeError) as e:
+        raise CheckpointError(f"{f}: not a valid model config ({e})") from e
+
+
+def load_meta(path: str | os.PathLike) -> dict[str, Any]:
+    f = Path(path) / "meta.json"
+    meta = json.loads(f.read_text()) if f.is_file() else {}
+    if meta.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
+        raise CheckpointError(f"{path}: format version {meta['format_version']} is newer than this code")
+    return meta
+
+
+def read_weights(file: str | os.PathLike) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(str(file))
+    except FileNotFoundError:
+        raise CheckpointError(f"{file}: file not found") from None
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{file}: unreadable or truncated safetensors file ({e})") from e
+
+
+def load_weights(model: nn.Module, file: str | os.PathLike) -> None:
+    """Load weights strictly: every key present, none extra, every shape equal."""
+    state = read_weights(file)
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
+        for k, v in expected.items()
+        if k in state and state[k].shape != v.shape
+    ]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing keys, e.g. {missing[:3]}")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected keys, e.g. {unexpected[:3]}")
+    if wrong:
+        problems.append(f"{len(wrong)} shape mismatches, e.g. {wrong[:3]}")
+    if problems:
+        raise CheckpointError(f"{file} does not fit the model: " + "; ".join(problems))
+    model.load_state_dict(state)
+
+
+def load_model(path: str | os.PathLike, ema: bool = True, device: str | torch.device = "cpu"):
+    """Rebuild the model from config.json and load EMA weights when present."""
+    from .registry import create_model
+
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: checkpoint directory not found")
+    cfg = load_config(path)
+    load_meta(path)
+    model = create_model(cfg)
+    file = path / "ema.safetensors" if ema and (path / "ema.safetensors").is_file() else path / "model.safetensors"
+    load_weights(model, file)
+    return model.to(device).eval()
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, path: str | os.PathLike) -> None:
+    path = Path(path)
+    rest = json.loads((path / "optimizer.json").read_text())
+    tensors = read_weights(path / "optimizer.safetensors")
+    state: dict[int, dict[str, Any]] = {}
+    for pid, entries in rest["state"].items():
+        state[int(pid)] = {k: tensors[v["tensor"]] if isinstance(v, dict) else v for k, v in entries.items()}
+    optimizer.load_state_dict({"state": state, "param_groups": rest["param_groups"]})
+
+
+def _tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # safetensors refuses shared storage (tied weights): store contiguous copies
+    return {k: v.detach().contiguous().clone() for k, v in state.items()}
+
+
+def _split_optimizer(sd: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors: dict[str, torch.Tensor] = {}
+    state: dict[str, dict[str, Any]] = {}
+    for pid, entries in sd["state"].items():
+        state[str(pid)] = {}
+        for k, v in entries.items():
+            if isinstance(v, torch.Tensor):
+                name = f"state.{pid}.{k}"
+                tensors[name] = v.detach().contiguous().clone()
+                state[str(pid)][k] = {"tensor": name}
+            else:
+                state[str(pid)][k] = v
+    return tensors, {"state": state, "param_groups": sd["param_groups"]}

@@ -1,0 +1,51 @@
+"""The codec interface and its registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+
+class Codec(nn.Module):
+    """Maps images (B, 3, H, W) in [-1, 1] to latents (B, C, H/f, W/f) and back.
+
+    Latents are already normalised (`(z - shift) * scale`) so the flow sees
+    roughly unit-variance data.
+    """
+
+    channels: int
+    downsample: int
+
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def check_images(self, images: torch.Tensor) -> None:
+        if images.ndim != 4 or images.shape[1] != 3:
+            raise ValueError(f"expected images (B, 3, H, W), got {tuple(images.shape)}")
+        if images.shape[-1] % self.downsample or images.shape[-2] % self.downsample:
+            raise ValueError(f"image side must be a multiple of {self.downsample}")
+
+
+CODECS: dict[str, Callable[..., Codec]] = {}
+
+
+def register_codec(name: str):
+    def wrap(cls):
+        CODECS[name] = cls
+        return cls
+
+    return wrap
+
+
+def build_codec(name: str, channels: int, downsample: int) -> Codec:
+    if name not in CODECS:
+        raise ValueError(f"unknown codec {name!r}; available: {sorted(CODECS)}")
+    codec = CODECS[name](channels=channels, downsample=downsample)
+    if (codec.channels, codec.downsample) != (channels, downsample):
+        raise ValueError(f"codec {name} gives {codec.channels} channels / x{codec.downsample}")
+    return codec

@@ -1,0 +1,151 @@
+"""Inference with a KV cache: prefill a context, decode text, generate images.
+
+A context (text, ViT, clean latents) is run once and its keys/values cached per
+sample. Text decoding then feeds one token per step; image generation runs the
+noised latent block against the cached context at every Euler step (the block
+itself is never cached: no other split may see it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .flow import Guidance, euler_sample
+from .models.mot import KVCache
+from .packing import CAUSAL, Sample, Split
+from .patches import unpatchify
+from .prompts import DETECTION_QUESTION, FAKE
+from .samples import SampleBuilder
+
+
+@torch.no_grad()
+def prefill(model, builder: SampleBuilder, samples: list[Sample]):
+    """Run contexts once; returns (model output, per-sample caches)."""
+    batch = builder.pack(samples)
+    out = model(batch)
+    return batch, out, out.caches
+
+
+@torch.no_grad()
+def decode_text(
+    model,
+    builder: SampleBuilder,
+    caches: list[KVCache],
+    first_logits: torch.Tensor,
+    max_new_tokens: int = 128,
+    temperature: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> list[list[int]]:
+    """Greedy (temperature 0) or sampled decoding of each sample until <|im_end|>.
+
+    `first_logits` (B, V) are the logits at each context's last position.
+    """
+    eos = builder.tok.im_end
+    logits, out_ids = first_logits, [[] for _ in caches]
+    live = list(range(len(caches)))
+    for _ in range(max_new_tokens):
+        nxt = _pick(logits, temperature, generator).tolist()
+        still = []
+        for j, i in enumerate(live):
+            if nxt[j] == eos:
+                continue
+            out_ids[i].append(nxt[j])
+            still.append((i, nxt[j]))
+        if not still:
+            break
+        live = [i for i, _ in still]
+        samples = [Sample([Split(CAUSAL, text=[tok])], rope_start=caches[i].next_rope) for i, tok in still]
+        batch = builder.pack(samples)
+        out = model(batch, caches=[caches[i] for i in live])
+        for j, i in enumerate(live):
+            caches[i] = out.caches[j]
+        logits = model.lm_logits(out.hidden)
+    return out_ids
+
+
+def _pick(logits: torch.Tensor, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
+    if temperature <= 0:
+        return logits.argmax(-1)
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+@dataclass
+class Detection:
+    p_fake: float  # from fake_cls_head on the prefill (no decoding needed)
+    text: str | None  # the written answer, when asked for
+
+
+@torch.no_grad()
+def detect(
+    model,
+    builder: SampleBuilder,
+    latents: list[torch.Tensor],
+    images: list[torch.Tensor],
+    explain: bool = False,
+    question: str = DETECTION_QUESTION,
+    max_new_tokens: int = 128,
+) -> list[Detection]:
+    """Detect with exactly the trained layout: clean latents + ViT + question."""
+    samples = [builder.detection(z, im, question) for z, im in zip(latents, images)]
+    batch, out, caches = prefill(model, builder, samples)
+    last = out.hidden[batch.cls_index]
+    p_fake = torch.softmax(model.cls_logits(last).float(), -1)[:, FAKE].tolist()
+    texts: list[str | None] = [None] * len(samples)
+    if explain:
+        ids = decode_text(model, builder, caches, model.lm_logits(last), max_new_tokens)
+        texts = [builder.tok.decode(x) for x in ids]
+    return [Detection(p, t) for p, t in zip(p_fake, texts)]
+
+
+@torch.no_grad()
+def generate_latents(
+    model,
+    builder: SampleBuilder,
+    prompts: list[str],
+    grid: tuple[int, int],
+    steps: int = 50,
+    shift: float = 3.0,
+    guidance: Guidance | None = Guidance(),
+    generator: torch.Generator | None = None,
+    use_cache: bool = True,
+) -> torch.Tensor:
+    """Text-to-image latents (B, C, h, w) for a latent token `grid` (h, w).
+
+    The conditional context is the prompt; the unconditional one is empty.
+    `use_cache=False` re-runs the prompt at every step (for testing the cache).
+    """
+    cfg = model.config.latent
+    p, n = cfg.patch_size, len(prompts)
+    h, w = grid
+    noise = torch.randn(n, cfg.channels, h * p, w * p, generator=generator)
+    noise = noise.to(model.llm2vae.weight.dtype)
+    cond = prefill(model, builder, [Sample([Split(CAUSAL, text=builder.turn(c))]) for c in prompts])[2]
+    use_cfg = guidance is not None and guidance.scale != 1.0
+
+    def run(x: torch.Tensor, t: float, conditional: bool) -> torch.Tensor:
+        samples, caches = [], []
+        for i in range(n):
+            caption = prompts[i] if conditional else None
+            if use_cache:
+                s = builder.text_to_image(None, x[i], t)
+                s.rope_start = cond[i].next_rope if conditional else 0
+                samples.append(s)
+                caches.append(cond[i] if conditional else None)
+            else:
+                samples.append(builder.text_to_image(caption, x[i], t))
+        batch = builder.pack(samples)
+        out = model(batch, caches=caches if use_cache else None)
+        v = model.velocity(out.hidden[batch.latent_index]).view(n, h * w, -1)
+        return torch.stack([unpatchify(v[i], grid, p) for i in range(n)])
+
+    return euler_sample(
+        lambda x, t: run(x, t, True),
+        noise,
+        steps=steps,
+        shift=shift,
+        guidance=guidance if use_cfg else None,
+        uncond_velocity=(lambda x, t: run(x, t, False)) if use_cfg else None,
+    )

@@ -1,0 +1,135 @@
+"""The unified generation-detection model (BAGEL-style MoT + UniGenDet heads).
+
+Read top to bottom: embeddings of the three token kinds, the two-expert decoder,
+then the heads. Losses live in `unigendet.losses`, the flow in `unigendet.flow`,
+batch construction in `unigendet.packing`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..config import ModelConfig
+from ..packing import PackedBatch
+from .layers import PositionTable, TimestepEmbedder
+from .mot import KVCache, MoTModel
+from .vit import MLPConnector, SiglipNaViT
+
+
+class LanguageModel(nn.Module):
+    """`language_model.model` (decoder) and `language_model.lm_head`."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.model = MoTModel(cfg.llm)
+        self.lm_head = nn.Linear(cfg.llm.hidden_size, cfg.llm.vocab_size, bias=False)
+        if cfg.llm.tie_word_embeddings:
+            self.lm_head.weight = self.model.embed_tokens.weight
+
+
+def fake_cls_head(d: int) -> nn.Sequential:
+    """UniGenDet detection head: LayerNorm, Linear d->d/4, ReLU, Linear -> 2 (0 fake, 1 real)."""
+    return nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d // 4), nn.ReLU(), nn.Linear(d // 4, 2))
+
+
+def diga_projector(d: int) -> nn.Sequential:
+    """DIGA projector on generator hidden states: Linear d->4d, GELU, Linear 4d->d."""
+    return nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
+
+
+@dataclass
+class ModelOutput:
+    hidden: torch.Tensor  # (L, d) after the expert-specific final norms
+    layers: dict[int, torch.Tensor]  # raw hidden states after the captured layers
+    caches: list[KVCache]  # per sample, the cache extended with this batch
+
+
+class UniGenDet(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.config = cfg
+        d = cfg.llm.hidden_size
+        lat = cfg.latent
+        self.language_model = LanguageModel(cfg)
+        # understanding path: ViT -> connector, plus a fixed sin-cos table at LLM width
+        self.vit_model = SiglipNaViT(cfg.vit)
+        self.connector = MLPConnector(cfg.vit.hidden_size, d)
+        self.vit_pos_embed = PositionTable(d, cfg.vit.max_patches_per_side)
+        # generation path: latent patches in and velocities out
+        self.vae2llm = nn.Linear(lat.token_dim, d)
+        self.llm2vae = nn.Linear(d, lat.token_dim)
+        self.time_embedder = TimestepEmbedder(d, lat.timestep_freq_dim)
+        self.latent_pos_embed = PositionTable(d, lat.max_latent_side)
+        # UniGenDet heads
+        self.fake_cls_head = fake_cls_head(d) if cfg.cls_head else None
+        self.projector = diga_projector(d) if cfg.projector else None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        std = 0.02
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, std=std)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Embedding):
+                nn.init.normal_(m.weight, std=std)
+        nn.init.zeros_(self.llm2vae.weight)  # BAGEL: the velocity head starts at zero
+        nn.init.zeros_(self.llm2vae.bias)
+
+    # -- embeddings --------------------------------------------------------
+    def embed(self, batch: PackedBatch) -> torch.Tensor:
+        """Embed every token of the packed sequence into (L, d)."""
+        lm = self.language_model.model
+        dtype = lm.embed_tokens.weight.dtype
+        x = lm.embed_tokens.weight.new_zeros(batch.length, self.config.llm.hidden_size)
+        x[batch.text_index] = lm.embed_tokens(batch.text_ids)
+        if batch.vit_index.numel():
+            vit = self.vit_model(batch.vit_patches.to(dtype), batch.vit_pos_ids, batch.vit_lens)
+            x[batch.vit_index] = self.connector(vit) + self.vit_pos_embed(batch.vit_pos_ids).to(dtype)
+        if batch.latent_index.numel():
+            x[batch.latent_index] = (
+                self.vae2llm(batch.latent_patches.to(dtype))
+                + self.time_embedder(batch.latent_t)
+                + self.latent_pos_embed(batch.latent_pos_ids).to(dtype)
+            )
+        return x
+
+    def forward(
+        self,
+        batch: PackedBatch,
+        caches: list[KVCache | None] | None = None,
+        capture: tuple[int, ...] = (),
+    ) -> ModelOutput:
+        hidden, layers, new_caches = self.language_model.model(self.embed(batch), batch, caches, capture)
+        return ModelOutput(hidden, layers, new_caches)
+
+    # -- heads -------------------------------------------------------------
+    def lm_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.language_model.lm_head(hidden)
+
+    def velocity(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.llm2vae(hidden)
+
+    def cls_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        if self.fake_cls_head is None:
+            raise RuntimeError("this model was built without fake_cls_head")
+        return self.fake_cls_head(hidden)
+
+    def project(self, hidden: torch.Tensor) -> torch.Tensor:
+        if self.projector is None:
+            raise RuntimeError("this model was built without the DIGA projector")
+        return self.projector(hidden)
+
+    # -- groups of parameters ---------------------------------------------
+    def generation_parameters(self) -> list[nn.Parameter]:
+        """What DIGA trains: generation expert, timestep embedder, vae2llm, llm2vae, projector."""
+        gen = [p for n, p in self.language_model.named_parameters() if "_moe_gen" in n]
+        heads = [self.time_embedder, self.vae2llm, self.llm2vae] + ([self.projector] if self.projector else [])
+        return gen + [p for m in heads for p in m.parameters()]
+
+    def num_parameters(self, trainable_only: bool = False) -> int:
+        return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)

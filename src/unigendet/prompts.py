@@ -1,0 +1,25 @@
+"""Detection prompts and verdict parsing (labels: 0 = fake, 1 = real)."""
+
+from __future__ import annotations
+
+import re
+
+DETECTION_QUESTION = "Does the image look real/fake?"
+FAKE, REAL = 0, 1
+LABEL_NAMES = {FAKE: "fake", REAL: "real"}
+
+_VERDICT = re.compile(r"\bthis\s+is\s+an?\s+(real|fake)\s+image\b", re.IGNORECASE)
+
+
+def detection_answer(label: int, explanation: str = "") -> str:
+    """'This is a fake image. <explanation>' or 'This is a real image. <explanation>'."""
+    head = f"This is a {LABEL_NAMES[label]} image."
+    return f"{head} {explanation.strip()}" if explanation.strip() else head
+
+
+def parse_verdict(text: str) -> int | None:
+    """The label stated by an answer, or None when it states none (counts as wrong)."""
+    m = _VERDICT.search(text)
+    if m is None:
+        return None
+    return FAKE if m.group(1).lower() == "fake" else REAL

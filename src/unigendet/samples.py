@@ -1,0 +1,99 @@
+"""Turning images and text into samples of the two layouts the model knows.
+
+- detection (SMSA, METHOD.md 1.3): [clean latents t=0 | ViT | question | answer]
+- text-to-image: [caption | noised latents]
+
+Images are tensors (3, H, W) in [-1, 1]; latents come from a codec, (C, h, w).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from .config import ModelConfig
+from .packing import CAUSAL, FULL, NOISE, ImageTokens, PackedBatch, Sample, Split, pack
+from .patches import patchify
+from .prompts import DETECTION_QUESTION
+from .tokenizer import Tokenizer
+
+
+class SampleBuilder:
+    def __init__(self, cfg: ModelConfig, tokenizer: Tokenizer):
+        self.cfg = cfg
+        self.tok = tokenizer
+
+    # -- token blocks ------------------------------------------------------
+    def turn(self, text: str) -> list[int]:
+        """One conversation turn: <|im_start|> text <|im_end|>."""
+        return [self.tok.im_start, *self.tok.encode(text), self.tok.im_end]
+
+    def vit_tokens(self, image: torch.Tensor, side: int | None = None) -> ImageTokens:
+        """Resize so both sides are multiples of the patch (at most `side` px) and patchify."""
+        p = self.cfg.vit.patch_size
+        side = side or self.cfg.vit_image_size
+        _, H, W = image.shape
+        scale = min(1.0, side / max(H, W))
+        h, w = max(p, round(H * scale / p) * p), max(p, round(W * scale / p) * p)
+        if (h, w) != (H, W):
+            image = F.interpolate(image[None], size=(h, w), mode="bilinear", antialias=True, align_corners=False)[0]
+        rows, grid = patchify(image, p)
+        return ImageTokens(rows, grid)
+
+    def latent_tokens(
+        self,
+        latent: torch.Tensor,
+        t: float = 0.0,
+        target: torch.Tensor | None = None,
+        align_target: torch.Tensor | None = None,
+    ) -> ImageTokens:
+        p = self.cfg.latent.patch_size
+        rows, grid = patchify(latent, p)
+        target_rows = patchify(target, p)[0] if target is not None else None
+        return ImageTokens(rows, grid, t=t, target=target_rows, align_target=align_target)
+
+    # -- sample layouts ----------------------------------------------------
+    def detection(
+        self,
+        latent: torch.Tensor,
+        image: torch.Tensor,
+        question: str = DETECTION_QUESTION,
+        answer: str | None = None,
+        label: int | None = None,
+    ) -> Sample:
+        """SMSA detection sample. Without an answer it ends at the open answer turn
+        (<|im_start|>), whose state predicts the first answer word and feeds the cls head."""
+        splits = [
+            Split(FULL, latent=self.latent_tokens(latent)),
+            Split(FULL, vit=self.vit_tokens(image)),
+            Split(CAUSAL, text=self.turn(question)),
+        ]
+        if answer is None:
+            splits.append(Split(CAUSAL, text=[self.tok.im_start], cls=True, cls_label=label))
+        else:
+            splits.append(Split(CAUSAL, text=self.turn(answer), loss=True, cls=True, cls_label=label))
+        return Sample(splits)
+
+    def text_to_image(
+        self,
+        caption: str,
+        noised: torch.Tensor,
+        t: float,
+        target: torch.Tensor | None = None,
+        align_target: torch.Tensor | None = None,
+    ) -> Sample:
+        """[caption | noised latents]; an empty caption is the unconditional branch."""
+        splits = [Split(CAUSAL, text=self.turn(caption))] if caption is not None else []
+        splits.append(Split(NOISE, latent=self.latent_tokens(noised, t, target, align_target)))
+        return Sample(splits)
+
+    def pack(self, samples: list[Sample]) -> PackedBatch:
+        return pack(
+            samples,
+            vision_start=self.tok.vision_start,
+            vision_end=self.tok.vision_end,
+            vit_side=self.cfg.vit.max_patches_per_side,
+            latent_side=self.cfg.latent.max_latent_side,
+            vit_dim=3 * self.cfg.vit.patch_size**2,
+            latent_dim=self.cfg.latent.token_dim,
+        )
