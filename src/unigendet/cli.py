@@ -73,8 +73,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     side = cfg.image_size // lat.pixels_per_token
     t0 = time.perf_counter()
-    gen = generate_latents(model, builder, ["a noise texture"], (side, side), steps=args.steps,
-                           guidance=Guidance(scale=4.0))
+    gen = generate_latents(
+        model, builder, ["a noise texture"], (side, side), steps=args.steps, guidance=Guidance(scale=4.0)
+    )
     save_image(codec.decode(gen)[0], out / "generated.png")
     print(f"[demo] generated {out / 'generated.png'} in {time.perf_counter() - t0:.2f}s ({args.steps} steps)")
     return 0

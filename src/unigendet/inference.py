@@ -19,6 +19,8 @@ from .patches import unpatchify
 from .prompts import DETECTION_QUESTION, FAKE
 from .samples import SampleBuilder
 
+DEFAULT_GUIDANCE = Guidance()  # text CFG 4.0 with renormalisation, as the paper's sampler
+
 
 @torch.no_grad()
 def prefill(model, builder: SampleBuilder, samples: list[Sample]):
@@ -108,7 +110,7 @@ def generate_latents(
     grid: tuple[int, int],
     steps: int = 50,
     shift: float = 3.0,
-    guidance: Guidance | None = Guidance(),
+    guidance: Guidance | None = DEFAULT_GUIDANCE,
     generator: torch.Generator | None = None,
     use_cache: bool = True,
 ) -> torch.Tensor:

@@ -175,9 +175,27 @@ class _Accumulator:
         self.lists: dict[str, list] = {
             k: []
             for k in (
-                "rope", "text_ids", "text_index", "vit_patches", "vit_pos", "vit_lens", "vit_index",
-                "lat_patches", "lat_pos", "lat_t", "lat_index", "und", "gen", "ce_index", "ce_targets",
-                "mse_index", "mse_targets", "cls_index", "cls_labels", "align_index", "align_targets",
+                "rope",
+                "text_ids",
+                "text_index",
+                "vit_patches",
+                "vit_pos",
+                "vit_lens",
+                "vit_index",
+                "lat_patches",
+                "lat_pos",
+                "lat_t",
+                "lat_index",
+                "und",
+                "gen",
+                "ce_index",
+                "ce_targets",
+                "mse_index",
+                "mse_targets",
+                "cls_index",
+                "cls_labels",
+                "align_index",
+                "align_targets",
             )
         }
         self.sample_lens: list[int] = []

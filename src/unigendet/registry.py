@@ -28,8 +28,9 @@ def small() -> ModelConfig:
     return ModelConfig(
         name="small",
         llm=LLMConfig(hidden_size=256, num_layers=6, num_heads=8, num_kv_heads=2, head_dim=32, intermediate_size=688),
-        vit=ViTConfig(hidden_size=128, num_layers=4, num_heads=4, intermediate_size=512, patch_size=8,
-                      max_patches_per_side=16),
+        vit=ViTConfig(
+            hidden_size=128, num_layers=4, num_heads=4, intermediate_size=512, patch_size=8, max_patches_per_side=16
+        ),
         latent=LatentConfig(codec="pixel", channels=48, downsample=4, max_latent_side=16),
         image_size=64,
         diga_layer=2,
@@ -40,10 +41,12 @@ def small() -> ModelConfig:
 def base() -> ModelConfig:
     return ModelConfig(
         name="base",
-        llm=LLMConfig(hidden_size=768, num_layers=12, num_heads=12, num_kv_heads=4, head_dim=64,
-                      intermediate_size=2048),
-        vit=ViTConfig(hidden_size=384, num_layers=6, num_heads=6, intermediate_size=1536, patch_size=16,
-                      max_patches_per_side=32),
+        llm=LLMConfig(
+            hidden_size=768, num_layers=12, num_heads=12, num_kv_heads=4, head_dim=64, intermediate_size=2048
+        ),
+        vit=ViTConfig(
+            hidden_size=384, num_layers=6, num_heads=6, intermediate_size=1536, patch_size=16, max_patches_per_side=32
+        ),
         latent=LatentConfig(codec="conv-vae", channels=16, downsample=8, max_latent_side=32),
         image_size=256,
         vit_image_size=224,
@@ -57,10 +60,25 @@ def bagel_7b_mot() -> ModelConfig:
     return ModelConfig(
         name="bagel-7b-mot",
         tokenizer="qwen2",
-        llm=LLMConfig(vocab_size=152064, hidden_size=3584, num_layers=28, num_heads=28, num_kv_heads=4,
-                      head_dim=128, intermediate_size=18944, rope_theta=1_000_000.0, rms_norm_eps=1e-6),
-        vit=ViTConfig(hidden_size=1152, num_layers=26, num_heads=16, intermediate_size=4304, patch_size=14,
-                      max_patches_per_side=70),
+        llm=LLMConfig(
+            vocab_size=152064,
+            hidden_size=3584,
+            num_layers=28,
+            num_heads=28,
+            num_kv_heads=4,
+            head_dim=128,
+            intermediate_size=18944,
+            rope_theta=1_000_000.0,
+            rms_norm_eps=1e-6,
+        ),
+        vit=ViTConfig(
+            hidden_size=1152,
+            num_layers=26,
+            num_heads=16,
+            intermediate_size=4304,
+            patch_size=14,
+            max_patches_per_side=70,
+        ),
         latent=LatentConfig(codec="flux-vae", channels=16, downsample=8, max_latent_side=64),
         image_size=1024,
         vit_image_size=980,
