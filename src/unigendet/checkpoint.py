@@ -143,7 +143,9 @@ def load_optimizer(optimizer: torch.optim.Optimizer, path: str | os.PathLike) ->
     state: dict[int, dict[str, Any]] = {}
     for pid, entries in rest["state"].items():
         state[int(pid)] = {k: tensors[v["tensor"]] if isinstance(v, dict) else v for k, v in entries.items()}
-    optimizer.load_state_dict({"state": state, "param_groups": rest["param_groups"]})
+    groups = [{k: tuple(v) if isinstance(v, list) and k != "params" else v for k, v in g.items()}
+              for g in rest["param_groups"]]  # JSON turned tuples (betas) into lists
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
 
 
 def _tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

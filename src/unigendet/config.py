@@ -72,7 +72,7 @@ class ModelConfig:
     tokenizer: str = "byte"  # a name understood by unigendet.tokenizer.get_tokenizer
     image_size: int = 64  # default generation resolution (latent path)
     vit_image_size: int = 64  # default ViT input side (understanding path)
-    diga_layer: int = 1  # DIGA aligns hidden states after this layer (0-based)
+    diga_layer: int = 1  # DIGA aligns hidden states after the first k layers (full scale: 8 of 28)
     cls_head: bool = True
     projector: bool = True
 
@@ -80,8 +80,8 @@ class ModelConfig:
         llm = self.llm
         if llm.num_heads % llm.num_kv_heads:
             raise ValueError("num_heads must be a multiple of num_kv_heads")
-        if not 0 <= self.diga_layer < llm.num_layers:
-            raise ValueError(f"diga_layer {self.diga_layer} outside 0..{llm.num_layers - 1}")
+        if not 1 <= self.diga_layer <= llm.num_layers:
+            raise ValueError(f"diga_layer {self.diga_layer} outside 1..{llm.num_layers}")
         if self.image_size % self.latent.pixels_per_token:
             raise ValueError(f"image_size must be a multiple of {self.latent.pixels_per_token} px")
         if self.vit_image_size % self.vit.patch_size:

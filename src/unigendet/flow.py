@@ -55,18 +55,19 @@ class Guidance:
     """Text classifier-free guidance.
 
     scale: v = v_u + scale * (v_c - v_u); 1.0 disables guidance.
-    interval: guidance applies only while interval[0] <= t <= interval[1].
+    interval: guidance applies only while interval[0] < t <= interval[1]
+    (BAGEL's inferencer uses (0.4, 1.0): no guidance on the last, fine steps).
     renorm_min: if set, rescale the guided velocity so its norm does not exceed
     the conditional one, with the factor clamped to [renorm_min, 1] ("global"
     renormalisation over the whole latent, as BAGEL).
     """
 
     scale: float = 4.0
-    interval: tuple[float, float] = (0.0, 1.0)
+    interval: tuple[float, float] = (0.4, 1.0)
     renorm_min: float | None = 0.0
 
     def active(self, t: float) -> bool:
-        return self.scale != 1.0 and self.interval[0] <= t <= self.interval[1]
+        return self.scale != 1.0 and self.interval[0] < t <= self.interval[1]
 
 
 def guide(v_cond: torch.Tensor, v_uncond: torch.Tensor, g: Guidance) -> torch.Tensor:

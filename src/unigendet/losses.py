@@ -31,9 +31,9 @@ def packed_losses(model, batch: PackedBatch, diga_layer: int | None = None) -> d
     """Run the model once and return every loss whose targets the batch holds.
 
     Keys: ``ce`` (answer tokens), ``mse`` (flow on noised latents), ``cls``
-    (fake_cls_head), ``align`` (DIGA projector at `diga_layer`).
+    (fake_cls_head), ``align`` (DIGA projector on the states after `diga_layer` layers).
     """
-    capture = (diga_layer,) if diga_layer is not None and batch.align_index.numel() else ()
+    capture = (diga_layer - 1,) if diga_layer is not None and batch.align_index.numel() else ()
     out = model(batch, capture=capture)
     losses: dict[str, torch.Tensor] = {}
     if batch.ce_index.numel():
@@ -45,6 +45,6 @@ def packed_losses(model, batch: PackedBatch, diga_layer: int | None = None) -> d
         logits = model.cls_logits(out.hidden[batch.cls_index[known]])
         losses["cls"] = cls_ce(logits, batch.cls_labels[known])
     if capture:
-        h = out.layers[diga_layer][batch.align_index]
+        h = out.layers[diga_layer - 1][batch.align_index]
         losses["align"] = alignment_loss(model.project(h), batch.align_targets)
     return losses

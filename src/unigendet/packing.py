@@ -9,7 +9,8 @@ one attention type:
   and hidden from every other split.
 
 Samples never see each other. Text gets consecutive RoPE positions; every token
-of one image block (vision-start, tokens, vision-end) shares a single position.
+of one image block (vision-start, tokens, vision-end) shares a single position,
+and a clean block then advances the position by one (a noised block does not).
 
 A detection sample (SMSA, METHOD.md 1.3) and a text-to-image sample, with
 ``#`` = may attend (row = query, column = key)::
@@ -264,7 +265,7 @@ class _Accumulator:
                 self._text([vstart], [rope])
                 self._image(img, kind, side, rope, split.attn == NOISE)
                 self._text([vend], [rope])
-                rope += 1
+                rope += split.attn != NOISE
             split_of += [s_idx] * (self.pos - before)
             attn.append(split.attn)
         self.sample_lens.append(self.pos - start)

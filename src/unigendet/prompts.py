@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-DETECTION_QUESTION = "Does the image look real/fake?"
+DETECTION_QUESTION = "Does this image look real/fake?"
 FAKE, REAL = 0, 1
 LABEL_NAMES = {FAKE: "fake", REAL: "real"}
 

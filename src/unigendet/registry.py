@@ -50,7 +50,7 @@ def base() -> ModelConfig:
         latent=LatentConfig(codec="conv-vae", channels=16, downsample=8, max_latent_side=32),
         image_size=256,
         vit_image_size=224,
-        diga_layer=3,
+        diga_layer=4,
     )
 
 

@@ -79,7 +79,11 @@ class PositionTable(nn.Module):
     def __init__(self, dim: int, side: int):
         super().__init__()
         self.side = side
-        self.pos_embed = nn.Parameter(sincos_2d_table(dim, side), requires_grad=False)
+        # stored in checkpoints (as BAGEL does) but never trained
+        self.pos_embed = nn.Parameter(torch.empty(side * side, dim), requires_grad=False)
+        if self.pos_embed.device.type != "meta":
+            with torch.no_grad():
+                self.pos_embed.copy_(sincos_2d_table(dim, side))
 
     def forward(self, position_ids: torch.Tensor) -> torch.Tensor:
         return self.pos_embed[position_ids]

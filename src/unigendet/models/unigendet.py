@@ -65,7 +65,7 @@ class UniGenDet(nn.Module):
         self.latent_pos_embed = PositionTable(d, lat.max_latent_side)
         # UniGenDet heads
         self.fake_cls_head = fake_cls_head(d) if cfg.cls_head else None
-        self.projector = diga_projector(d) if cfg.projector else None
+        self.diga_mlp = diga_projector(d) if cfg.projector else None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -120,15 +120,15 @@ class UniGenDet(nn.Module):
         return self.fake_cls_head(hidden)
 
     def project(self, hidden: torch.Tensor) -> torch.Tensor:
-        if self.projector is None:
+        if self.diga_mlp is None:
             raise RuntimeError("this model was built without the DIGA projector")
-        return self.projector(hidden)
+        return self.diga_mlp(hidden)
 
     # -- groups of parameters ---------------------------------------------
     def generation_parameters(self) -> list[nn.Parameter]:
         """What DIGA trains: generation expert, timestep embedder, vae2llm, llm2vae, projector."""
         gen = [p for n, p in self.language_model.named_parameters() if "_moe_gen" in n]
-        heads = [self.time_embedder, self.vae2llm, self.llm2vae] + ([self.projector] if self.projector else [])
+        heads = [self.time_embedder, self.vae2llm, self.llm2vae] + ([self.diga_mlp] if self.diga_mlp else [])
         return gen + [p for m in heads for p in m.parameters()]
 
     def num_parameters(self, trainable_only: bool = False) -> int:

@@ -1,7 +1,6 @@
 """NaViT-style ViT (SigLIP layout) and the MLP connector into the LLM width.
 
-Images of any size are cut into patches, flattened in (channel, row, column)
-order and packed; each image attends only to itself. Parameter names follow
+Images of any size are cut into patches (`unigendet.patches`) and packed; each image attends only to itself. Parameter names follow
 the transformers SigLIP vision model (`vision_model.embeddings...`,
 `vision_model.encoder.layers.N...`), with the patch embedding as a Linear.
 """
@@ -74,18 +73,23 @@ class SiglipEncoder(nn.Module):
 
 
 class SiglipVisionModel(nn.Module):
-    """Outputs the last kept layer's tokens (full scale keeps the penultimate layer)."""
+    """Embeddings, the kept layers, post_layernorm.
+
+    Full scale keeps 26 of SigLIP's 27 layers (the penultimate layer's output),
+    then applies post_layernorm, as BAGEL does.
+    """
 
     def __init__(self, cfg: ViTConfig):
         super().__init__()
         self.embeddings = SiglipEmbeddings(cfg)
         self.encoder = SiglipEncoder(cfg)
+        self.post_layernorm = nn.LayerNorm(cfg.hidden_size, eps=cfg.layer_norm_eps)
 
     def forward(self, patches: torch.Tensor, position_ids: torch.Tensor, lens: list[int]) -> torch.Tensor:
         x = self.embeddings(patches, position_ids)
         for layer in self.encoder.layers:
             x = layer(x, lens)
-        return x
+        return self.post_layernorm(x)
 
 
 class SiglipNaViT(nn.Module):

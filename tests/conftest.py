@@ -1,0 +1,36 @@
+import pytest
+import torch
+
+from unigendet import create_model, get_config
+from unigendet.flow import interpolate, target_velocity
+from unigendet.prompts import FAKE, detection_answer
+from unigendet.samples import SampleBuilder
+from unigendet.tokenizer import ByteTokenizer
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def tiny():
+    cfg = get_config("tiny")
+    model = create_model(cfg).eval()
+    return cfg, model, SampleBuilder(cfg, ByteTokenizer())
+
+
+def latent_like(cfg, side_tokens):
+    lat = cfg.latent
+    return torch.randn(lat.channels, side_tokens * lat.patch_size, side_tokens * lat.patch_size)
+
+
+def detection_and_t2i(cfg, builder, t=0.6, caption="a red fox", align=False):
+    """One detection sample with an answer and one text-to-image sample."""
+    z_det, z0 = latent_like(cfg, 4), latent_like(cfg, 4)
+    image = torch.rand(3, cfg.vit_image_size, cfg.vit_image_size) * 2 - 1
+    eps = torch.randn_like(z0)
+    det = builder.detection(z_det, image, answer=detection_answer(FAKE, "Smooth skin."), label=FAKE)
+    align_target = torch.randn(16, cfg.llm.hidden_size) if align else None
+    t2i = builder.text_to_image(caption, interpolate(z0, eps, t), t, target_velocity(z0, eps), align_target)
+    return det, t2i

@@ -1,0 +1,58 @@
+import pytest
+import torch
+
+from unigendet.codecs import ConvVAE, PixelCodec, build_codec
+from unigendet.patches import patchify, unpatchify
+from unigendet.prompts import FAKE, REAL, detection_answer, parse_verdict
+from unigendet.tokenizer import ByteTokenizer, get_tokenizer
+
+
+def test_pixel_codec_is_exact_inverse():
+    codec = PixelCodec(48, 4)
+    x = torch.rand(2, 3, 32, 48) * 2 - 1
+    z = codec.encode(x)
+    assert z.shape == (2, 48, 8, 12)
+    torch.testing.assert_close(codec.decode(z), x)
+    with pytest.raises(ValueError, match="multiple"):
+        codec.encode(torch.zeros(1, 3, 30, 32))
+    with pytest.raises(ValueError, match="channels"):
+        PixelCodec(16, 4)
+
+
+def test_conv_vae_shapes_and_registry():
+    vae = build_codec("conv-vae", 16, 8)
+    assert isinstance(vae, ConvVAE)
+    z = vae.encode(torch.rand(1, 3, 64, 32) * 2 - 1)
+    assert z.shape == (1, 16, 8, 4)
+    assert vae.decode(z).shape == (1, 3, 64, 32)
+    with pytest.raises(ValueError, match="unknown codec"):
+        build_codec("nope", 16, 8)
+
+
+def test_patchify_round_trip_and_layout():
+    x = torch.arange(2 * 4 * 6, dtype=torch.float).reshape(2, 4, 6)
+    rows, grid = patchify(x, 2)
+    assert grid == (2, 3) and rows.shape == (6, 8)
+    # row 0 is the top-left 2x2 patch flattened as (py, px, c), channel fastest
+    assert rows[0].tolist() == [x[0, 0, 0], x[1, 0, 0], x[0, 0, 1], x[1, 0, 1],
+                                x[0, 1, 0], x[1, 1, 0], x[0, 1, 1], x[1, 1, 1]]
+    torch.testing.assert_close(unpatchify(rows, grid, 2), x)
+
+
+def test_byte_tokenizer():
+    tok = get_tokenizer("byte")
+    assert isinstance(tok, ByteTokenizer)
+    text = "Ceci n'est pas une pipe — 🙂"
+    assert tok.decode(tok.encode(text)) == text
+    specials = {tok.im_start, tok.im_end, tok.vision_start, tok.vision_end}
+    assert len(specials) == 4 and min(specials) >= 256 and max(specials) < tok.vocab_size
+    assert tok.decode([tok.im_start, *tok.encode("ok"), tok.im_end]) == "ok"
+    with pytest.raises(ValueError):
+        get_tokenizer("gpt5")
+
+
+def test_verdict_parsing():
+    assert parse_verdict(detection_answer(FAKE, "Blurry hands.")) == FAKE
+    assert parse_verdict("this is a REAL image; sensor noise") == REAL
+    assert parse_verdict("I cannot tell.") is None
+    assert parse_verdict("This is an image.") is None
