@@ -1,8 +1,9 @@
 """NaViT-style ViT (SigLIP layout) and the MLP connector into the LLM width.
 
-Images of any size are cut into patches (`unigendet.patches`) and packed; each image attends only to itself. Parameter names follow
-the transformers SigLIP vision model (`vision_model.embeddings...`,
-`vision_model.encoder.layers.N...`), with the patch embedding as a Linear.
+Images of any size are cut into patches (`unigendet.patches`) and packed;
+each image attends only to itself. Parameter names follow the transformers
+SigLIP vision model (`vision_model.embeddings...`, `vision_model.encoder.layers.N...`),
+with the patch embedding stored as a Linear, as in BAGEL's checkpoint.
 """
 
 from __future__ import annotations
