@@ -24,8 +24,8 @@ DEFAULT_GUIDANCE = Guidance()  # text CFG 4.0 with renormalisation, as the paper
 
 @torch.no_grad()
 def prefill(model, builder: SampleBuilder, samples: list[Sample]):
-    """Run contexts once; returns (model output, per-sample caches)."""
-    batch = builder.pack(samples)
+    """Run contexts once; returns (packed batch, model output, per-sample caches)."""
+    batch = builder.pack(samples).to(model.device)
     out = model(batch)
     return batch, out, out.caches
 
@@ -59,7 +59,7 @@ def decode_text(
             break
         live = [i for i, _ in still]
         samples = [Sample([Split(CAUSAL, text=[tok])], rope_start=caches[i].next_rope) for i, tok in still]
-        batch = builder.pack(samples)
+        batch = builder.pack(samples).to(model.device)
         out = model(batch, caches=[caches[i] for i in live])
         for j, i in enumerate(live):
             caches[i] = out.caches[j]
@@ -123,7 +123,7 @@ def generate_latents(
     p, n = cfg.patch_size, len(prompts)
     h, w = grid
     noise = torch.randn(n, cfg.channels, h * p, w * p, generator=generator)
-    noise = noise.to(model.llm2vae.weight.dtype)
+    noise = noise.to(model.device, model.llm2vae.weight.dtype)  # drawn on CPU: same seed, same image
     cond = prefill(model, builder, [Sample([Split(CAUSAL, text=builder.turn(c))]) for c in prompts])[2]
     use_cfg = guidance is not None and guidance.scale != 1.0
 
@@ -138,7 +138,7 @@ def generate_latents(
                 caches.append(cond[i] if conditional else None)
             else:
                 samples.append(builder.text_to_image(caption, x[i], t))
-        batch = builder.pack(samples)
+        batch = builder.pack(samples).to(model.device)
         out = model(batch, caches=caches if use_cache else None)
         v = model.velocity(out.hidden[batch.latent_index]).view(n, h * w, -1)
         return torch.stack([unpatchify(v[i], grid, p) for i in range(n)])

@@ -131,5 +131,9 @@ class UniGenDet(nn.Module):
         heads = [self.time_embedder, self.vae2llm, self.llm2vae] + ([self.diga_mlp] if self.diga_mlp else [])
         return gen + [p for m in heads for p in m.parameters()]
 
+    @property
+    def device(self) -> torch.device:
+        return self.llm2vae.weight.device
+
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
