@@ -63,3 +63,16 @@ def test_registry_errors_and_config_round_trip():
         get_config("tiny", diga_layer=99)
     with pytest.raises(ValueError, match="unknown"):
         type(get_config("tiny")).from_dict({"nope": 1})
+
+
+@pytest.mark.parametrize("mode", ["autocast", "bf16-weights"])
+def test_bf16_forward_backward(tiny, mode):
+    cfg, model, builder = tiny
+    batch = builder.pack(list(detection_and_t2i(cfg, builder)))
+    if mode == "bf16-weights":
+        model = model.to(torch.bfloat16)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=mode == "autocast"):
+        losses = packed_losses(model.train(), batch)
+    total = sum(losses.values())
+    assert torch.isfinite(total)
+    total.backward()

@@ -36,13 +36,13 @@ class KVCache:
         return self.keys[0].shape[1] if self.keys else 0
 
 
-def _route(x: torch.Tensor, und: torch.Tensor, gen: torch.Tensor, f_und, f_gen, width: int | None = None):
-    """Apply f_und to rows `und` and f_gen to rows `gen` of x (output `width` wide, or x's shape)."""
-    out = x.new_empty(x.shape if width is None else (x.shape[0], width))
-    if und.numel():
-        out[und] = f_und(x[und])
-    if gen.numel():
-        out[gen] = f_gen(x[gen])
+def _route(x: torch.Tensor, und: torch.Tensor, gen: torch.Tensor, f_und, f_gen) -> torch.Tensor:
+    """Apply f_und to rows `und` and f_gen to rows `gen` of x, in place of each other."""
+    parts = [(idx, f(x[idx])) for idx, f in ((und, f_und), (gen, f_gen)) if idx.numel()]
+    ref = parts[0][1]  # under autocast the output dtype may differ from x's
+    out = ref.new_empty((x.shape[0], *ref.shape[1:]))
+    for idx, y in parts:
+        out[idx] = y
     return out
 
 
@@ -72,7 +72,7 @@ class MoTAttention(nn.Module):
 
         def project(name: str, heads: int) -> torch.Tensor:
             proj, proj_gen = getattr(self, name + "_proj"), getattr(self, name + "_proj_moe_gen")
-            y = _route(x, und, gen, proj, proj_gen, heads * hd).view(-1, heads, hd)
+            y = _route(x, und, gen, proj, proj_gen).view(-1, heads, hd)
             if name == "v":
                 return y
             norm, norm_gen = getattr(self, name + "_norm"), getattr(self, name + "_norm_moe_gen")
@@ -96,7 +96,7 @@ class MoTAttention(nn.Module):
             out.append(o[0].transpose(0, 1).reshape(n, h * hd))
             start += n
         attn = torch.cat(out) if out else x.new_zeros(0, h * hd)
-        return _route(attn, und, gen, self.o_proj, self.o_proj_moe_gen, x.shape[1]), present
+        return _route(attn, und, gen, self.o_proj, self.o_proj_moe_gen), present
 
 
 class MoTDecoderLayer(nn.Module):
@@ -112,12 +112,12 @@ class MoTDecoderLayer(nn.Module):
         self.post_attention_layernorm_moe_gen = RMSNorm(d, cfg.rms_norm_eps)
 
     def forward(self, x, batch, masks, cos_sin, past):
-        und, gen, d = batch.und_index, batch.gen_index, x.shape[1]
-        y = _route(x, und, gen, self.input_layernorm, self.input_layernorm_moe_gen, d)
+        und, gen = batch.und_index, batch.gen_index
+        y = _route(x, und, gen, self.input_layernorm, self.input_layernorm_moe_gen)
         y, present = self.self_attn(y, batch, masks, cos_sin, past)
         x = x + y
-        y = _route(x, und, gen, self.post_attention_layernorm, self.post_attention_layernorm_moe_gen, d)
-        x = x + _route(y, und, gen, self.mlp, self.mlp_moe_gen, d)
+        y = _route(x, und, gen, self.post_attention_layernorm, self.post_attention_layernorm_moe_gen)
+        x = x + _route(y, und, gen, self.mlp, self.mlp_moe_gen)
         return x, present
 
 
@@ -165,6 +165,6 @@ class MoTModel(nn.Module):
                 values[s].append(v)
             if i in capture:
                 captured[i] = x
-        x = _route(x, batch.und_index, batch.gen_index, self.norm, self.norm_moe_gen, x.shape[1])
+        x = _route(x, batch.und_index, batch.gen_index, self.norm, self.norm_moe_gen)
         new_caches = [KVCache(keys[s], values[s], batch.next_rope[s]) for s in range(n)]
         return x, captured, new_caches

@@ -89,13 +89,10 @@ class UniGenDet(nn.Module):
         x[batch.text_index] = lm.embed_tokens(batch.text_ids)
         if batch.vit_index.numel():
             vit = self.vit_model(batch.vit_patches.to(dtype), batch.vit_pos_ids, batch.vit_lens)
-            x[batch.vit_index] = self.connector(vit) + self.vit_pos_embed(batch.vit_pos_ids).to(dtype)
+            x[batch.vit_index] = (self.connector(vit) + self.vit_pos_embed(batch.vit_pos_ids)).to(dtype)
         if batch.latent_index.numel():
-            x[batch.latent_index] = (
-                self.vae2llm(batch.latent_patches.to(dtype))
-                + self.time_embedder(batch.latent_t)
-                + self.latent_pos_embed(batch.latent_pos_ids).to(dtype)
-            )
+            lat = self.vae2llm(batch.latent_patches.to(dtype)) + self.time_embedder(batch.latent_t)
+            x[batch.latent_index] = (lat + self.latent_pos_embed(batch.latent_pos_ids)).to(dtype)
         return x
 
     def forward(
