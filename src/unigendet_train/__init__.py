@@ -1,0 +1,1 @@
+"""Training package: stage trainers and loop helpers (imports the library, never the reverse)."""
