@@ -90,9 +90,9 @@ def test_empty_and_garbage_files_fail_clearly(saved):
 def test_mismatched_checkpoint_names_the_problem(saved, tmp_path):
     *_, path = saved
     small = create_model(get_config("small"))
-    with pytest.raises(CheckpointError, match="shape mismatches.*hidden|shape mismatches") as e:
+    shape_msg = r"shape mismatches, e\.g\. .*checkpoint \(\d+, 128\) vs model \(\d+, 256\)"
+    with pytest.raises(CheckpointError, match=shape_msg):
         load_weights(small, path / "model.safetensors")
-    assert "embed_tokens" in str(e.value) or "checkpoint (" in str(e.value)
     no_head = create_model(get_config("tiny", cls_head=False))
     with pytest.raises(CheckpointError, match="unexpected keys.*fake_cls_head"):
         load_weights(no_head, path / "model.safetensors")

@@ -55,3 +55,19 @@ def test_caption_outputs_ignore_its_noised_latents(tiny):
     n = len(builder.turn(caption))
     torch.testing.assert_close(h1[:n], h2[:n], rtol=0, atol=0)
     assert not torch.allclose(h1[b1.latent_index], h2[b2.latent_index])
+
+
+def test_gradient_checkpointing_gives_same_gradients(tiny):
+    cfg, model, builder = tiny
+    batch = builder.pack(list(detection_and_t2i(cfg, builder)))
+    with torch.no_grad():
+        model.llm2vae.weight.normal_(std=0.02)
+    grads = []
+    for ckpt in (False, True):
+        model.zero_grad()
+        model.language_model.model.gradient_checkpointing = ckpt
+        sum(packed_losses(model.train(), batch).values()).backward()
+        grads.append({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys()
+    for n in grads[0]:
+        torch.testing.assert_close(grads[0][n], grads[1][n], rtol=1e-4, atol=1e-6)
