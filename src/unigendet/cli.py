@@ -81,6 +81,34 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_build(args: argparse.Namespace) -> int:
+    """Build the built-in real/fake corpus from installed photos and CPU generators."""
+    from .data.corpus.build import CorpusConfig, build_corpus
+
+    cfg = CorpusConfig(
+        out=args.out, size=args.size, crops_per_photo=args.crops_per_photo, seed=args.seed,
+        generators=tuple(args.generators), taef2=args.taef2, generator_checkpoint=args.generator_checkpoint,
+        extra_photo_dirs=tuple(args.photos), autoencoder_steps=args.autoencoder_steps,
+    )
+    t0 = time.perf_counter()
+    records = build_corpus(cfg, progress=not args.quiet)
+    print(f"[data] {len(records)} images in {args.out} ({time.perf_counter() - t0:.0f}s); see {args.out}/DATACARD.md")
+    return 0
+
+
+def cmd_data_audit(args: argparse.Namespace) -> int:
+    """Fail (exit 1) when metadata alone separates real from fake."""
+    from .data.audit import audit
+    from .data.readers import read_source
+
+    records = read_source(args.source, strict=True)
+    if args.split:
+        records = [r for r in records if r.split == args.split]
+    result = audit(records, threshold=args.threshold)
+    print(result.report())
+    return 0 if result.passed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="unigendet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -95,6 +123,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
+
+    data = sub.add_parser("data", help="build and audit data").add_subparsers(dest="data_command", required=True)
+    from .data.corpus.build import DEFAULT_GENERATORS
+
+    p = data.add_parser("build", help="build the built-in corpus (offline)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--crops-per-photo", type=int, default=8)
+    p.add_argument("--generators", nargs="+", default=list(DEFAULT_GENERATORS))
+    p.add_argument("--taef2", help="folder with taef2_encoder.pth and taef2_decoder.pth")
+    p.add_argument("--generator-checkpoint", help="a UniGenDet checkpoint whose generator adds fakes")
+    p.add_argument("--photos", nargs="*", default=[], help="extra folders of real photos")
+    p.add_argument("--autoencoder-steps", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_data_build)
+
+    p = data.add_parser("audit", help="metadata shortcut guard")
+    p.add_argument("source", help="manifest CSV or any supported layout")
+    p.add_argument("--split", default="", help="audit one split only")
+    p.add_argument("--threshold", type=float, default=0.6)
+    p.set_defaults(func=cmd_data_audit)
     return parser
 
 

@@ -3,5 +3,6 @@
 from .base import Codec, build_codec, register_codec
 from .conv_vae import ConvVAE
 from .pixel import PixelCodec
+from .taesd import TAEF2
 
-__all__ = ["Codec", "ConvVAE", "PixelCodec", "build_codec", "register_codec"]
+__all__ = ["Codec", "ConvVAE", "PixelCodec", "TAEF2", "build_codec", "register_codec"]

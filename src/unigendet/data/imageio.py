@@ -1,0 +1,80 @@
+"""Reading image files safely: clear per-file errors, deterministic conversion to RGB.
+
+Shared by the readers, the CLI and the server. Pillow's decompression-bomb guard
+is kept on and a pixel budget is enforced before decoding; EXIF orientation is
+applied; palette, 16-bit, CMYK, alpha and animated images become 8-bit RGB the
+same way every time (alpha is composited on white, animations give frame 0).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .records import DataError
+
+DEFAULT_MAX_PIXELS = 64_000_000  # 8000 x 8000
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff", ".ppm", ".jfif"}
+
+
+class ImageError(DataError):
+    """An input that is not a readable image, with the reason."""
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES
+
+
+def open_image(source: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_PIXELS, name: str = "") -> Image.Image:
+    """Open a path or bytes and return an 8-bit RGB image, or raise ImageError."""
+    name = name or (str(source) if not isinstance(source, bytes) else "<upload>")
+    try:
+        if isinstance(source, bytes):
+            if not source:
+                raise ImageError(f"{name}: empty file")
+            fp = io.BytesIO(source)
+        else:
+            p = Path(source)
+            if not p.is_file():
+                raise ImageError(f"{name}: no such file")
+            if p.stat().st_size == 0:
+                raise ImageError(f"{name}: empty file")
+            fp = p.open("rb")
+        with fp, warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(fp)
+            w, h = img.size
+            if w * h > max_pixels:
+                raise ImageError(f"{name}: {w}x{h} exceeds the {max_pixels:,}-pixel limit")
+            if w < 1 or h < 1:
+                raise ImageError(f"{name}: image has no pixels")
+            img.seek(0)
+            img.load()
+            return to_rgb(img)
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(f"{name}: not a readable image ({type(e).__name__})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:
+        raise ImageError(f"{name}: corrupt or truncated image ({e})") from None
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Deterministic conversion of any Pillow mode to 8-bit RGB, EXIF orientation applied."""
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        img = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "RGB" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return img.convert("RGB")

@@ -1,0 +1,54 @@
+"""The record every reader returns, and label parsing.
+
+Labels follow UniGenDet's public code: 0 = fake, 1 = real (`unigendet.prompts`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from ..prompts import FAKE, REAL
+
+FAKE_LABEL, REAL_LABEL = FAKE, REAL
+
+_LABELS = {
+    "fake": FAKE, "1_fake": FAKE, "ai": FAKE, "generated": FAKE, "synthetic": FAKE,
+    "real": REAL, "0_real": REAL, "nature": REAL, "authentic": REAL,
+}
+
+
+class DataError(ValueError):
+    """A malformed data entry (bad label, missing file, unreadable image), naming its path."""
+
+
+def parse_label(value: str | int, where: str = "") -> int:
+    """'real'/'fake' (and the field's folder names) -> 1/0. Integers must already be 0/1."""
+    if isinstance(value, int) and value in (FAKE, REAL):
+        return value
+    key = str(value).strip().lower()
+    if key in _LABELS:
+        return _LABELS[key]
+    raise DataError(f"{where}: label {value!r} is neither real nor fake")
+
+
+@dataclass(frozen=True)
+class Record:
+    path: Path
+    label: int  # 0 fake, 1 real
+    generator: str  # the generator of a fake; for a real, the generator it is paired with (or "real")
+    split: str = ""  # train / val / test, or "" when the source has no split
+    caption: str = ""
+    explanation: str = ""
+    source: str = ""  # where a real came from (photo id, package), for splits and data cards
+
+    @property
+    def is_fake(self) -> bool:
+        return self.label == FAKE
+
+    def to_row(self, root: Path | None = None) -> dict[str, str]:
+        row = {k: str(v) for k, v in asdict(self).items()}
+        row["label"] = "fake" if self.is_fake else "real"
+        if root is not None:
+            row["path"] = Path(self.path).relative_to(root).as_posix()
+        return row
