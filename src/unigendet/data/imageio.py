@@ -50,7 +50,7 @@ def open_image(source: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_
             img = Image.open(fp)
             w, h = img.size
             if w * h > max_pixels:
-                raise ImageError(f"{name}: {w}x{h} exceeds the {max_pixels:,}-pixel limit")
+                raise ImageError(f"{name}: {w}x{h} is too large (limit {max_pixels:,} pixels)")
             if w < 1 or h < 1:
                 raise ImageError(f"{name}: image has no pixels")
             img.seek(0)
@@ -58,8 +58,10 @@ def open_image(source: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_
             return to_rgb(img)
     except ImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageError(f"{name}: not a readable image ({type(e).__name__})") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise ImageError(f"{name}: too large, refused by the decompression-bomb guard ({e})") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{name}: not a readable image (unknown format)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         raise ImageError(f"{name}: corrupt or truncated image ({e})") from None
 

@@ -114,8 +114,9 @@ def centre(img: Image.Image, margin: int) -> Image.Image:
 
 
 def save_png(img: Image.Image, path: Path) -> None:
+    """Pixels only: no ICC profile, EXIF or text chunk carried over from a source photo."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    img.save(path, format="PNG", compress_level=0)
+    Image.fromarray(np.asarray(img.convert("RGB"))).save(path, format="PNG", compress_level=0)
 
 
 def build_corpus(cfg: CorpusConfig, progress: bool = True) -> list[Record]:
