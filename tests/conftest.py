@@ -13,6 +13,16 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory):
+    """A small built-in corpus (64 px, 2 crops per photo), built once per test session."""
+    from unigendet.data.corpus.build import CorpusConfig, build_corpus
+
+    out = tmp_path_factory.mktemp("corpus")
+    build_corpus(CorpusConfig(out=str(out), size=64, crops_per_photo=2, autoencoder_steps=10), progress=False)
+    return out
+
+
 @pytest.fixture
 def tiny():
     cfg = get_config("tiny")

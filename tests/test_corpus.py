@@ -12,17 +12,9 @@ from PIL import Image
 
 from unigendet.cli import main
 from unigendet.data.audit import audit
-from unigendet.data.corpus.build import CorpusConfig, build_corpus, split_groups
+from unigendet.data.corpus.build import split_groups
 from unigendet.data.corpus.sources import discover_photos
 from unigendet.data.readers import read_manifest
-
-
-@pytest.fixture(scope="session")
-def corpus(tmp_path_factory):
-    out = tmp_path_factory.mktemp("corpus")
-    cfg = CorpusConfig(out=str(out), size=64, crops_per_photo=2, autoencoder_steps=10)
-    build_corpus(cfg, progress=False)
-    return out
 
 
 def test_corpus_has_generators_packages_and_pairs(corpus):

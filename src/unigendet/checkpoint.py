@@ -7,6 +7,7 @@ A checkpoint is a directory:
     model.safetensors    weights
     ema.safetensors      EMA weights (optional)
     optimizer.safetensors + optimizer.json   optimizer tensors and the rest (optional)
+    state.safetensors    other tensors a trainer needs to resume, e.g. RNG states (optional)
 
 It is written under a temporary name and renamed into place, so a crash never
 leaves a half-written checkpoint behind.
@@ -43,7 +44,10 @@ def save_checkpoint(
     ema: nn.Module | None = None,
     optimizer: torch.optim.Optimizer | None = None,
     meta: dict[str, Any] | None = None,
+    tensors: dict[str, torch.Tensor] | None = None,
+    files: dict[str, nn.Module] | None = None,
 ) -> Path:
+    """Write a checkpoint directory atomically. `files` adds modules saved as `<name>.safetensors`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
@@ -58,6 +62,10 @@ def save_checkpoint(
             tensors, rest = _split_optimizer(optimizer.state_dict())
             save_file(tensors, str(tmp / "optimizer.safetensors"))
             (tmp / "optimizer.json").write_text(json.dumps(rest))
+        if tensors:
+            save_file(_tensors(tensors), str(tmp / "state.safetensors"))
+        for name, module in (files or {}).items():
+            save_file(_tensors(module.state_dict()), str(tmp / f"{name}.safetensors"))
         old = None
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")

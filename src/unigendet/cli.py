@@ -109,6 +109,13 @@ def cmd_data_audit(args: argparse.Namespace) -> int:
     return 0 if result.passed else 1
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """Hand over to the training package (imported only here: detect/serve never load it)."""
+    from unigendet_train.main import main as train_main
+
+    return train_main([args.stage, *args.rest])
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="unigendet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -123,6 +130,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("train", help="train a stage: gduf, diga, gendet, linear-probe, cnn",
+                       add_help=False)
+    p.add_argument("stage")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_train)
 
     data = sub.add_parser("data", help="build and audit data").add_subparsers(dest="data_command", required=True)
     from .data.corpus.build import DEFAULT_GENERATORS

@@ -73,6 +73,7 @@ class ModelConfig:
     image_size: int = 64  # default generation resolution (latent path)
     vit_image_size: int = 64  # default ViT input side (understanding path)
     diga_layer: int = 1  # DIGA aligns hidden states after the first k layers (full scale: 8 of 28)
+    smsa: bool = True  # detection samples carry the clean latents (False: the latent-free ablation)
     cls_head: bool = True
     projector: bool = True
 

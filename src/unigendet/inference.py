@@ -90,7 +90,10 @@ def detect(
     question: str = DETECTION_QUESTION,
     max_new_tokens: int = 128,
 ) -> list[Detection]:
-    """Detect with exactly the trained layout: clean latents + ViT + question."""
+    """Detect with exactly the layout the model was trained with: clean latents (SMSA)
+    + ViT + question; a model trained latent-free (`config.smsa=False`) gets no latents."""
+    if not model.config.smsa:
+        latents = [None] * len(images)
     samples = [builder.detection(z, im, question) for z, im in zip(latents, images)]
     batch, out, caches = prefill(model, builder, samples)
     last = out.hidden[batch.cls_index]

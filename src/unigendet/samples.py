@@ -55,16 +55,17 @@ class SampleBuilder:
     # -- sample layouts ----------------------------------------------------
     def detection(
         self,
-        latent: torch.Tensor,
+        latent: torch.Tensor | None,
         image: torch.Tensor,
         question: str = DETECTION_QUESTION,
         answer: str | None = None,
         label: int | None = None,
     ) -> Sample:
         """SMSA detection sample. Without an answer it ends at the open answer turn
-        (<|im_start|>), whose state predicts the first answer word and feeds the cls head."""
-        splits = [
-            Split(FULL, latent=self.latent_tokens(latent)),
+        (<|im_start|>), whose state predicts the first answer word and feeds the cls head.
+        `latent=None` leaves the clean latents out (the latent-free ablation only)."""
+        splits = [Split(FULL, latent=self.latent_tokens(latent))] if latent is not None else []
+        splits += [
             Split(FULL, vit=self.vit_tokens(image)),
             Split(CAUSAL, text=self.turn(question)),
         ]

@@ -1,0 +1,62 @@
+"""Training checkpoints: `out/checkpoints/step-NNNNNN/` plus an atomically replaced `latest` pointer."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from unigendet.checkpoint import CheckpointError, load_meta, load_optimizer, load_weights, read_weights, save_checkpoint
+
+
+def rng_tensors() -> dict[str, torch.Tensor]:
+    state = {"torch": torch.get_rng_state()}
+    np_state = np.random.get_state()
+    state["numpy_keys"] = torch.from_numpy(np_state[1].astype(np.int64))
+    state["numpy_pos"] = torch.tensor([np_state[2]], dtype=torch.int64)
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return state
+
+
+def restore_rng(state: dict[str, torch.Tensor]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(("MT19937", state["numpy_keys"].numpy().astype(np.uint32), int(state["numpy_pos"][0]), 0, 0.0))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state(state["cuda"])
+
+
+def save_train_checkpoint(out: Path, step: int, model, config, ema, optimizer, meta: dict, keep: int = 2,
+                          files: dict | None = None) -> Path:
+    root = Path(out) / "checkpoints"
+    path = save_checkpoint(root / f"step-{step:06d}", model, config, ema=ema, optimizer=optimizer,
+                           meta={"step": step, "data_position": step, **meta}, tensors=rng_tensors(), files=files)
+    tmp = root / "latest.tmp"
+    tmp.write_text(path.name)
+    os.replace(tmp, root / "latest")
+    for old in sorted(root.glob("step-*"))[:-keep]:
+        shutil.rmtree(old)
+    return path
+
+
+def latest_checkpoint(out: Path) -> Path | None:
+    pointer = Path(out) / "checkpoints" / "latest"
+    if not pointer.is_file():
+        return None
+    path = pointer.parent / pointer.read_text().strip()
+    if not path.is_dir():
+        raise CheckpointError(f"{pointer} points to missing {path}")
+    return path
+
+
+def resume_from(path: Path, model, ema, optimizer) -> int:
+    """Restore model, EMA, optimizer and RNG; returns the step to continue from."""
+    load_weights(model, path / "model.safetensors")
+    if ema is not None:
+        load_weights(ema, path / "ema.safetensors")
+    load_optimizer(optimizer, path)
+    restore_rng(read_weights(path / "state.safetensors"))
+    return int(load_meta(path)["step"])

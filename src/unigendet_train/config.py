@@ -1,0 +1,58 @@
+"""Training configuration: one frozen dataclass, with per-stage presets."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    stage: str = "gduf"  # gduf | diga | gendet | linear-probe | cnn
+    preset: str = "tiny"  # model preset (UniGenDet stages)
+    data: str = "runs/data"  # any layout the readers accept
+    out: str = "runs/gduf"
+    init: str | None = None  # checkpoint to start from (DIGA: the GDUF run)
+    steps: int = 300
+    det_per_step: int = 10  # detection samples per step (global)
+    t2i_per_step: int = 2  # text-to-image samples per step (global); paper ratio 5:1
+    accum: int = 1  # micro-batches per step
+    lr: float = 1e-3
+    warmup: int = 20
+    schedule: str = "constant"
+    betas: tuple[float, float] = (0.9, 0.95)
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.99
+    cls_weight: float = 0.2  # GDUF: weight of the cls-head CE
+    align_weight: float = 0.5  # DIGA: weight of 1 - cos
+    diga_layer: int | None = None  # None: the preset's (about 30% depth)
+    drifting_teacher: bool = False  # DIGA: teacher latents through the live generation expert (public code)
+    caption_dropout: float = 0.1
+    time_shift: float = 1.0
+    eval_every: int = 100
+    ckpt_every: int = 50
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    seed: int = 0
+    bf16: bool | None = None  # None: on CUDA when supported
+    resume: bool = False
+    progress: bool = True
+
+    def replace(self, **kw) -> TrainConfig:
+        return dataclasses.replace(self, **kw)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class DIGAConfig(TrainConfig):
+    """DIGA defaults: text-to-image samples only, starting from a GDUF run (`--init`)."""
+
+    stage: str = "diga"
+    out: str = "runs/diga"
+    steps: int = 150
+    det_per_step: int = 0
+    t2i_per_step: int = 8
+    lr: float = 5e-4

@@ -1,0 +1,210 @@
+"""The UniGenDet stages on the unified model: GDUF (METHOD.md 1.4) and DIGA (1.5).
+
+GDUF: label-balanced detection samples in the SMSA layout (answer CE + cls-head CE)
+mixed with text-to-image samples (flow MSE) in a fixed ratio; everything trains
+but the codec. DIGA: text-to-image samples only; a frozen snapshot of the GDUF
+detector (the teacher) turns the same real image into target features, and the
+generator's hidden states after layer k are projected onto them; only the
+generation side trains.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from unigendet.checkpoint import load_model, load_weights
+from unigendet.codecs import build_codec
+from unigendet.data.readers import read_source
+from unigendet.flow import interpolate, sample_t, target_velocity
+from unigendet.inference import detect
+from unigendet.losses import packed_losses
+from unigendet.packing import CAUSAL, FULL, PackedBatch, Sample, Split
+from unigendet.prompts import FAKE, detection_answer, parse_verdict
+from unigendet.registry import create_model, get_config
+from unigendet.samples import SampleBuilder
+from unigendet.tokenizer import get_tokenizer
+
+from .config import DIGAConfig, TrainConfig
+from .data import ImageBank, load_bank
+from .dist import DistInfo, cleanup, init_distributed
+from .loop import Trainer
+from .sampler import StepSampler
+from .stages import register_stage
+
+
+def forensic_prompt(caption: str) -> str:
+    """The DIGA teacher's question about a real image, built from its caption."""
+    return f"Inspect this image of {caption} for signs of generation: are its textures and details authentic?"
+
+
+def sample_rng(seed: int, *index: int) -> torch.Generator:
+    """A generator per global sample, so noise does not depend on how samples are sharded."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, *index]).generate_state(1)[0]))
+
+
+class UnifiedTask:
+    def __init__(self, cfg: TrainConfig, model, builder: SampleBuilder, det: ImageBank | None, t2i: ImageBank,
+                 val: ImageBank, dist: DistInfo, teacher=None):
+        self.cfg, self.model, self.builder, self.det, self.t2i, self.val = cfg, model, builder, det, t2i, val
+        self.diga = cfg.stage == "diga"
+        self.diga_layer = (cfg.diga_layer or model.config.diga_layer) if self.diga else None
+        self.weights = {"mse": 1.0, "align": cfg.align_weight} if self.diga else \
+            {"ce": 1.0, "mse": 1.0, "cls": cfg.cls_weight}
+        self.teacher = teacher
+
+        def sampler(bank, n_global, balanced):
+            if not n_global:
+                return None
+            if n_global % (dist.world * cfg.accum):
+                raise ValueError(f"{n_global} samples per step do not split over {dist.world} ranks x {cfg.accum}")
+            return StepSampler(bank.labels, len(bank), n_global // (dist.world * cfg.accum), cfg.seed,
+                               dist.rank, dist.world, cfg.accum, balanced=balanced)
+
+        self.det_sampler = sampler(det, cfg.det_per_step, True) if det is not None else None
+        self.t2i_sampler = sampler(t2i, cfg.t2i_per_step, False)
+
+    # -- batches ----------------------------------------------------------------
+    def batch(self, step: int, micro: int) -> PackedBatch:
+        samples = []
+        if self.det_sampler is not None:
+            for idx in self.det_sampler.indices(step, micro):
+                r = self.det.records[idx]
+                answer = r.explanation or detection_answer(r.label)
+                latent = self.det.latents[idx] if self.model.config.smsa else None
+                samples.append(self.builder.detection(latent, self.det.images[idx], answer=answer, label=r.label))
+        if self.t2i_sampler is not None:
+            idxs = self.t2i_sampler.indices(step, micro)
+            targets = self.teacher_features(idxs) if self.diga else [None] * len(idxs)
+            for j, (idx, tgt) in enumerate(zip(idxs, targets, strict=True)):
+                g = sample_rng(self.cfg.seed, step, self.t2i_sampler.global_index(step, micro, j))
+                x0 = self.t2i.latents[idx]
+                t = float(sample_t(1, self.cfg.time_shift, g)[0])
+                eps = torch.randn(x0.shape, generator=g)
+                caption = None if torch.rand(1, generator=g).item() < self.cfg.caption_dropout else \
+                    self.t2i.records[idx].caption
+                samples.append(self.builder.text_to_image(caption, interpolate(x0, eps, t), t,
+                                                          target_velocity(x0, eps), tgt))
+        return self.builder.pack(samples)
+
+    @torch.no_grad()
+    def teacher_features(self, idxs: list[int]) -> list[torch.Tensor]:
+        """DIGA targets: final-normed teacher states at the ViT positions after layer k, resized
+        bilinearly from the ViT grid to the latent token grid."""
+        teacher = self.teacher if not self.cfg.drifting_teacher else self.model
+        b = self.builder
+        samples = [Sample([
+            Split(FULL, latent=b.latent_tokens(self.t2i.latents[i])),
+            Split(CAUSAL, text=b.turn(forensic_prompt(self.t2i.records[i].caption))),
+            Split(FULL, vit=b.vit_tokens(self.t2i.images[i])),
+        ]) for i in idxs]
+        batch = b.pack(samples).to(teacher.device)
+        out = teacher(batch, capture=(self.diga_layer - 1,))
+        h = teacher.language_model.model.norm(out.layers[self.diga_layer - 1][batch.vit_index])
+        lat_side = self.t2i.latents.shape[-1] // self.model.config.latent.patch_size
+        feats, start = [], 0
+        for s in samples:
+            gh, gw = s.splits[2].vit.grid
+            grid = h[start:start + gh * gw].T.reshape(1, -1, gh, gw)
+            start += gh * gw
+            resized = F.interpolate(grid.float(), size=(lat_side, lat_side), mode="bilinear", align_corners=False)
+            feats.append(resized[0].flatten(1).T.cpu())
+        return feats
+
+    # -- evaluation ---------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, model, explain: bool = False, max_eval: int = 256) -> dict[str, float]:
+        """Detection accuracy on the validation split (cls head; and the written verdict when
+        `explain`), and the flow loss on validation text-to-image samples at fixed times."""
+        model.eval()
+        n = min(len(self.val), max_eval)
+        labels = np.array(self.val.labels[:n])
+        p_fake, verdicts = [], []
+        for i in range(0, n, 32):
+            lat = list(self.val.latents[i:i + 32])
+            res = detect(model, self.builder, lat, list(self.val.images[i:i + 32]), explain=explain,
+                         max_new_tokens=64)
+            p_fake += [r.p_fake for r in res]
+            verdicts += [parse_verdict(r.text) if r.text is not None else None for r in res]
+        pred_fake = np.array(p_fake) > 0.5
+        out = {"val_acc": float(np.mean(pred_fake == (labels == FAKE)))}
+        if explain:
+            v = np.array([-1 if x is None else x for x in verdicts])
+            out["val_text_acc"] = float(np.mean(v == labels))  # unparseable answers count as wrong
+            out["val_unparsed"] = float(np.mean(v == -1))
+        out["val_mse"] = self.val_flow_loss(model)
+        return out
+
+    def val_flow_loss(self, model, n: int = 32) -> float:
+        reals = [i for i, r in enumerate(self.val.records) if r.label != FAKE][:n]
+        samples = []
+        for j, idx in enumerate(reals):
+            g = sample_rng(self.cfg.seed, 2**31 - 1, j)  # a stream of its own, apart from training
+            x0, t = self.val.latents[idx], (j % 8 + 0.5) / 8
+            eps = torch.randn(x0.shape, generator=g)
+            samples.append(self.builder.text_to_image(self.val.records[idx].caption, interpolate(x0, eps, t), t,
+                                                      target_velocity(x0, eps)))
+        batch = self.builder.pack(samples).to(model.device)
+        return float(packed_losses(model, batch)["mse"])
+
+
+def split_records(records, split: str):
+    chosen = [r for r in records if r.split == split]
+    if not chosen:
+        raise ValueError(f"no records in split {split!r}; the data needs a split column (train/val/test)")
+    return chosen
+
+
+def build_run(cfg: TrainConfig, dist: DistInfo):
+    """Model, codec, data banks and task for a unified stage."""
+    if cfg.init:
+        model = load_model(cfg.init, ema=True, device=dist.device).train()
+    else:
+        model = create_model(get_config(cfg.preset, diga_layer=cfg.diga_layer or get_config(cfg.preset).diga_layer))
+        model = model.to(dist.device)
+    mc = model.config
+    codec = build_codec(mc.latent.codec, mc.latent.channels, mc.latent.downsample)
+    if cfg.init and (Path(cfg.init) / "codec.safetensors").is_file():
+        load_weights(codec, Path(cfg.init) / "codec.safetensors")
+    builder = SampleBuilder(mc, get_tokenizer(mc.tokenizer))
+    records = read_source(cfg.data, strict=True)
+    train, val = split_records(records, "train"), split_records(records, "val")
+    det = load_bank(train, mc.image_size, codec) if cfg.stage == "gduf" else None
+    t2i = load_bank([r for r in train if r.label != FAKE and r.caption], mc.image_size, codec)
+    valb = load_bank(val, mc.image_size, codec)
+    teacher = None
+    if cfg.stage == "diga":
+        if not cfg.init:
+            raise ValueError("DIGA starts from a GDUF checkpoint: pass --init RUN/checkpoints/step-N")
+        teacher = copy.deepcopy(model).eval().requires_grad_(False)  # frozen snapshot of the detector
+    return model, codec, UnifiedTask(cfg, model, builder, det, t2i, valb, dist, teacher)
+
+
+def run_unified(cfg: TrainConfig) -> dict:
+    # Setup
+    dist = init_distributed()
+    torch.manual_seed(cfg.seed)
+    model, codec, task = build_run(cfg, dist)
+    # Train
+    params = model.generation_parameters() if cfg.stage == "diga" else None
+    trainer = Trainer(model, task, cfg, dist, params=params, extra_files=lambda: {"codec": codec})
+    history = trainer.fit()
+    # Report
+    metrics = {}
+    if dist.main:
+        metrics = task.evaluate(trainer.ema.model, explain=True)
+        metrics.update(first_loss=history[0]["loss"] if history else None,
+                       last_loss=history[-1]["loss"] if history else None, steps=cfg.steps)
+        Path(cfg.out).mkdir(parents=True, exist_ok=True)
+        (Path(cfg.out) / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    cleanup()
+    return metrics
+
+
+register_stage("gduf", TrainConfig)(run_unified)
+register_stage("diga", DIGAConfig)(run_unified)
