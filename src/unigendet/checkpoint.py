@@ -59,8 +59,8 @@ def save_checkpoint(
         if ema is not None:
             save_file(_tensors(ema.state_dict()), str(tmp / "ema.safetensors"))
         if optimizer is not None:
-            tensors, rest = _split_optimizer(optimizer.state_dict())
-            save_file(tensors, str(tmp / "optimizer.safetensors"))
+            opt_tensors, rest = _split_optimizer(optimizer.state_dict())
+            save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
             (tmp / "optimizer.json").write_text(json.dumps(rest))
         if tensors:
             save_file(_tensors(tensors), str(tmp / "state.safetensors"))
