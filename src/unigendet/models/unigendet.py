@@ -79,6 +79,12 @@ class UniGenDet(nn.Module):
                 nn.init.normal_(m.weight, std=std)
         nn.init.zeros_(self.llm2vae.weight)  # BAGEL: the velocity head starts at zero
         nn.init.zeros_(self.llm2vae.bias)
+        # UniGenDet adds its heads with PyTorch's default init; a 0.02-std head would start
+        # with gradients ~1000x smaller than the language loss's and barely learn
+        for head in (self.fake_cls_head, self.diga_mlp):
+            for m in head.modules() if head is not None else ():
+                if hasattr(m, "reset_parameters") and m is not head:
+                    m.reset_parameters()
 
     # -- embeddings --------------------------------------------------------
     def embed(self, batch: PackedBatch) -> torch.Tensor:

@@ -1,0 +1,108 @@
+"""What a detector training run leaves behind, and the metrics it reports.
+
+A run directory (read back by `unigendet.detectors.load_detector`):
+
+    config.json          {"kind": ..., "format_version": ..., ...}: rebuilds the detector with no flags
+    meta.json            anything JSON (seed, sizes, timings)
+    <name>.safetensors   one file per module
+    metrics.json         train / val metrics and the loss curves
+    log.jsonl            one JSON row per logged value, streamed while training
+
+The directory is assembled under a temporary name and renamed into place; files named in
+`carry` (the streamed log) are copied over from the directory being replaced.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from sklearn.metrics import average_precision_score
+from torch import nn
+from unigendet.detectors import FORMAT_VERSION
+
+
+def save_module_checkpoint(
+    path: str | os.PathLike,
+    modules: dict[str, nn.Module],
+    config_json: dict[str, Any],
+    meta: dict[str, Any] | None = None,
+    json_files: dict[str, Any] | None = None,
+    carry: tuple[str, ...] = ("log.jsonl",),
+) -> Path:
+    """Write `path/` atomically: config.json, meta.json, `<name>.safetensors` per module, extra JSON files."""
+    if "kind" not in config_json:
+        raise ValueError("config_json needs a 'kind' (the detector loader to use)")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        for name, module in modules.items():
+            state = {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
+            save_file(state, str(tmp / f"{name}.safetensors"))
+        for name, value in (json_files or {}).items():
+            (tmp / name).write_text(json.dumps(value, indent=2, sort_keys=True))
+        (tmp / "meta.json").write_text(json.dumps(meta or {}, indent=2, sort_keys=True))
+        for name in carry:
+            if (path / name).is_file():
+                shutil.copy2(path / name, tmp / name)
+        cfg = {"format_version": FORMAT_VERSION, **config_json}
+        (tmp / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True))
+        old = None
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            path.rename(old)
+        tmp.rename(path)
+        if old is not None:
+            shutil.rmtree(old)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return path
+
+
+class JsonlLog:
+    """Append-only JSONL log, started afresh for each run (`out/log.jsonl`)."""
+
+    def __init__(self, out: str | os.PathLike):
+        self.path = Path(out) / "log.jsonl"
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = self.path.open("w", encoding="utf-8")
+
+    def __call__(self, **row: Any) -> None:
+        self.file.write(json.dumps(row) + "\n")
+        self.file.flush()
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def detection_metrics(p_fake: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor) -> dict[str, float]:
+    """Accuracy at threshold 0.5 (overall, on reals, on fakes) and AP with fake as the positive class.
+
+    Labels: 0 = fake, 1 = real. A sample is called fake when p_fake > 0.5."""
+    p = np.asarray(p_fake, dtype=np.float64).reshape(-1)
+    y = np.asarray(labels).reshape(-1)
+    if p.shape != y.shape or p.size == 0:
+        raise ValueError(f"p_fake {p.shape} and labels {y.shape} must be equal, non-empty")
+    fake = y == 0
+    correct = (p > 0.5) == fake
+    out = {"acc": float(correct.mean()), "n": int(y.size)}
+    out["acc_real"] = float(correct[~fake].mean()) if (~fake).any() else float("nan")
+    out["acc_fake"] = float(correct[fake].mean()) if fake.any() else float("nan")
+    out["ap"] = float(average_precision_score(fake, p)) if fake.any() and (~fake).any() else float("nan")
+    return out
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed torch and numpy; returns a torch Generator for data order."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    return torch.Generator().manual_seed(seed)

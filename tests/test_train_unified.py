@@ -1,0 +1,128 @@
+"""GDUF and DIGA on the small corpus: losses fall, DIGA trains only the generation side,
+a killed run resumes to the same weights, 2 processes equal 1, failures propagate."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from unigendet_train.config import DIGAConfig, TrainConfig
+from unigendet_train.dist import init_distributed
+from unigendet_train.loop import Trainer
+from unigendet_train.unified import build_run, run_unified
+
+FAST = dict(det_per_step=4, t2i_per_step=2, eval_every=0, progress=False, warmup=2, log_every=1)
+
+
+def mean(xs):
+    return sum(xs) / len(xs)
+
+
+@pytest.fixture(scope="module")
+def gduf_run(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("gduf")
+    cfg = TrainConfig(stage="gduf", data=str(corpus), out=str(out), steps=30, ckpt_every=30, **FAST)
+    metrics = run_unified(cfg)
+    rows = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
+    return out, metrics, [r for r in rows if r["kind"] == "train"]
+
+
+def test_gduf_losses_fall(gduf_run):
+    out, metrics, rows = gduf_run
+    assert {"ce", "mse", "cls", "loss", "lr", "grad_norm"} <= set(rows[0])
+    assert mean([r["ce"] for r in rows[-5:]]) < 0.5 * mean([r["ce"] for r in rows[:5]])
+    assert mean([r["loss"] for r in rows[-5:]]) < mean([r["loss"] for r in rows[:5]])
+    assert (out / "checkpoints" / "step-000030" / "codec.safetensors").is_file()
+    assert {"val_acc", "val_text_acc", "val_unparsed", "val_mse"} <= set(metrics)
+
+
+def test_diga_trains_only_the_generation_side(gduf_run, corpus, tmp_path):
+    gduf_out, _, _ = gduf_run
+    init = gduf_out / "checkpoints" / "step-000030"
+    cfg = DIGAConfig(data=str(corpus), out=str(tmp_path / "diga"), init=str(init), steps=25, ckpt_every=25,
+                     t2i_per_step=4, lr=2e-3, **{k: v for k, v in FAST.items() if "per_step" not in k})
+    run_unified(cfg)
+    rows = [json.loads(x) for x in (tmp_path / "diga" / "log.jsonl").read_text().splitlines() if '"train"' in x]
+    assert {"mse", "align"} <= set(rows[0]) and "ce" not in rows[0]
+    assert mean([r["align"] for r in rows[-5:]]) < mean([r["align"] for r in rows[:5]])
+    before = load_file(str(init / "ema.safetensors"))  # DIGA starts from the GDUF EMA weights
+    after = load_file(str(tmp_path / "diga" / "checkpoints" / "step-000025" / "model.safetensors"))
+    gen = ("_moe_gen", "time_embedder", "vae2llm", "llm2vae", "diga_mlp")
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(any(g in k for g in gen) for k in changed), sorted(changed)[:5]
+    assert any("diga_mlp" in k for k in changed) and any("mlp_moe_gen" in k for k in changed)
+
+
+def test_a_failing_step_stops_the_run(corpus, tmp_path):
+    cfg = TrainConfig(data=str(corpus), out=str(tmp_path), steps=3, ckpt_every=100, **FAST)
+    dist = init_distributed()
+    model, _, task = build_run(cfg, dist)
+
+    def broken(step, micro):
+        if step == 1:
+            raise RuntimeError("corrupt batch at step 1")
+        return orig(step, micro)
+
+    orig, task.batch = task.batch, broken
+    with pytest.raises(RuntimeError, match="corrupt batch"):
+        Trainer(model, task, cfg, dist).fit()
+
+
+def train_cmd(corpus, out, steps, extra=()):
+    return [sys.executable, "-m", "unigendet_train", "gduf", "--data", str(corpus), "--out", str(out),
+            "--steps", str(steps), "--det-per-step", "4", "--t2i-per-step", "2", "--eval-every", "0",
+            "--ckpt-every", "3", "--no-progress", "--warmup", "2", "--log-every", "1", *extra]
+
+
+def test_killed_run_resumes_to_the_same_weights(corpus, tmp_path):
+    steps = 12
+    subprocess.run(train_cmd(corpus, tmp_path / "full", steps), check=True, capture_output=True)
+    proc = subprocess.Popen(train_cmd(corpus, tmp_path / "killed", steps), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    latest = tmp_path / "killed" / "checkpoints" / "latest"
+    deadline = time.time() + 300
+    while time.time() < deadline and not (latest.is_file() and latest.read_text().strip() >= "step-000006"):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert latest.is_file(), "no checkpoint was written before the kill"
+    killed_at = latest.read_text().strip()
+    assert killed_at != f"step-{steps:06d}", "the run finished before it could be killed"
+    for d in (tmp_path / "killed" / "checkpoints").iterdir():  # never a half-written checkpoint
+        if d.is_dir():
+            assert d.name.startswith("step-") and (d / "model.safetensors").is_file() and (d / "meta.json").is_file()
+    subprocess.run(train_cmd(corpus, tmp_path / "killed", steps, ["--resume"]), check=True, capture_output=True)
+    name = f"step-{steps:06d}"
+    a = load_file(str(tmp_path / "full" / "checkpoints" / name / "model.safetensors"))
+    b = load_file(str(tmp_path / "killed" / "checkpoints" / name / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=f"{k} differs after resume from {killed_at}")
+
+
+def test_two_processes_give_the_same_loss_as_one(corpus, tmp_path):
+    steps = 4
+    one = subprocess.run(train_cmd(corpus, tmp_path / "one", steps), capture_output=True, text=True)
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                          "--master_port", "29517", "-m", "unigendet_train",
+                          *train_cmd(corpus, tmp_path / "two", steps)[3:]], capture_output=True, text=True,
+                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert two.returncode == 0, two.stderr[-3000:]
+
+    def losses(d):
+        rows = [json.loads(x) for x in (Path(d) / "log.jsonl").read_text().splitlines()]
+        return [(r["step"], r["ce"], r["mse"], r["cls"]) for r in rows if r["kind"] == "train"]
+
+    a, b = losses(tmp_path / "one"), losses(tmp_path / "two")
+    assert len(a) == len(b) == steps
+    for ra, rb in zip(a, b):
+        assert ra[0] == rb[0]
+        assert ra[1:] == pytest.approx(rb[1:], rel=2e-4, abs=1e-5)
