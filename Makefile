@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/unigendet demo --out runs/demo
+	$(VENV)/bin/unigendet demo --out runs
 
 test: $(STAMP)
 	$(PY) -m ruff check src tests bench

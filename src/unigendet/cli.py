@@ -30,7 +30,16 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """What exists end to end on the tiny preset: build, one step, save, reload, detect, generate."""
+    """The co-evolution loop end to end on the built-in corpus (tiny preset)."""
+    from unigendet_train.demo import DemoConfig, run_demo
+
+    run_demo(DemoConfig(out=args.out, gduf_steps=args.gduf_steps, diga_steps=args.diga_steps, seed=args.seed,
+                        progress=not args.quiet))
+    return 0
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    """The library core end to end on an untrained tiny model: one step, save, reload, detect, generate."""
     from .checkpoint import load_model, save_checkpoint
     from .codecs import build_codec
     from .flow import Guidance, interpolate, sample_t, target_velocity
@@ -124,12 +133,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("demo", help="run the main job on built-in data")
-    p.add_argument("--out", default="runs/demo")
+    p = sub.add_parser("demo", help="the main job: the co-evolution loop on built-in data (~10 min on 2 cores)")
+    p.add_argument("--out", default="runs")
+    p.add_argument("--gduf-steps", type=int, default=300)
+    p.add_argument("--diga-steps", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("smoke", help="exercise the library core on an untrained model (seconds)")
+    p.add_argument("--out", default="runs/smoke")
     p.add_argument("--preset", default="tiny")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--seed", type=int, default=0)
-    p.set_defaults(func=cmd_demo)
+    p.set_defaults(func=cmd_smoke)
 
     p = sub.add_parser("train", help="train a stage: gduf, diga, gendet, linear-probe, cnn",
                        add_help=False)

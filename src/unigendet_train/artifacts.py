@@ -26,6 +26,7 @@ import torch
 from safetensors.torch import save_file
 from sklearn.metrics import average_precision_score
 from torch import nn
+
 from unigendet.detectors import FORMAT_VERSION
 
 
