@@ -24,12 +24,16 @@ class DemoConfig:
     out: str = "runs"
     gduf_steps: int = 300
     diga_steps: int = 100
+    size: int = 128  # corpus image side
+    crops_per_photo: int = 8
+    autoencoder_steps: int = 200
     seed: int = 0
     progress: bool = True
 
 
 def run_demo(cfg: DemoConfig) -> dict:
     out, t0, summary = Path(cfg.out), time.perf_counter(), {}
+    corpus = dict(size=cfg.size, crops_per_photo=cfg.crops_per_photo, autoencoder_steps=cfg.autoencoder_steps)
 
     def phase(name: str) -> None:
         print(f"[demo {time.perf_counter() - t0:6.0f}s] {name}", flush=True)
@@ -38,17 +42,18 @@ def run_demo(cfg: DemoConfig) -> dict:
     phase("building the built-in corpus")
     data = out / "data"
     if not (data / "manifest.csv").is_file():
-        build_corpus(CorpusConfig(out=str(data), seed=cfg.seed), progress=cfg.progress)
+        build_corpus(CorpusConfig(out=str(data), seed=cfg.seed, **corpus), progress=cfg.progress)
     # Stage 1: GDUF
     phase("stage 1: GDUF (detection + explanation + generation)")
     summary["gduf"] = run_unified(TrainConfig(stage="gduf", data=str(data), out=str(out / "gduf"),
-                                              steps=cfg.gduf_steps, seed=cfg.seed, progress=cfg.progress))
+                                              steps=cfg.gduf_steps, seed=cfg.seed, progress=cfg.progress,
+                                              ckpt_every=cfg.gduf_steps))
     gduf_ckpt = out / "gduf" / "checkpoints" / f"step-{cfg.gduf_steps:06d}"
     # Co-evolution: the generator's own fakes join the corpus
     phase("co-evolution: adding the trained generator's fakes to a second corpus")
     coevo = out / "data-coevo"
     if not (coevo / "manifest.csv").is_file():
-        build_corpus(CorpusConfig(out=str(coevo), seed=cfg.seed, generator_checkpoint=str(gduf_ckpt)),
+        build_corpus(CorpusConfig(out=str(coevo), seed=cfg.seed, generator_checkpoint=str(gduf_ckpt), **corpus),
                      progress=cfg.progress)
     # Stage 2: DIGA
     phase("stage 2: DIGA (the frozen detector teaches the generator)")
