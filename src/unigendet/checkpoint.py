@@ -15,10 +15,12 @@ leaves a half-written checkpoint behind.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,27 @@ class CheckpointError(RuntimeError):
     """A checkpoint is missing, truncated or does not fit the model."""
 
 
+@contextlib.contextmanager
+def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a fresh temporary directory beside `path`; when the block succeeds it takes
+    `path`'s place in one rename (an existing `path` is swapped out only then)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        yield tmp
+        old = None
+        if path.exists():
+            old = path.with_name(f".{path.name}.old-{os.getpid()}")
+            path.rename(old)
+        tmp.rename(path)
+        if old is not None:
+            shutil.rmtree(old)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
 def save_checkpoint(
     path: str | os.PathLike,
     model: nn.Module,
@@ -48,10 +71,7 @@ def save_checkpoint(
     files: dict[str, nn.Module] | None = None,
 ) -> Path:
     """Write a checkpoint directory atomically. `files` adds modules saved as `<name>.safetensors`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
+    with atomic_directory(path) as tmp:
         (tmp / "config.json").write_text(config.to_json())
         info = {"format_version": FORMAT_VERSION, **(meta or {})}
         (tmp / "meta.json").write_text(json.dumps(info, indent=2, sort_keys=True))
@@ -66,17 +86,7 @@ def save_checkpoint(
             save_file(_tensors(tensors), str(tmp / "state.safetensors"))
         for name, module in (files or {}).items():
             save_file(_tensors(module.state_dict()), str(tmp / f"{name}.safetensors"))
-        old = None
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            path.rename(old)
-        tmp.rename(path)
-        if old is not None:
-            shutil.rmtree(old)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return path
+    return Path(path)
 
 
 def load_config(path: str | os.PathLike) -> ModelConfig:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from safetensors.torch import save_file
 from sklearn.metrics import average_precision_score
 from torch import nn
 
+from unigendet.checkpoint import atomic_directory
 from unigendet.detectors import FORMAT_VERSION
 
 
@@ -42,9 +42,7 @@ def save_module_checkpoint(
     if "kind" not in config_json:
         raise ValueError("config_json needs a 'kind' (the detector loader to use)")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
+    with atomic_directory(path) as tmp:
         for name, module in modules.items():
             state = {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
             save_file(state, str(tmp / f"{name}.safetensors"))
@@ -56,16 +54,6 @@ def save_module_checkpoint(
                 shutil.copy2(path / name, tmp / name)
         cfg = {"format_version": FORMAT_VERSION, **config_json}
         (tmp / "config.json").write_text(json.dumps(cfg, indent=2, sort_keys=True))
-        old = None
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            path.rename(old)
-        tmp.rename(path)
-        if old is not None:
-            shutil.rmtree(old)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return path
 
 
