@@ -6,7 +6,7 @@ import torch
 from unigendet.checkpoint import CheckpointError
 from unigendet.codecs import TAEF2, build_codec
 
-REAL = Path("/work/shared/weights/taef2")
+REAL = Path(__file__).resolve().parents[2] / "shared" / "weights" / "taef2"  # beside the checkout, if present
 
 
 def _save_pair(codec, folder):
