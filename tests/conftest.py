@@ -13,6 +13,15 @@ def _seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run faster on one thread, and are then immune to a busy second core."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory):
     """A small built-in corpus (64 px, 2 crops per photo), built once per test session."""

@@ -26,13 +26,7 @@ from unigendet_train.baselines import (
 from unigendet_train.gendet import GenDetTrainConfig
 from unigendet_train.main import _parser_for
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -18,14 +18,7 @@ from unigendet.models.gendet import VARIANTS, GenDet, GenDetConfig
 from unigendet_train import gendet as T
 from unigendet_train.artifacts import detection_metrics, save_module_checkpoint
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """These models are tiny: one thread is faster, and immune to a busy second core."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # --- losses (eqs 1-4) ---------------------------------------------------------------------------

@@ -120,9 +120,6 @@ class PackedBatch:
     def masks(self) -> list[torch.Tensor]:
         return [visibility(ids, attn) for ids, attn in zip(self.split_ids, self.split_attn)]
 
-    def has_noise(self) -> bool:
-        return any(NOISE in attn for attn in self.split_attn)
-
     def to(self, device: torch.device | str) -> PackedBatch:
         out = {}
         for name, value in vars(self).items():
@@ -138,13 +135,12 @@ def visibility(split_ids: torch.Tensor, split_attn: list[str]) -> torch.Tensor:
     """Boolean (n, n) mask of one sample, True where query row may attend key column."""
     q = split_ids[:, None]
     k = split_ids[None, :]
-    n = split_ids.shape[0]
-    key_attn = [split_attn[i] for i in split_ids.tolist()]
-    key_visible = torch.tensor([a != NOISE for a in key_attn], dtype=torch.bool, device=split_ids.device)
-    earlier = (k < q) & key_visible[None, :]
-    causal_split = torch.tensor([a == CAUSAL for a in key_attn], dtype=torch.bool, device=split_ids.device)
-    pos = torch.arange(n, device=split_ids.device)
-    within = (k == q) & (~causal_split[None, :] | (pos[None, :] <= pos[:, None]))
+    dev = split_ids.device
+    visible = torch.tensor([a != NOISE for a in split_attn], dtype=torch.bool, device=dev)[split_ids]
+    causal = torch.tensor([a == CAUSAL for a in split_attn], dtype=torch.bool, device=dev)[split_ids]
+    pos = torch.arange(split_ids.shape[0], device=dev)
+    earlier = (k < q) & visible[None, :]
+    within = (k == q) & (~causal[None, :] | (pos[None, :] <= pos[:, None]))
     return earlier | within
 
 
