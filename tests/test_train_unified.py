@@ -3,6 +3,7 @@ a killed run resumes to the same weights, 2 processes equal 1, failures propagat
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -107,14 +108,19 @@ def test_killed_run_resumes_to_the_same_weights(corpus, tmp_path):
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=f"{k} differs after resume from {killed_at}")
 
 
-def test_two_processes_give_the_same_loss_as_one(corpus, tmp_path):
+def torchrun(args, port):
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
+                           "--master_port", str(port), "-m", "unigendet_train", *args[3:]],
+                          capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_processes_give_the_same_loss_as_one(corpus, tmp_path, strategy):
     steps = 4
     one = subprocess.run(train_cmd(corpus, tmp_path / "one", steps), capture_output=True, text=True)
     assert one.returncode == 0, one.stderr[-2000:]
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                          "--master_port", "29517", "-m", "unigendet_train",
-                          *train_cmd(corpus, tmp_path / "two", steps)[3:]], capture_output=True, text=True,
-                         env={**os.environ, "OMP_NUM_THREADS": "1"})
+    extra = ["--parallel", strategy] + (["--activation-checkpointing"] if strategy == "fsdp" else [])
+    two = torchrun(train_cmd(corpus, tmp_path / "two", steps, extra), 29517 if strategy == "ddp" else 29518)
     assert two.returncode == 0, two.stderr[-3000:]
 
     def losses(d):
@@ -126,3 +132,23 @@ def test_two_processes_give_the_same_loss_as_one(corpus, tmp_path):
     for ra, rb in zip(a, b):
         assert ra[0] == rb[0]
         assert ra[1:] == pytest.approx(rb[1:], rel=2e-4, abs=1e-5)
+
+
+def test_sharded_run_resumes_and_its_checkpoint_loads_anywhere(corpus, tmp_path):
+    """FSDP checkpoints hold full, FQN-keyed state: resuming under FSDP or in one process
+    continues the same run."""
+    fsdp = ["--parallel", "fsdp"]
+    full = torchrun(train_cmd(corpus, tmp_path / "full", 4, fsdp), 29519)
+    assert full.returncode == 0, full.stderr[-3000:]
+    half = torchrun(train_cmd(corpus, tmp_path / "sharded", 3, fsdp), 29520)
+    assert half.returncode == 0, half.stderr[-3000:]
+    shutil.copytree(tmp_path / "sharded", tmp_path / "single")
+    again = torchrun(train_cmd(corpus, tmp_path / "sharded", 4, [*fsdp, "--resume"]), 29521)
+    assert again.returncode == 0, again.stderr[-3000:]
+    subprocess.run(train_cmd(corpus, tmp_path / "single", 4, ["--resume"]), check=True, capture_output=True)
+    ref = load_file(str(tmp_path / "full" / "checkpoints" / "step-000004" / "model.safetensors"))
+    for run, tol in (("sharded", 0.0), ("single", 1e-6)):
+        got = load_file(str(tmp_path / run / "checkpoints" / "step-000004" / "model.safetensors"))
+        assert got.keys() == ref.keys()
+        for k in ref:
+            torch.testing.assert_close(got[k], ref[k], rtol=0, atol=tol, msg=f"{run}: {k}")

@@ -61,25 +61,26 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
 
 def save_checkpoint(
     path: str | os.PathLike,
-    model: nn.Module,
+    model: nn.Module | dict[str, torch.Tensor],
     config: ModelConfig,
     *,
-    ema: nn.Module | None = None,
-    optimizer: torch.optim.Optimizer | None = None,
+    ema: nn.Module | dict[str, torch.Tensor] | None = None,
+    optimizer: torch.optim.Optimizer | dict[str, Any] | None = None,
     meta: dict[str, Any] | None = None,
     tensors: dict[str, torch.Tensor] | None = None,
     files: dict[str, nn.Module] | None = None,
 ) -> Path:
-    """Write a checkpoint directory atomically. `files` adds modules saved as `<name>.safetensors`."""
+    """Write a checkpoint directory atomically. Model, EMA and optimizer are modules or their
+    state dicts; `files` adds modules saved as `<name>.safetensors`."""
     with atomic_directory(path) as tmp:
         (tmp / "config.json").write_text(config.to_json())
         info = {"format_version": FORMAT_VERSION, **(meta or {})}
         (tmp / "meta.json").write_text(json.dumps(info, indent=2, sort_keys=True))
-        save_file(_tensors(model.state_dict()), str(tmp / "model.safetensors"))
+        save_file(_tensors(_state(model)), str(tmp / "model.safetensors"))
         if ema is not None:
-            save_file(_tensors(ema.state_dict()), str(tmp / "ema.safetensors"))
+            save_file(_tensors(_state(ema)), str(tmp / "ema.safetensors"))
         if optimizer is not None:
-            opt_tensors, rest = _split_optimizer(optimizer.state_dict())
+            opt_tensors, rest = _split_optimizer(_state(optimizer))
             save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
             (tmp / "optimizer.json").write_text(json.dumps(rest))
         if tensors:
@@ -154,16 +155,27 @@ def load_model(path: str | os.PathLike, ema: bool = True, device: str | torch.de
     return model.to(device).eval()
 
 
-def load_optimizer(optimizer: torch.optim.Optimizer, path: str | os.PathLike) -> None:
+def read_optimizer(path: str | os.PathLike) -> dict[str, Any]:
+    """The optimizer state dict saved in a checkpoint; parameter keys as saved (indices
+    or fully qualified names)."""
     path = Path(path)
     rest = json.loads((path / "optimizer.json").read_text())
     tensors = read_weights(path / "optimizer.safetensors")
-    state: dict[int, dict[str, Any]] = {}
+    state = {}
     for pid, entries in rest["state"].items():
-        state[int(pid)] = {k: tensors[v["tensor"]] if isinstance(v, dict) else v for k, v in entries.items()}
+        key = int(pid) if pid.isdigit() else pid
+        state[key] = {k: tensors[v["tensor"]] if isinstance(v, dict) else v for k, v in entries.items()}
     groups = [{k: tuple(v) if isinstance(v, list) and k != "params" else v for k, v in g.items()}
               for g in rest["param_groups"]]  # JSON turned tuples (betas) into lists
-    optimizer.load_state_dict({"state": state, "param_groups": groups})
+    return {"state": state, "param_groups": groups}
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, path: str | os.PathLike) -> None:
+    optimizer.load_state_dict(read_optimizer(path))
+
+
+def _state(obj) -> dict:
+    return obj if isinstance(obj, dict) else obj.state_dict()
 
 
 def _tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -74,6 +74,7 @@ class ModelConfig:
     vit_image_size: int = 64  # default ViT input side (understanding path)
     diga_layer: int = 1  # DIGA aligns hidden states after the first k layers (full scale: 8 of 28)
     smsa: bool = True  # detection samples carry the clean latents (False: the latent-free ablation)
+    detect_view: str = "resize"  # how an image under test becomes image_size px: resize | crop (native pixels)
     cls_head: bool = True
     projector: bool = True
 
@@ -85,6 +86,8 @@ class ModelConfig:
             raise ValueError(f"diga_layer {self.diga_layer} outside 1..{llm.num_layers}")
         if self.image_size % self.latent.pixels_per_token:
             raise ValueError(f"image_size must be a multiple of {self.latent.pixels_per_token} px")
+        if self.detect_view not in ("resize", "crop"):
+            raise ValueError(f"detect_view must be 'resize' or 'crop', not {self.detect_view!r}")
         if self.vit_image_size % self.vit.patch_size:
             raise ValueError(f"vit_image_size must be a multiple of the {self.vit.patch_size} px patch")
 

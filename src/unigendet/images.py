@@ -24,3 +24,45 @@ def tensor_to_pil(x: torch.Tensor) -> Image.Image:
 def save_image(x: torch.Tensor, path: str | os.PathLike) -> None:
     os.makedirs(os.path.dirname(os.fspath(path)) or ".", exist_ok=True)
     tensor_to_pil(x).save(path)
+
+
+def centre_square(img: Image.Image) -> Image.Image:
+    w, h = img.size
+    s = min(w, h)
+    return img.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+
+
+def resize_square(x: torch.Tensor, size: int) -> torch.Tensor:
+    """(3, S, S) -> (3, size, size), bicubic with antialiasing, clamped to [-1, 1]."""
+    if x.shape[-1] == size:
+        return x
+    y = torch.nn.functional.interpolate(x[None], size=(size, size), mode="bicubic", antialias=True,
+                                        align_corners=False)
+    return y[0].clamp(-1, 1)
+
+
+def crop_square(x: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """A size x size crop of native pixels: random with a generator, central without.
+    Images smaller than `size` are upsampled first (nothing else is resampled)."""
+    if min(x.shape[-2:]) < size:
+        scale = size / min(x.shape[-2:])
+        hw = (max(size, round(x.shape[-2] * scale)), max(size, round(x.shape[-1] * scale)))
+        x = torch.nn.functional.interpolate(x[None], size=hw, mode="bicubic", align_corners=False)[0].clamp(-1, 1)
+    H, W = x.shape[-2:]
+    if generator is None:
+        top, left = (H - size) // 2, (W - size) // 2
+    else:
+        top = int(torch.randint(H - size + 1, (1,), generator=generator))
+        left = int(torch.randint(W - size + 1, (1,), generator=generator))
+    return x[:, top:top + size, left:left + size]
+
+
+def detection_view(img: Image.Image, size: int, view: str,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """The image under test as the model sees it (ModelConfig.detect_view): the central
+    square resized to `size`, or a `size` crop of native pixels (random with a generator)."""
+    if view == "resize":
+        return resize_square(pil_to_tensor(centre_square(img)), size)
+    if view == "crop":
+        return crop_square(pil_to_tensor(img), size, generator)
+    raise ValueError(f"unknown detection view {view!r}")

@@ -19,8 +19,9 @@ def register(fn: Callable[[], ModelConfig]) -> Callable[[], ModelConfig]:
 
 @register
 def tiny() -> ModelConfig:
-    """Trains its whole loop on 2 CPU cores in minutes; 64 px, pixel-patch latents."""
-    return ModelConfig(name="tiny")
+    """Trains its whole loop on 2 CPU cores in minutes; 64 px, pixel-patch latents.
+    Detection looks at native-resolution crops: resizing to 64 px would erase the artefacts."""
+    return ModelConfig(name="tiny", detect_view="crop")
 
 
 @register
@@ -34,6 +35,7 @@ def small() -> ModelConfig:
         latent=LatentConfig(codec="pixel", channels=48, downsample=4, max_latent_side=16),
         image_size=64,
         diga_layer=2,
+        detect_view="crop",
     )
 
 
@@ -51,6 +53,7 @@ def base() -> ModelConfig:
         image_size=256,
         vit_image_size=224,
         diga_layer=4,
+        detect_view="crop",
     )
 
 

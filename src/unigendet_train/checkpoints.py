@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unigendet.checkpoint import CheckpointError, load_meta, load_optimizer, load_weights, read_weights, save_checkpoint
+from unigendet.checkpoint import CheckpointError, load_meta, load_weights, read_optimizer, read_weights, save_checkpoint
+
+from .parallel import is_sharded, load_full_optimizer_state, load_full_state
 
 
 def rng_tensors() -> dict[str, torch.Tensor]:
@@ -31,6 +33,7 @@ def restore_rng(state: dict[str, torch.Tensor]) -> None:
 
 def save_train_checkpoint(out: Path, step: int, model, config, ema, optimizer, meta: dict, keep: int = 2,
                           files: dict | None = None) -> Path:
+    """Model, EMA and optimizer are modules or full state dicts (see `parallel`)."""
     root = Path(out) / "checkpoints"
     path = save_checkpoint(root / f"step-{step:06d}", model, config, ema=ema, optimizer=optimizer,
                            meta={"step": step, "data_position": step, **meta}, tensors=rng_tensors(), files=files)
@@ -53,10 +56,15 @@ def latest_checkpoint(out: Path) -> Path | None:
 
 
 def resume_from(path: Path, model, ema, optimizer) -> int:
-    """Restore model, EMA, optimizer and RNG; returns the step to continue from."""
-    load_weights(model, path / "model.safetensors")
-    if ema is not None:
-        load_weights(ema, path / "ema.safetensors")
-    load_optimizer(optimizer, path)
+    """Restore model, EMA, optimizer (FQN-keyed) and RNG, on every rank; returns the step
+    to continue from."""
+    for module, file in ((model, "model.safetensors"), (ema, "ema.safetensors")):
+        if module is None:
+            continue
+        if is_sharded(module):
+            load_full_state(module, read_weights(path / file))
+        else:
+            load_weights(module, path / file)  # names what is missing or mis-shaped
+    load_full_optimizer_state(model, optimizer, read_optimizer(path))
     restore_rng(read_weights(path / "state.safetensors"))
     return int(load_meta(path)["step"])

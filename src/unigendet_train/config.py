@@ -24,6 +24,7 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     ema_decay: float = 0.99
+    ce_weight: float = 1.0  # GDUF: weight of the answer CE
     cls_weight: float = 0.2  # GDUF: weight of the cls-head CE
     align_weight: float = 0.5  # DIGA: weight of 1 - cos
     diga_layer: int | None = None  # None: the preset's (about 30% depth)
@@ -36,6 +37,8 @@ class TrainConfig:
     log_every: int = 10
     seed: int = 0
     bf16: bool | None = None  # None: on CUDA when supported
+    parallel: str = "ddp"  # ddp | fsdp (per-layer sharding) when launched on several ranks
+    activation_checkpointing: bool = False  # recompute decoder layers in the backward pass
     resume: bool = False
     progress: bool = True
 

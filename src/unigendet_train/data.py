@@ -1,15 +1,15 @@
-"""Training images held in memory at the model's sizes, and their latents."""
+"""Training images held in memory: at the model's size with their latents, or at
+native resolution for detection crops drawn anew at every step."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 
 from unigendet.data.imageio import open_image
 from unigendet.data.records import Record
-from unigendet.images import pil_to_tensor
+from unigendet.images import crop_square, detection_view, pil_to_tensor
 
 
 @dataclass
@@ -28,21 +28,46 @@ class ImageBank:
         return len(self.records)
 
 
+@dataclass
+class CropBank:
+    """Every record's image at native resolution (uint8, central region of at most
+    `max_side` px); `crop` cuts a fresh `size` square of native pixels."""
+
+    records: list[Record]
+    images: list[torch.Tensor]  # (3, H, W) uint8
+    size: int
+
+    @property
+    def labels(self) -> list[int]:
+        return [r.label for r in self.records]
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def crop(self, idx: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        x = self.images[idx].float() / 127.5 - 1.0
+        return crop_square(x, self.size, generator)
+
+
 @torch.no_grad()
-def load_bank(records: list[Record], size: int, codec, batch: int = 64) -> ImageBank:
-    """Decode, centre-crop to a square and resize to `size`; encode with the codec once."""
+def load_bank(records: list[Record], size: int, codec, view: str = "resize", batch: int = 64) -> ImageBank:
+    """Each image as the model sees it (`detection_view`: resized central square, or
+    central native crop); encoded with the codec once."""
     if not records:
         raise ValueError("no records to load")
-    imgs = []
-    for r in records:
-        img = open_image(r.path)
-        w, h = img.size
-        s = min(w, h)
-        img = img.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
-        x = pil_to_tensor(img)[None]
-        if s != size:
-            x = F.interpolate(x, size=(size, size), mode="bicubic", antialias=True, align_corners=False)
-        imgs.append(x[0].clamp(-1, 1))
-    images = torch.stack(imgs)
+    images = torch.stack([detection_view(open_image(r.path), size, view) for r in records])
     latents = torch.cat([codec.encode(images[i:i + batch]) for i in range(0, len(images), batch)])
     return ImageBank(records, images, latents)
+
+
+def load_crops(records: list[Record], size: int, max_side: int | None = None) -> CropBank:
+    if not records:
+        raise ValueError("no records to load")
+    max_side = max_side or 4 * size
+    images = []
+    for r in records:
+        x = ((pil_to_tensor(open_image(r.path)) + 1) * 127.5).round().to(torch.uint8)
+        H, W = x.shape[-2:]
+        top, left = max(0, (H - max_side) // 2), max(0, (W - max_side) // 2)
+        images.append(x[:, top:top + max_side, left:left + max_side].contiguous())
+    return CropBank(records, images, size)

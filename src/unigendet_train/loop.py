@@ -28,6 +28,7 @@ from .config import TrainConfig
 from .dist import DistInfo, all_reduce_sum, barrier
 from .ema import EMA
 from .log import RunLogger
+from .parallel import full_optimizer_state, full_state, is_sharded, wrap
 from .schedule import lr_at
 
 
@@ -63,17 +64,17 @@ class Trainer:
     def __post_init__(self) -> None:
         cfg = self.cfg
         self.out = Path(cfg.out)
-        params = self.params or [p for p in self.model.parameters() if p.requires_grad]
-        wanted = {id(p) for p in params}
+        wanted = {id(p) for p in (self.params or [p for p in self.model.parameters() if p.requires_grad])}
         for p in self.model.parameters():
             p.requires_grad_(id(p) in wanted)
-        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
-        self.ema = EMA(self.model, cfg.ema_decay)
-        loss_module = LossModule(self.model, self.task.diga_layer)
-        self.wrapped = DDP(loss_module, find_unused_parameters=True) if self.dist.world > 1 else loss_module
         on_gpu = self.dist.device.type == "cuda"
-        bf16 = cfg.bf16 if cfg.bf16 is not None else (on_gpu and torch.cuda.is_bf16_supported())
-        self.autocast = dict(device_type=self.dist.device.type, dtype=torch.bfloat16, enabled=bool(bf16))
+        bf16 = bool(cfg.bf16 if cfg.bf16 is not None else (on_gpu and torch.cuda.is_bf16_supported()))
+        self.autocast = dict(device_type=self.dist.device.type, dtype=torch.bfloat16, enabled=bf16)
+        self.ema = EMA(self.model, cfg.ema_decay)
+        self.wrapped = wrap(LossModule(self.model, self.task.diga_layer), self.model, self.ema.model,
+                            cfg.parallel, self.dist, bf16, cfg.activation_checkpointing)
+        params = [p for p in self.model.parameters() if p.requires_grad]  # FSDP replaced the objects
+        self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
         self.token_dim = self.model.config.latent.token_dim
         self.history: list[dict[str, float]] = []
 
@@ -109,6 +110,7 @@ class Trainer:
         sums = all_reduce_sum(sums).cpu().tolist()
         row = {k: s / counts[k] for k, s in zip(names, sums, strict=True) if counts[k]}
         row["loss"] = sum(self.task.weights[k] * v for k, v in row.items())
+        norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm
         return {**row, "lr": lr, "grad_norm": float(norm)}
 
     # -- the run --------------------------------------------------------------
@@ -127,17 +129,36 @@ class Trainer:
                     log.log(step, row)
                 log.advance()
                 done = step + 1
-                if cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.steps) and self.dist.main:
-                    log.log(done, self.task.evaluate(self.ema.model), kind="eval")
+                if cfg.eval_every and (done % cfg.eval_every == 0 or done == cfg.steps):
+                    ema = self.eval_model()
+                    if self.dist.main:
+                        log.log(done, self.task.evaluate(ema), kind="eval")
+                    barrier()
                 if done % cfg.ckpt_every == 0 or done == cfg.steps:
                     self.save(done)
         finally:
             log.close()
         return self.history
 
+    def eval_model(self) -> nn.Module | None:
+        """The EMA weights as a plain module on the main rank (a collective when sharded)."""
+        if not is_sharded(self.ema.model):
+            return self.ema.model
+        state = full_state(self.ema.model)
+        if not self.dist.main:
+            return None
+        from unigendet.registry import create_model
+
+        plain = create_model(self.model.config)
+        plain.load_state_dict(state)
+        return plain.to(self.dist.device).eval()
+
     def save(self, step: int) -> None:
+        # Gathering is collective; only the main rank writes.
+        model, ema = full_state(self.model), full_state(self.ema.model)
+        optimizer = full_optimizer_state(self.model, self.optimizer)
         if self.dist.main:
-            save_train_checkpoint(self.out, step, self.model, self.model.config, self.ema.model, self.optimizer,
+            save_train_checkpoint(self.out, step, model, self.model.config, ema, optimizer,
                                   {"train_config": self.cfg.to_dict()}, keep=self.cfg.keep_checkpoints,
                                   files=self.extra_files())
         barrier()

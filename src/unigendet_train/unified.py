@@ -31,7 +31,7 @@ from unigendet.samples import SampleBuilder
 from unigendet.tokenizer import get_tokenizer
 
 from .config import DIGAConfig, TrainConfig
-from .data import ImageBank, load_bank
+from .data import CropBank, ImageBank, load_bank, load_crops
 from .dist import DistInfo, cleanup, init_distributed
 from .loop import Trainer
 from .sampler import StepSampler
@@ -49,13 +49,14 @@ def sample_rng(seed: int, *index: int) -> torch.Generator:
 
 
 class UnifiedTask:
-    def __init__(self, cfg: TrainConfig, model, builder: SampleBuilder, det: ImageBank | None, t2i: ImageBank,
-                 val: ImageBank, dist: DistInfo, teacher=None):
-        self.cfg, self.model, self.builder, self.det, self.t2i, self.val = cfg, model, builder, det, t2i, val
+    def __init__(self, cfg: TrainConfig, model, builder: SampleBuilder, codec, det: ImageBank | CropBank | None,
+                 t2i: ImageBank, val: ImageBank, val_gen: ImageBank, dist: DistInfo, teacher=None):
+        self.cfg, self.model, self.builder, self.codec = cfg, model, builder, codec
+        self.det, self.t2i, self.val, self.val_gen = det, t2i, val, val_gen
         self.diga = cfg.stage == "diga"
         self.diga_layer = (cfg.diga_layer or model.config.diga_layer) if self.diga else None
         self.weights = {"mse": 1.0, "align": cfg.align_weight} if self.diga else \
-            {"ce": 1.0, "mse": 1.0, "cls": cfg.cls_weight}
+            {"ce": cfg.ce_weight, "mse": 1.0, "cls": cfg.cls_weight}
         self.teacher = teacher
 
         def sampler(bank, n_global, balanced):
@@ -73,11 +74,13 @@ class UnifiedTask:
     def batch(self, step: int, micro: int) -> PackedBatch:
         samples = []
         if self.det_sampler is not None:
-            for idx in self.det_sampler.indices(step, micro):
+            for j, idx in enumerate(self.det_sampler.indices(step, micro)):
                 r = self.det.records[idx]
                 answer = r.explanation or detection_answer(r.label)
-                latent = self.det.latents[idx] if self.model.config.smsa else None
-                samples.append(self.builder.detection(latent, self.det.images[idx], answer=answer, label=r.label))
+                image, latent = self.detection_image(idx, sample_rng(
+                    self.cfg.seed, step, self.det_sampler.global_index(step, micro, j), 1))
+                latent = latent if self.model.config.smsa else None
+                samples.append(self.builder.detection(latent, image, answer=answer, label=r.label))
         if self.t2i_sampler is not None:
             idxs = self.t2i_sampler.indices(step, micro)
             targets = self.teacher_features(idxs) if self.diga else [None] * len(idxs)
@@ -91,6 +94,14 @@ class UnifiedTask:
                 samples.append(self.builder.text_to_image(caption, interpolate(x0, eps, t), t,
                                                           target_velocity(x0, eps), tgt))
         return self.builder.pack(samples)
+
+    @torch.no_grad()
+    def detection_image(self, idx: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """The image under test and its clean latents: a fresh native crop from a CropBank."""
+        if isinstance(self.det, CropBank):
+            image = self.det.crop(idx, g)
+            return image, self.codec.encode(image[None])[0]
+        return self.det.images[idx], self.det.latents[idx]
 
     @torch.no_grad()
     def teacher_features(self, idxs: list[int]) -> list[torch.Tensor]:
@@ -141,13 +152,12 @@ class UnifiedTask:
         return out
 
     def val_flow_loss(self, model, n: int = 32) -> float:
-        reals = [i for i, r in enumerate(self.val.records) if r.label != FAKE][:n]
         samples = []
-        for j, idx in enumerate(reals):
+        for j in range(min(n, len(self.val_gen))):
             g = sample_rng(self.cfg.seed, 2**31 - 1, j)  # a stream of its own, apart from training
-            x0, t = self.val.latents[idx], (j % 8 + 0.5) / 8
+            x0, t = self.val_gen.latents[j], (j % 8 + 0.5) / 8
             eps = torch.randn(x0.shape, generator=g)
-            samples.append(self.builder.text_to_image(self.val.records[idx].caption, interpolate(x0, eps, t), t,
+            samples.append(self.builder.text_to_image(self.val_gen.records[j].caption, interpolate(x0, eps, t), t,
                                                       target_velocity(x0, eps)))
         batch = self.builder.pack(samples).to(model.device)
         return float(packed_losses(model, batch)["mse"])
@@ -174,15 +184,18 @@ def build_run(cfg: TrainConfig, dist: DistInfo):
     builder = SampleBuilder(mc, get_tokenizer(mc.tokenizer))
     records = read_source(cfg.data, strict=True)
     train, val = split_records(records, "train"), split_records(records, "val")
-    det = load_bank(train, mc.image_size, codec) if cfg.stage == "gduf" else None
+    det = None
+    if cfg.stage == "gduf":
+        det = load_crops(train, mc.image_size) if mc.detect_view == "crop" else load_bank(train, mc.image_size, codec)
     t2i = load_bank([r for r in train if r.label != FAKE and r.caption], mc.image_size, codec)
-    valb = load_bank(val, mc.image_size, codec)
+    valb = load_bank(val, mc.image_size, codec, view=mc.detect_view)
+    val_gen = load_bank([r for r in val if r.label != FAKE], mc.image_size, codec)
     teacher = None
     if cfg.stage == "diga":
         if not cfg.init:
             raise ValueError("DIGA starts from a GDUF checkpoint: pass --init RUN/checkpoints/step-N")
         teacher = copy.deepcopy(model).eval().requires_grad_(False)  # frozen snapshot of the detector
-    return model, codec, UnifiedTask(cfg, model, builder, det, t2i, valb, dist, teacher)
+    return model, codec, UnifiedTask(cfg, model, builder, codec, det, t2i, valb, val_gen, dist, teacher)
 
 
 def run_unified(cfg: TrainConfig) -> dict:
@@ -196,8 +209,9 @@ def run_unified(cfg: TrainConfig) -> dict:
     history = trainer.fit()
     # Report
     metrics = {}
+    ema = trainer.eval_model()
     if dist.main:
-        metrics = task.evaluate(trainer.ema.model, explain=True)
+        metrics = task.evaluate(ema, explain=True)
         metrics.update(first_loss=history[0]["loss"] if history else None,
                        last_loss=history[-1]["loss"] if history else None, steps=cfg.steps)
         Path(cfg.out).mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,22 @@
+"""Pure metric functions: numpy in, numbers out. Fake is the positive class throughout."""
+
+from .detection import (
+    accuracy_at,
+    average_precision,
+    calibrate_threshold,
+    detection_report,
+    expected_calibration_error,
+    macro_f1,
+    oracle_accuracy,
+    pr_curve,
+    roc_auc,
+    roc_curve,
+)
+from .generation import frechet_distance, kernel_distance, mean_pairwise_cosine
+from .text import css, rouge_l
+
+__all__ = [
+    "accuracy_at", "average_precision", "calibrate_threshold", "css", "detection_report",
+    "expected_calibration_error", "frechet_distance", "kernel_distance", "macro_f1", "mean_pairwise_cosine",
+    "oracle_accuracy", "pr_curve", "roc_auc", "roc_curve", "rouge_l",
+]

@@ -1,0 +1,58 @@
+"""Distances between sets of image features (rows), for generation quality.
+
+Named for what they are: a Frechet distance or kernel distance on the features of
+whichever backbone produced them. "FID"/"KID" mean Inception-v3 features, which
+this project does not have offline.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _features(x) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or x.shape[0] < 2:
+        raise ValueError(f"need a (n >= 2, d) feature matrix, got shape {x.shape}")
+    return x
+
+
+def _sqrtm_psd(a: np.ndarray) -> np.ndarray:
+    w, v = np.linalg.eigh((a + a.T) / 2)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+
+
+def frechet_distance(a, b) -> float:
+    """||mu_a - mu_b||^2 + Tr(S_a + S_b - 2 (S_a^1/2 S_b S_a^1/2)^1/2) between Gaussians
+    fitted to the two feature sets."""
+    a, b = _features(a), _features(b)
+    mu = a.mean(0) - b.mean(0)
+    sa, sb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
+    ra = _sqrtm_psd(sa)
+    cross = _sqrtm_psd(ra @ sb @ ra)
+    return float(mu @ mu + np.trace(sa) + np.trace(sb) - 2 * np.trace(cross))
+
+
+def kernel_distance(a, b, subsets: int = 20, subset_size: int = 100, seed: int = 0) -> tuple[float, float]:
+    """Unbiased squared MMD with the cubic polynomial kernel (x.y/d + 1)^3, averaged over
+    random subsets: (mean, std)."""
+    a, b = _features(a), _features(b)
+    m = min(subset_size, len(a), len(b))
+    d = a.shape[1]
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(subsets):
+        x, y = a[rng.choice(len(a), m, replace=False)], b[rng.choice(len(b), m, replace=False)]
+        kxx, kyy, kxy = ((x @ x.T / d + 1) ** 3, (y @ y.T / d + 1) ** 3, (x @ y.T / d + 1) ** 3)
+        off = m * (m - 1)
+        vals.append((kxx.sum() - np.trace(kxx)) / off + (kyy.sum() - np.trace(kyy)) / off - 2 * kxy.mean())
+    return float(np.mean(vals)), float(np.std(vals))
+
+
+def mean_pairwise_cosine(x) -> float:
+    """Mean cosine similarity over distinct pairs (lower = more diverse)."""
+    x = _features(x)
+    x = x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
+    g = x @ x.T
+    n = len(x)
+    return float((g.sum() - np.trace(g)) / (n * (n - 1)))
