@@ -6,10 +6,10 @@ from unigendet_train.demo import DemoConfig, run_demo
 
 
 def test_demo_loop_runs_every_phase(tmp_path):
-    cfg = DemoConfig(out=str(tmp_path), gduf_steps=3, diga_steps=2, size=64, crops_per_photo=1,
+    cfg = DemoConfig(out=str(tmp_path), vit_steps=4, gduf_steps=3, diga_steps=2, size=64, crops_per_photo=1,
                      autoencoder_steps=5, progress=False)
     summary = run_demo(cfg)
-    assert set(summary) == {"gduf", "diga", "gendet", "linear-probe"}
+    assert set(summary) == {"vit-pretrain", "gduf", "diga", "gendet", "linear-probe"}
     coevo = (tmp_path / "data-coevo" / "manifest.csv").read_text()
     assert "unigendet-tiny" in coevo  # the trained generator's fakes joined the corpus
     for run in ("gduf", "diga"):

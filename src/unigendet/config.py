@@ -41,6 +41,7 @@ class ViTConfig:
     patch_size: int = 8
     max_patches_per_side: int = 16
     layer_norm_eps: float = 1e-6
+    input_filter: str = "none"  # none | residual: the image minus its 3x3 local mean (see images.py)
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,8 @@ class ModelConfig:
             raise ValueError(f"diga_layer {self.diga_layer} outside 1..{llm.num_layers}")
         if self.image_size % self.latent.pixels_per_token:
             raise ValueError(f"image_size must be a multiple of {self.latent.pixels_per_token} px")
+        if self.vit.input_filter not in ("none", "residual"):
+            raise ValueError(f"vit.input_filter must be 'none' or 'residual', not {self.vit.input_filter!r}")
         if self.detect_view not in ("resize", "crop"):
             raise ValueError(f"detect_view must be 'resize' or 'crop', not {self.detect_view!r}")
         if self.vit_image_size % self.vit.patch_size:

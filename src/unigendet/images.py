@@ -66,3 +66,10 @@ def detection_view(img: Image.Image, size: int, view: str,
     if view == "crop":
         return crop_square(pil_to_tensor(img), size, generator)
     raise ValueError(f"unknown detection view {view!r}")
+
+
+def residual(x: torch.Tensor) -> torch.Tensor:
+    """The image minus its 3x3 local mean (reflect-padded): a fixed high-pass that keeps
+    the fine texture where generators leave traces and drops most of the content."""
+    pad = torch.nn.functional.pad(x[None], (1, 1, 1, 1), mode="reflect")
+    return x - torch.nn.functional.avg_pool2d(pad, 3, 1)[0]

@@ -20,8 +20,9 @@ def register(fn: Callable[[], ModelConfig]) -> Callable[[], ModelConfig]:
 @register
 def tiny() -> ModelConfig:
     """Trains its whole loop on 2 CPU cores in minutes; 64 px, pixel-patch latents.
-    Detection looks at native-resolution crops: resizing to 64 px would erase the artefacts."""
-    return ModelConfig(name="tiny", detect_view="crop")
+    Detection looks at native-resolution crops (resizing to 64 px would erase the artefacts)
+    through a fixed high-pass (a from-scratch ViT this small does not find them under content)."""
+    return ModelConfig(name="tiny", detect_view="crop", vit=ViTConfig(input_filter="residual"))
 
 
 @register
@@ -30,7 +31,8 @@ def small() -> ModelConfig:
         name="small",
         llm=LLMConfig(hidden_size=256, num_layers=6, num_heads=8, num_kv_heads=2, head_dim=32, intermediate_size=688),
         vit=ViTConfig(
-            hidden_size=128, num_layers=4, num_heads=4, intermediate_size=512, patch_size=8, max_patches_per_side=16
+            hidden_size=128, num_layers=4, num_heads=4, intermediate_size=512, patch_size=8, max_patches_per_side=16,
+            input_filter="residual",
         ),
         latent=LatentConfig(codec="pixel", channels=48, downsample=4, max_latent_side=16),
         image_size=64,
@@ -47,7 +49,8 @@ def base() -> ModelConfig:
             hidden_size=768, num_layers=12, num_heads=12, num_kv_heads=4, head_dim=64, intermediate_size=2048
         ),
         vit=ViTConfig(
-            hidden_size=384, num_layers=6, num_heads=6, intermediate_size=1536, patch_size=16, max_patches_per_side=32
+            hidden_size=384, num_layers=6, num_heads=6, intermediate_size=1536, patch_size=16, max_patches_per_side=32,
+            input_filter="residual",
         ),
         latent=LatentConfig(codec="conv-vae", channels=16, downsample=8, max_latent_side=32),
         image_size=256,

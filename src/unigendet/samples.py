@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import ModelConfig
+from .images import residual
 from .packing import CAUSAL, FULL, NOISE, ImageTokens, PackedBatch, Sample, Split, pack
 from .patches import patchify
 from .prompts import DETECTION_QUESTION
@@ -29,7 +30,8 @@ class SampleBuilder:
         return [self.tok.im_start, *self.tok.encode(text), self.tok.im_end]
 
     def vit_tokens(self, image: torch.Tensor, side: int | None = None) -> ImageTokens:
-        """Resize so both sides are multiples of the patch (at most `side` px) and patchify."""
+        """Resize so both sides are multiples of the patch (at most `side` px), apply the
+        ViT's input filter and patchify."""
         p = self.cfg.vit.patch_size
         side = side or self.cfg.vit_image_size
         _, H, W = image.shape
@@ -37,6 +39,8 @@ class SampleBuilder:
         h, w = max(p, round(H * scale / p) * p), max(p, round(W * scale / p) * p)
         if (h, w) != (H, W):
             image = F.interpolate(image[None], size=(h, w), mode="bilinear", antialias=True, align_corners=False)[0]
+        if self.cfg.vit.input_filter == "residual":
+            image = residual(image)
         rows, grid = patchify(image, p)
         return ImageTokens(rows, grid)
 

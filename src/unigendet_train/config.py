@@ -24,10 +24,12 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0
     ema_decay: float = 0.99
+    freeze_vit: bool = False  # keep the understanding ViT fixed (as BAGEL's --freeze_vit)
     ce_weight: float = 1.0  # GDUF: weight of the answer CE
     cls_weight: float = 0.2  # GDUF: weight of the cls-head CE
     align_weight: float = 0.5  # DIGA: weight of 1 - cos
     diga_layer: int | None = None  # None: the preset's (about 30% depth)
+    smsa: bool | None = None  # detection with the clean latents; False: latent-free ablation; None: as the model
     drifting_teacher: bool = False  # DIGA: teacher latents through the live generation expert (public code)
     caption_dropout: float = 0.1
     time_shift: float = 1.0

@@ -1,7 +1,8 @@
 """`unigendet demo`: the co-evolution loop end to end on the built-in corpus, tiny preset.
 
-build data -> GDUF -> the trained generator's fakes join a second corpus -> DIGA ->
-GenDet and the linear probe on that corpus -> a summary under `runs/`.
+build data -> ViT pre-training (stage 0, small presets only) -> GDUF with that ViT frozen ->
+the trained generator's fakes join a second corpus -> DIGA -> GenDet and the linear
+probe on that corpus -> a summary under `runs/`.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from .baselines import LinearProbeConfig
 from .config import DIGAConfig, TrainConfig
 from .stages import load_stages
 from .unified import run_unified
+from .vit_pretrain import ViTPretrainConfig, run_vit_pretrain
 
 
 @dataclass(frozen=True)
 class DemoConfig:
     out: str = "runs"
+    vit_steps: int = 800
     gduf_steps: int = 300
     diga_steps: int = 100
     size: int = 128  # corpus image side
@@ -43,9 +46,15 @@ def run_demo(cfg: DemoConfig) -> dict:
     data = out / "data"
     if not (data / "manifest.csv").is_file():
         build_corpus(CorpusConfig(out=str(data), seed=cfg.seed, **corpus), progress=cfg.progress)
+    # Stage 0: a forensic ViT (full scale starts from SigLIP instead)
+    phase("stage 0: pre-training the understanding ViT on detection crops")
+    summary["vit-pretrain"] = run_vit_pretrain(ViTPretrainConfig(data=str(data), out=str(out / "vit"),
+                                                                 steps=cfg.vit_steps, seed=cfg.seed,
+                                                                 progress=cfg.progress))
     # Stage 1: GDUF
     phase("stage 1: GDUF (detection + explanation + generation)")
     summary["gduf"] = run_unified(TrainConfig(stage="gduf", data=str(data), out=str(out / "gduf"),
+                                              init=summary["vit-pretrain"]["checkpoint"], freeze_vit=True,
                                               steps=cfg.gduf_steps, seed=cfg.seed, progress=cfg.progress,
                                               ckpt_every=cfg.gduf_steps))
     gduf_ckpt = out / "gduf" / "checkpoints" / f"step-{cfg.gduf_steps:06d}"

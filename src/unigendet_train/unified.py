@@ -132,16 +132,11 @@ class UnifiedTask:
     def evaluate(self, model, explain: bool = False, max_eval: int = 256) -> dict[str, float]:
         """Detection accuracy on the validation split (cls head; and the written verdict when
         `explain`), and the flow loss on validation text-to-image samples at fixed times."""
-        model.eval()
         n = min(len(self.val), max_eval)
         labels = np.array(self.val.labels[:n])
-        p_fake, verdicts = [], []
-        for i in range(0, n, 32):
-            lat = list(self.val.latents[i:i + 32])
-            res = detect(model, self.builder, lat, list(self.val.images[i:i + 32]), explain=explain,
-                         max_new_tokens=64)
-            p_fake += [r.p_fake for r in res]
-            verdicts += [parse_verdict(r.text) if r.text is not None else None for r in res]
+        res = detect_bank(model, self.builder, self.val, n, explain)
+        p_fake = [r.p_fake for r in res]
+        verdicts = [parse_verdict(r.text) if r.text is not None else None for r in res]
         pred_fake = np.array(p_fake) > 0.5
         out = {"val_acc": float(np.mean(pred_fake == (labels == FAKE)))}
         if explain:
@@ -163,6 +158,25 @@ class UnifiedTask:
         return float(packed_losses(model, batch)["mse"])
 
 
+@torch.no_grad()
+def detect_bank(model, builder: SampleBuilder, bank: ImageBank, n: int | None = None, explain: bool = False,
+                batch: int = 32):
+    """`inference.detect` over the first n images of a bank (all by default)."""
+    model.eval()
+    n = len(bank) if n is None else n
+    out = []
+    for i in range(0, n, batch):
+        j = min(n, i + batch)
+        out += detect(model, builder, list(bank.latents[i:j]), list(bank.images[i:j]), explain=explain,
+                      max_new_tokens=64)
+    return out
+
+
+def score_bank(model, builder: SampleBuilder, bank: ImageBank) -> np.ndarray:
+    """The cls head's p_fake for every image of a bank."""
+    return np.array([r.p_fake for r in detect_bank(model, builder, bank)])
+
+
 def split_records(records, split: str):
     chosen = [r for r in records if r.split == split]
     if not chosen:
@@ -177,6 +191,8 @@ def build_run(cfg: TrainConfig, dist: DistInfo):
     else:
         model = create_model(get_config(cfg.preset, diga_layer=cfg.diga_layer or get_config(cfg.preset).diga_layer))
         model = model.to(dist.device)
+    if cfg.smsa is not None:  # a layout choice, not a weight: the same parameters serve both
+        model.config = model.config.replace(smsa=cfg.smsa)
     mc = model.config
     codec = build_codec(mc.latent.codec, mc.latent.channels, mc.latent.downsample)
     if cfg.init and (Path(cfg.init) / "codec.safetensors").is_file():
@@ -205,6 +221,8 @@ def run_unified(cfg: TrainConfig) -> dict:
     model, codec, task = build_run(cfg, dist)
     # Train
     params = model.generation_parameters() if cfg.stage == "diga" else None
+    if cfg.freeze_vit and params is None:
+        params = [p for n, p in model.named_parameters() if not n.startswith("vit_model.")]
     trainer = Trainer(model, task, cfg, dist, params=params, extra_files=lambda: {"codec": codec})
     history = trainer.fit()
     # Report

@@ -1,0 +1,1 @@
+"""The field's evaluation protocols on top of `unigendet.metrics`."""
