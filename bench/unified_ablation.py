@@ -82,9 +82,9 @@ def generation_rows(runs: dict[str, Path], records, steps: int) -> dict[str, dic
 
 def table(rows: dict[str, dict], cols: list[str]) -> str:
     w = max(len(k) for k in rows) + 2
-    lines = ["".ljust(w) + "".join(c.rjust(12) for c in cols)]
+    lines = ["".ljust(w) + "".join(c.rjust(16) for c in cols)]
     for k, r in rows.items():
-        lines.append(k.ljust(w) + "".join(f"{r.get(c, float('nan')):12.4f}" for c in cols))
+        lines.append(k.ljust(w) + "".join(f"{r.get(c, float('nan')):16.4f}" for c in cols))
     return "\n".join(lines)
 
 

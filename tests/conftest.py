@@ -53,3 +53,28 @@ def detection_and_t2i(cfg, builder, t=0.6, caption="a red fox", align=False):
     align_target = torch.randn(16, cfg.llm.hidden_size) if align else None
     t2i = builder.text_to_image(caption, interpolate(z0, eps, t), t, target_velocity(z0, eps), align_target)
     return det, t2i
+
+
+@pytest.fixture(scope="session")
+def artifacts():
+    """`test-artifacts/` at the checkout root: screenshots and the like, kept after the run."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "test-artifacts"
+    root.mkdir(exist_ok=True)
+    return root
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Headless Debian Chromium driven by Playwright (`.ci/run` installs both)."""
+    import shutil
+
+    playwright = pytest.importorskip("playwright.sync_api")
+    exe = shutil.which("chromium") or shutil.which("chromium-browser")
+    if exe is None:
+        pytest.skip("no chromium executable (apt-get install chromium)")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
+        yield browser
+        browser.close()

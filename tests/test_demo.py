@@ -7,11 +7,12 @@ from unigendet_train.demo import DemoConfig, run_demo
 
 def test_demo_loop_runs_every_phase(tmp_path):
     cfg = DemoConfig(out=str(tmp_path), vit_steps=4, gduf_steps=3, diga_steps=2, size=64, crops_per_photo=1,
-                     autoencoder_steps=5, progress=False)
+                     autoencoder_steps=5, tsne=0, progress=False)
     summary = run_demo(cfg)
-    assert set(summary) == {"vit-pretrain", "gduf", "diga", "gendet", "linear-probe"}
+    assert set(summary) == {"vit-pretrain", "gduf", "diga", "gendet", "linear-probe", "eval"}
     coevo = (tmp_path / "data-coevo" / "manifest.csv").read_text()
     assert "unigendet-tiny" in coevo  # the trained generator's fakes joined the corpus
     for run in ("gduf", "diga"):
         assert (tmp_path / run / "checkpoints" / "latest").is_file()
     assert json.loads((tmp_path / "demo_summary.json").read_text())["gduf"]["steps"] == 3
+    assert len(summary["eval"]) == 4 and (tmp_path / "eval" / "report.html").is_file()

@@ -90,6 +90,17 @@ def save_checkpoint(
     return Path(path)
 
 
+def resolve_checkpoint(path: str | os.PathLike) -> Path:
+    """A checkpoint directory, or a training run directory (its `checkpoints/latest`)."""
+    path = Path(path)
+    pointer = path / "checkpoints" / "latest"
+    if pointer.is_file():
+        path = pointer.parent / pointer.read_text().strip()
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: no such checkpoint directory")
+    return path
+
+
 def load_config(path: str | os.PathLike) -> ModelConfig:
     f = Path(path) / "config.json"
     if not f.is_file():

@@ -125,6 +125,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     return train_main([args.stage, *args.rest])
 
 
+def cmd_eval_detect(args: argparse.Namespace) -> int:
+    """Score detectors side by side with the field's protocol; tables, plots and a report."""
+    from .evaluation.run import DetectArgs, eval_detect
+
+    eval_detect(DetectArgs(checkpoints=args.checkpoint, data=args.data, out=args.out, split=args.split,
+                           calibrate_on=args.calibrate_on, degrade=args.degrade, explain=args.explain,
+                           cache=args.cache, tsne=args.tsne, device=args.device))
+    print(f"[eval] wrote {args.out}/metrics.json, table.md, report.html")
+    return 0
+
+
+def cmd_eval_generate(args: argparse.Namespace) -> int:
+    """Generation quality against held-out real images."""
+    from .evaluation.run import GenerateArgs, eval_generate
+
+    eval_generate(GenerateArgs(checkpoint=args.checkpoint, data=args.data, out=args.out, split=args.split,
+                               per_prompt=args.per_prompt, max_prompts=args.max_prompts, steps=args.steps,
+                               shift=args.shift, guidance=args.guidance, seed=args.seed, device=args.device))
+    print(f"[eval] wrote {args.out}/metrics.json and samples.png")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="unigendet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -175,6 +197,38 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="", help="audit one split only")
     p.add_argument("--threshold", type=float, default=0.6)
     p.set_defaults(func=cmd_data_audit)
+
+    ev = sub.add_parser("eval", help="evaluate detectors or the generator").add_subparsers(
+        dest="eval_command", required=True)
+    p = ev.add_parser("detect", help="detectors side by side: per-generator tables, plots, report.html")
+    p.add_argument("--checkpoint", action="append", required=True,
+                   help="a training run or checkpoint directory (UniGenDet, GenDet, linear-probe, cnn); repeatable")
+    p.add_argument("--data", required=True, help="manifest CSV, GenImage/UFD folders or FakeClue JSON")
+    p.add_argument("--out", required=True)
+    p.add_argument("--split", default=None, help="default: the test split when the source has one, else all")
+    p.add_argument("--calibrate-on", default=None,
+                   help="SOURCE[:split] whose accuracy-maximising threshold is reported beside 0.5 "
+                        "(default: the source's val split)")
+    p.add_argument("--degrade", nargs="*", default=None, help="'all' or GenImage specs such as jpeg65 blur3 down64")
+    p.add_argument("--explain", action="store_true", help="UniGenDet: also write and score text verdicts")
+    p.add_argument("--cache", default=None, help="feature cache folder for frozen-backbone detectors")
+    p.add_argument("--tsne", type=int, default=400, help="images in the t-SNE plots (0: none)")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_eval_detect)
+
+    p = ev.add_parser("generate", help="Frechet/kernel distance to held-out reals, diversity, a sample grid")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data", required=True, help="real images with captions (reals of the chosen split)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--split", default=None)
+    p.add_argument("--per-prompt", type=int, default=2, help="images per prompt (diversity needs >= 2)")
+    p.add_argument("--max-prompts", type=int, default=64)
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--shift", type=float, default=3.0)
+    p.add_argument("--guidance", type=float, default=4.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_eval_generate)
     return parser
 
 

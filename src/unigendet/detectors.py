@@ -1,4 +1,5 @@
-"""Trained detectors read back from their run directories: GenDet and the two baselines.
+"""Trained detectors read back from their run directories: GenDet, the two baselines and
+UniGenDet (`unified_detector.py`).
 
 `load_detector(run_dir)` reads `run_dir/config.json`, picks the loader named by its "kind" in
 `DETECTOR_LOADERS` (extend the dict to add a kind) and returns a `Detector`:
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checkpoint import CheckpointError, load_weights
+from .checkpoint import CheckpointError, load_weights, resolve_checkpoint
 from .data.backbones import Backbone, Preprocess, create_backbone
 from .data.features import FeatureCache
 from .data.imageio import open_image
@@ -230,10 +231,15 @@ def read_run_config(run_dir: str | os.PathLike) -> dict[str, Any]:
 
 
 def load_detector(run_dir: str | os.PathLike, device: str | torch.device = "cpu") -> Detector:
-    """Rebuild the detector a training run wrote to `run_dir` (weights loaded strictly)."""
-    run_dir = Path(run_dir)
+    """Rebuild the detector a training run wrote to `run_dir` (weights loaded strictly). A
+    UniGenDet run directory (or one of its checkpoints) loads as the unified model."""
+    run_dir = resolve_checkpoint(run_dir)
     cfg = read_run_config(run_dir)
     kind = cfg.get("kind")
+    if kind is None and "llm" in cfg:  # a model checkpoint's ModelConfig
+        from .unified_detector import load_unigendet
+
+        return load_unigendet(run_dir, device)
     if kind not in DETECTOR_LOADERS:
         known = sorted(DETECTOR_LOADERS)
         raise CheckpointError(f"{run_dir}/config.json: unknown detector kind {kind!r}; known: {known}")

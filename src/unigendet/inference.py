@@ -78,6 +78,7 @@ def _pick(logits: torch.Tensor, temperature: float, generator: torch.Generator |
 class Detection:
     p_fake: float  # from fake_cls_head on the prefill (no decoding needed)
     text: str | None  # the written answer, when asked for
+    state: torch.Tensor | None = None  # the hidden state the cls head reads (final-normed)
 
 
 @torch.no_grad()
@@ -102,7 +103,8 @@ def detect(
     if explain:
         ids = decode_text(model, builder, caches, model.lm_logits(last), max_new_tokens)
         texts = [builder.tok.decode(x) for x in ids]
-    return [Detection(p, t) for p, t in zip(p_fake, texts)]
+    states = last.float().cpu()
+    return [Detection(p, t, h) for p, t, h in zip(p_fake, texts, states)]
 
 
 @torch.no_grad()

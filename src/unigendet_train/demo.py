@@ -2,7 +2,8 @@
 
 build data -> ViT pre-training (stage 0, small presets only) -> GDUF with that ViT frozen ->
 the trained generator's fakes join a second corpus -> DIGA -> GenDet and the linear
-probe on that corpus -> a summary under `runs/`.
+probe on that corpus -> all four evaluated on the built-in test split (`runs/eval/report.html`)
+-> a summary under `runs/`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class DemoConfig:
     size: int = 128  # corpus image side
     crops_per_photo: int = 8
     autoencoder_steps: int = 200
+    tsne: int = 150  # images in the evaluation report's t-SNE plots
     seed: int = 0
     progress: bool = True
 
@@ -76,7 +78,17 @@ def run_demo(cfg: DemoConfig) -> dict:
                                                             seed=cfg.seed, cache=str(out / "features")))):
         phase(f"detector: {name}")
         summary[name] = stages[name][1](config)
+    # Evaluation: every detector the same way on the built-in test split
+    phase("evaluation on the built-in test split")
+    from unigendet.evaluation.run import DetectArgs, eval_detect
+
+    runs = [out / "gduf", out / "diga", out / "gendet", out / "linear-probe"]
+    evaluation = eval_detect(DetectArgs(checkpoints=[str(r) for r in runs], data=str(data), out=str(out / "eval"),
+                                        cache=str(out / "features"), tsne=cfg.tsne))
+    summary["eval"] = {name: d["mean"] for name, d in evaluation["detectors"].items()}
     phase("done")
     (out / "demo_summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    print(json.dumps({k: {m: v for m, v in (s or {}).items() if "acc" in m} for k, s in summary.items()}, indent=1))
+    print(f"built-in test split, means over generators (report: {out / 'eval' / 'report.html'}):")
+    for name, m in summary["eval"].items():
+        print(f"  {name:<28} AUC {100 * m['auc']:5.1f}  AP {100 * m['ap']:5.1f}  acc@0.5 {100 * m['acc']:5.1f}")
     return summary

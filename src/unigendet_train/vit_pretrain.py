@@ -18,13 +18,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from unigendet.checkpoint import save_checkpoint
 from unigendet.data.readers import read_source
 from unigendet.packing import FULL, Sample, Split
 from unigendet.registry import create_model, get_config
 from unigendet.samples import SampleBuilder
 from unigendet.tokenizer import get_tokenizer
 
+from .checkpoints import save_train_checkpoint
 from .data import load_crops
 from .sampler import StepSampler
 from .schedule import lr_at
@@ -92,7 +92,7 @@ def run_vit_pretrain(cfg: ViTPretrainConfig) -> dict:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        row = {"step": step, "kind": "train", "loss": float(loss)}
+        row = {"step": step, "kind": "train", "loss": loss.item()}
         if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
             row["val_acc"] = accuracy(model, head, builder, val)
             if cfg.progress:
@@ -101,9 +101,8 @@ def run_vit_pretrain(cfg: ViTPretrainConfig) -> dict:
         history.append(row)
         log.write(json.dumps(row) + "\n")
     log.close()
-    ckpt = out / "checkpoints" / f"step-{cfg.steps:06d}"
-    save_checkpoint(ckpt, model, mc, ema=model, meta={"step": cfg.steps, "train_config": cfg.to_dict()},
-                    files={"vit_probe": head})
+    ckpt = save_train_checkpoint(out, cfg.steps, model, mc, model, None, {"train_config": cfg.to_dict()},
+                                 files={"vit_probe": head})
     metrics = {"val_acc": history[-1]["val_acc"], "first_loss": history[0]["loss"], "last_loss": history[-1]["loss"],
                "checkpoint": str(ckpt)}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
