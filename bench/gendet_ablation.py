@@ -26,8 +26,8 @@ from collections import defaultdict
 import numpy as np
 import torch
 
+from unigendet.metrics import detection_metrics
 from unigendet.models.gendet import VARIANTS
-from unigendet_train.artifacts import detection_metrics
 from unigendet_train.baselines import CNNConfig, LinearProbeConfig, fit_cnn, fit_linear_probe
 from unigendet_train.gendet import GenDetTrainConfig, cached_features, fit_gendet, score_features
 

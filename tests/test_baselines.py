@@ -13,7 +13,7 @@ from test_gendet import synthetic, write_manifest
 from unigendet.checkpoint import CheckpointError
 from unigendet.data.backbones import Preprocess
 from unigendet.detectors import CNNImageDetector, LinearProbeDetector, load_detector
-from unigendet_train.artifacts import detection_metrics
+from unigendet.metrics import detection_metrics
 from unigendet_train.baselines import (
     CNNConfig,
     LinearProbeConfig,

@@ -14,9 +14,10 @@ from PIL import Image
 from unigendet import gendet_losses as L
 from unigendet.checkpoint import CheckpointError
 from unigendet.detectors import DETECTOR_LOADERS, GenDetDetector, load_detector
+from unigendet.metrics import detection_metrics
 from unigendet.models.gendet import VARIANTS, GenDet, GenDetConfig
 from unigendet_train import gendet as T
-from unigendet_train.artifacts import detection_metrics, save_module_checkpoint
+from unigendet_train.artifacts import save_module_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

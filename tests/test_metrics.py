@@ -112,3 +112,11 @@ def test_text_metrics():
     assert css([""], ref) == [0.0] and css(["..."], ref) == [0.0]
     with pytest.raises(ValueError):
         css(["a"], [])
+
+
+def test_training_summary_uses_dataset_labels():
+    from unigendet.metrics import detection_metrics
+
+    out = detection_metrics(S, [1 - y for y in Y])  # dataset labels: 0 = fake
+    assert out["acc"] == pytest.approx(5 / 6) and out["ap"] == pytest.approx(average_precision(S, Y))
+    assert np.isnan(detection_metrics([0.2, 0.7], [1, 1])["ap"])

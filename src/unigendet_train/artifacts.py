@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors.torch import save_file
-from sklearn.metrics import average_precision_score
 from torch import nn
 
 from unigendet.checkpoint import atomic_directory
@@ -71,23 +70,6 @@ class JsonlLog:
 
     def close(self) -> None:
         self.file.close()
-
-
-def detection_metrics(p_fake: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor) -> dict[str, float]:
-    """Accuracy at threshold 0.5 (overall, on reals, on fakes) and AP with fake as the positive class.
-
-    Labels: 0 = fake, 1 = real. A sample is called fake when p_fake > 0.5."""
-    p = np.asarray(p_fake, dtype=np.float64).reshape(-1)
-    y = np.asarray(labels).reshape(-1)
-    if p.shape != y.shape or p.size == 0:
-        raise ValueError(f"p_fake {p.shape} and labels {y.shape} must be equal, non-empty")
-    fake = y == 0
-    correct = (p > 0.5) == fake
-    out = {"acc": float(correct.mean()), "n": int(y.size)}
-    out["acc_real"] = float(correct[~fake].mean()) if (~fake).any() else float("nan")
-    out["acc_fake"] = float(correct[fake].mean()) if fake.any() else float("nan")
-    out["ap"] = float(average_precision_score(fake, p)) if fake.any() and (~fake).any() else float("nan")
-    return out
 
 
 def seed_everything(seed: int) -> torch.Generator:

@@ -30,8 +30,9 @@ from unigendet.data.degrade import RandomBlurJPEG
 from unigendet.data.imageio import open_image
 from unigendet.data.readers import read_source
 from unigendet.detectors import CNNImageDetector, LinearProbe, cnn_from_backbone
+from unigendet.metrics import detection_metrics
 
-from .artifacts import JsonlLog, detection_metrics, save_module_checkpoint, seed_everything
+from .artifacts import JsonlLog, save_module_checkpoint, seed_everything
 from .gendet import batches, cached_features, evaluate, split_records
 from .stages import register_stage
 

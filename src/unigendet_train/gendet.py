@@ -29,9 +29,10 @@ from unigendet.data.backbones import create_backbone
 from unigendet.data.features import FeatureCache
 from unigendet.data.readers import read_source
 from unigendet.data.records import DataError, Record
+from unigendet.metrics import detection_metrics
 from unigendet.models.gendet import GenDet, GenDetConfig
 
-from .artifacts import JsonlLog, detection_metrics, save_module_checkpoint, seed_everything
+from .artifacts import JsonlLog, save_module_checkpoint, seed_everything
 from .stages import register_stage
 
 

@@ -4,6 +4,7 @@ from .detection import (
     accuracy_at,
     average_precision,
     calibrate_threshold,
+    detection_metrics,
     detection_report,
     expected_calibration_error,
     macro_f1,
@@ -16,7 +17,7 @@ from .generation import frechet_distance, kernel_distance, mean_pairwise_cosine
 from .text import css, rouge_l
 
 __all__ = [
-    "accuracy_at", "average_precision", "calibrate_threshold", "css", "detection_report",
+    "accuracy_at", "average_precision", "calibrate_threshold", "css", "detection_metrics", "detection_report",
     "expected_calibration_error", "frechet_distance", "kernel_distance", "macro_f1", "mean_pairwise_cosine",
     "oracle_accuracy", "pr_curve", "roc_auc", "roc_curve", "rouge_l",
 ]

@@ -139,3 +139,16 @@ def detection_report(scores, is_fake, threshold: float = 0.5) -> dict[str, float
     if ((s >= 0) & (s <= 1)).all():
         out["ece"] = expected_calibration_error(s, y)
     return out
+
+
+def detection_metrics(p_fake, labels) -> dict[str, float]:
+    """The training logs' summary, from dataset labels (0 = fake, 1 = real): accuracy at 0.5
+    overall, on reals and on fakes, and AP (NaN when one class is absent)."""
+    s = np.asarray(p_fake, dtype=np.float64).reshape(-1)
+    y = np.asarray(labels).reshape(-1)
+    if s.shape != y.shape or s.size == 0:
+        raise ValueError(f"p_fake {s.shape} and labels {y.shape} must be equal, non-empty")
+    is_fake = y == 0
+    out = {**accuracy_at(s, is_fake), "n": int(y.size)}
+    out["ap"] = average_precision(s, is_fake) if is_fake.any() and (~is_fake).any() else float("nan")
+    return out
