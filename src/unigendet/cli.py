@@ -147,6 +147,44 @@ def cmd_eval_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_detect(args: argparse.Namespace) -> int:
+    """Verdicts for image files and folders; non-zero exit only when nothing could be read."""
+    from .apps.detect import exit_code, run_detect, write_rows
+    from .apps.predictor import Predictor
+
+    predictor = Predictor(args.checkpoint, device=args.device, threshold=args.threshold, verdict=args.verdict)
+    rows = run_detect(predictor, args.paths, explain=args.explain, batch=args.batch, max_pixels=args.max_pixels,
+                      progress=not args.quiet)
+    write_rows(rows, args.format)
+    return exit_code(rows)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    """Text-to-image with a UniGenDet checkpoint; the same seed gives the same image."""
+    from .apps.predictor import Predictor
+    from .images import save_image
+
+    predictor = Predictor(args.checkpoint, device=args.device)
+    images = predictor.generate(args.prompt, size=args.size, steps=args.steps, guidance=args.guidance,
+                                shift=args.shift, seed=args.seed, n=args.n)
+    out = Path(args.output)
+    paths = [out] if args.n == 1 else [out.with_name(f"{out.stem}-{i}{out.suffix}") for i in range(args.n)]
+    for image, path in zip(images, paths, strict=True):
+        save_image(image, path)
+        print(path)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """The web page and JSON API on uvicorn; the model is loaded once."""
+    from .apps.predictor import Predictor
+    from .apps.server import Limits, serve
+
+    predictor = Predictor(args.checkpoint, device=args.device, threshold=args.threshold)
+    serve(predictor, args.host, args.port, Limits(max_bytes=args.max_bytes, max_pixels=args.max_pixels))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="unigendet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -198,6 +236,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=0.6)
     p.set_defaults(func=cmd_data_audit)
 
+    from .data.imageio import DEFAULT_MAX_PIXELS
+
+    p = sub.add_parser("detect", help="real/fake verdicts for image files and folders")
+    p.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
+    p.add_argument("--checkpoint", required=True, help="a UniGenDet, GenDet, linear-probe or cnn run/checkpoint")
+    p.add_argument("--format", choices=["table", "jsonl", "csv"], default="table")
+    p.add_argument("--explain", action="store_true", help="UniGenDet: write an explanation for each image")
+    p.add_argument("--verdict", choices=["cls", "text"], default="cls",
+                   help="UniGenDet: label from the cls head (default) or from the written answer")
+    p.add_argument("--threshold", type=float, default=0.5, help="p_fake above this is called fake")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("generate", help="text-to-image with a UniGenDet checkpoint")
+    p.add_argument("prompt")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("-o", "--output", default="generated.png")
+    p.add_argument("--n", type=int, default=1, help="images (named OUT-0.png, OUT-1.png, ... when > 1)")
+    p.add_argument("--size", type=int, default=None, help="pixels (default: the model's image size)")
+    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--guidance", type=float, default=4.0)
+    p.add_argument("--shift", type=float, default=3.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("serve", help="web page + JSON API (FastAPI on uvicorn)")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--max-bytes", type=int, default=20 * 1024 * 1024, help="largest upload")
+    p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=cmd_serve)
+
     ev = sub.add_parser("eval", help="evaluate detectors or the generator").add_subparsers(
         dest="eval_command", required=True)
     p = ev.add_parser("detect", help="detectors side by side: per-generator tables, plots, report.html")
@@ -233,8 +310,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .checkpoint import CheckpointError
+
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    if args.command not in ("detect", "generate", "serve"):
+        return args.func(args)
+    try:  # the product commands answer a wrong checkpoint or option with one line, not a traceback
+        return args.func(args)
+    except (CheckpointError, ValueError, FileNotFoundError) as e:
+        print(f"unigendet {args.command}: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

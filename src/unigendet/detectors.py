@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 
 from .checkpoint import CheckpointError, load_weights, resolve_checkpoint
@@ -96,6 +97,10 @@ class Detector(ABC):
     def features(self, paths: PathList, cache_root: str | os.PathLike | None = None) -> np.ndarray:
         """(N, K): the representation the verdict is read from."""
 
+    @abstractmethod
+    def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """p_fake for decoded RGB images (what the CLI and the server hand over)."""
+
 
 def _image_batches(paths: PathList, preprocess: Preprocess, batch_size: int):
     for s in range(0, len(paths), batch_size):
@@ -131,6 +136,11 @@ class FeatureDetector(Detector):
 
     def predict(self, paths: PathList, cache_root=None) -> np.ndarray:
         return self.scores(self.backbone_features(paths, cache_root))
+
+    @torch.no_grad()
+    def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        model, pre = self.backbone()
+        return self.scores(model(torch.stack([pre(im) for im in images]).to(self.device)).float().cpu())
 
     def features(self, paths: PathList, cache_root=None) -> np.ndarray:
         return self.backbone_features(paths, cache_root).numpy()
@@ -176,6 +186,11 @@ class CNNImageDetector(Detector):
     def predict(self, paths: PathList, cache_root=None) -> np.ndarray:
         """`cache_root` is ignored: the whole network was fine-tuned, there is no frozen feature to cache."""
         return torch.sigmoid(self._run(paths, self.model)).double().numpy()
+
+    @torch.no_grad()
+    def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        x = torch.stack([self.preprocess(im) for im in images]).to(self.device)
+        return torch.sigmoid(self.model(x).float().cpu()).double().numpy()
 
     def features(self, paths: PathList, cache_root=None) -> np.ndarray:
         return self._run(paths, self.model.pooled).numpy()

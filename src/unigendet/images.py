@@ -43,11 +43,14 @@ def resize_square(x: torch.Tensor, size: int) -> torch.Tensor:
 
 def crop_square(x: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """A size x size crop of native pixels: random with a generator, central without.
-    Images smaller than `size` are upsampled first (nothing else is resampled)."""
-    if min(x.shape[-2:]) < size:
-        scale = size / min(x.shape[-2:])
-        hw = (max(size, round(x.shape[-2] * scale)), max(size, round(x.shape[-1] * scale)))
-        x = torch.nn.functional.interpolate(x[None], size=hw, mode="bicubic", align_corners=False)[0].clamp(-1, 1)
+    An image with a side shorter than `size` gives its central square, upsampled
+    (nothing else is resampled)."""
+    if min(x.shape[-2:]) < size:  # the central square of the short side, upsampled to size
+        s = min(x.shape[-2:])
+        top, left = (x.shape[-2] - s) // 2, (x.shape[-1] - s) // 2
+        x = x[:, top:top + s, left:left + s]
+        x = torch.nn.functional.interpolate(x[None], size=(size, size), mode="bicubic",
+                                            align_corners=False)[0].clamp(-1, 1)
     H, W = x.shape[-2:]
     if generator is None:
         top, left = (H - size) // 2, (W - size) // 2

@@ -23,7 +23,7 @@ from .tokenizer import get_tokenizer
 class UniGenDetDetector(Detector):
     kind = "unigendet"
 
-    def __init__(self, name: str, model, codec, device="cpu", batch_size: int = 16, max_new_tokens: int = 96):
+    def __init__(self, name: str, model, codec, device="cpu", batch_size: int = 16, max_new_tokens: int = 256):
         super().__init__(name, device)
         self.model, self.codec = model.to(self.device).eval(), codec.eval()
         self.builder = SampleBuilder(model.config, get_tokenizer(model.config.tokenizer))
@@ -46,6 +46,9 @@ class UniGenDetDetector(Detector):
 
     def detect_paths(self, paths: PathList, explain: bool = False) -> list[Detection]:
         return self.detect_tensors([self.view(open_image(p)) for p in paths], explain)
+
+    def predict_images(self, images) -> np.ndarray:
+        return np.array([d.p_fake for d in self.detect_tensors([self.view(im) for im in images])])
 
     def predict(self, paths: PathList, cache_root=None) -> np.ndarray:
         """`cache_root` is ignored (no frozen backbone)."""

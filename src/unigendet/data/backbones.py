@@ -60,6 +60,13 @@ class Preprocess:
         if img.mode != "RGB":
             raise ValueError(f"expected an RGB image, got mode {img.mode}")
         w, h = img.size
+        if self.crop is not None and self.resize_mode == "shorter" and max(w, h) > 4 * min(w, h):
+            # Extreme aspect ratio: drop the long side's margins the final crop would drop anyway,
+            # so a 4000x2 strip is not resized to 448000x224 first.
+            keep = min(max(w, h), int(np.ceil(min(w, h) * self.crop / self.size)) + 2)
+            img = img.crop(((w - keep) // 2, 0, (w - keep) // 2 + keep, h) if w > h else
+                           (0, (h - keep) // 2, w, (h - keep) // 2 + keep))
+            w, h = img.size
         if self.resize_mode == "exact":
             new = (self.size, self.size)
         elif w <= h:

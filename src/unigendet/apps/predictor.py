@@ -1,0 +1,104 @@
+"""One loaded detector (and, for UniGenDet, generator) behind a lock: what the CLI and
+the server call. Inputs are decoded, hardened RGB images (`data.imageio.open_image`)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..detectors import load_detector
+from ..prompts import FAKE, parse_verdict
+
+
+@dataclass
+class Verdict:
+    label: str  # "fake" | "real"
+    p_fake: float
+    explanation: str | None = None
+
+
+def label_of(p_fake: float, threshold: float) -> str:
+    return "fake" if p_fake > threshold else "real"
+
+
+class Predictor:
+    """Serialises model calls (safe under concurrent requests) and keeps the model loaded."""
+
+    def __init__(self, checkpoint: str, device: str = "cpu", threshold: float = 0.5, verdict: str = "cls"):
+        if verdict not in ("cls", "text"):
+            raise ValueError("verdict must be 'cls' (cls head / score) or 'text' (UniGenDet's written answer)")
+        self.detector = load_detector(checkpoint, device=device)
+        self.kind, self.name = self.detector.kind, self.detector.name
+        if verdict == "text" and self.kind != "unigendet":
+            raise ValueError(f"a {self.kind} detector writes no answer; --verdict text needs a UniGenDet checkpoint")
+        self.threshold, self.verdict = threshold, verdict
+        self.lock = threading.Lock()
+
+    @property
+    def can_explain(self) -> bool:
+        return self.kind == "unigendet"
+
+    @property
+    def can_generate(self) -> bool:
+        return self.kind == "unigendet"
+
+    def detect(self, images: Sequence[Image.Image], explain: bool = False) -> list[Verdict]:
+        explain = explain or self.verdict == "text"
+        with self.lock:
+            if explain and self.can_explain:
+                found = self.detector.detect_tensors([self.detector.view(im) for im in images], explain=True)
+                out = []
+                for d in found:
+                    stated = parse_verdict(d.text or "") if self.verdict == "text" else None
+                    label = ("fake" if stated == FAKE else "real") if stated is not None else \
+                        label_of(d.p_fake, self.threshold)
+                    out.append(Verdict(label, d.p_fake, d.text))
+                return out
+            p = self.detector.predict_images(list(images))
+        return [Verdict(label_of(float(x), self.threshold), float(x)) for x in p]
+
+    def tile_scores(self, image: Image.Image, grid: int = 4) -> np.ndarray:
+        """(grid, grid) p_fake of each tile of the image, scored on its own: where the evidence
+        lies. Tiles smaller than the detector's input are upsampled by its preprocessing; an
+        image narrower than `grid` pixels gets fewer, one-pixel-or-larger tiles."""
+        w, h = image.size
+        grid = max(1, min(grid, w, h))
+        tiles = [image.crop((c * w // grid, r * h // grid, (c + 1) * w // grid, (r + 1) * h // grid))
+                 for r in range(grid) for c in range(grid)]
+        with self.lock:
+            p = self.detector.predict_images(tiles)
+        return np.asarray(p, dtype=np.float64).reshape(grid, grid)
+
+    def generate(self, prompt: str, size: int | None = None, steps: int = 50, guidance: float = 4.0,
+                 shift: float = 3.0, seed: int = 0, n: int = 1) -> torch.Tensor:
+        """(n, 3, S, S) images in [-1, 1]; the same seed gives the same images."""
+        import dataclasses
+
+        from ..evaluation.generation import generate_images
+        from ..flow import Guidance
+
+        if not self.can_generate:
+            raise ValueError(f"a {self.kind} detector cannot generate; use a UniGenDet checkpoint")
+        d = self.detector
+        size = size or d.model.config.image_size
+        step = d.model.config.latent.pixels_per_token
+        largest = step * d.model.config.latent.max_latent_side
+        if size % step or not step <= size <= largest:
+            raise ValueError(f"size must be a multiple of {step} between {step} and {largest}")
+        if not 1 <= steps <= 1000 or not 1 <= n <= 64:
+            raise ValueError("steps must be in 1..1000 and n in 1..64")
+        with self.lock:
+            return generate_images(d.model, d.codec, d.builder, [prompt] * n, size=size, steps=steps, shift=shift,
+                                   guidance=dataclasses.replace(Guidance(), scale=guidance), seed=seed)
+
+
+def timed(fn, *a, **kw):
+    t0 = time.perf_counter()
+    out = fn(*a, **kw)
+    return out, (time.perf_counter() - t0) * 1000

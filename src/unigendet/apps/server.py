@@ -1,0 +1,87 @@
+"""`unigendet serve`: a FastAPI app around one loaded `Predictor`.
+
+GET / (the page), GET /healthz, POST /api/detect (multipart field `image`), POST
+/api/generate (form fields; answers a PNG). Uploads are read as bytes only - no request
+value is ever used as a path - bounded in bytes before decoding and in pixels while
+decoding; a bad input is a 4xx with a reason, never a 5xx.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from importlib import resources
+from typing import Annotated
+
+from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import HTMLResponse, JSONResponse, Response
+
+from ..data.imageio import DEFAULT_MAX_PIXELS, ImageError, open_image
+from ..images import tensor_to_pil
+from .predictor import Predictor, timed
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int = 20 * 1024 * 1024
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    heatmap_grid: int = 4
+
+
+def create_app(predictor: Predictor, limits: Limits = Limits()):
+    app = FastAPI(title="unigendet", docs_url="/api/docs")
+    page = resources.files("unigendet.apps").joinpath("page.html").read_text()
+
+    @app.middleware("http")
+    async def refuse_large_bodies(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > limits.max_bytes + 64 * 1024):
+            return JSONResponse({"detail": f"upload larger than {limits.max_bytes:,} bytes"}, status_code=413)
+        return await call_next(request)
+
+    @app.get("/", response_class=HTMLResponse)
+    def index() -> str:
+        return page
+
+    @app.get("/healthz")
+    def healthz() -> dict:
+        return {"status": "ok", "model": predictor.name, "kind": predictor.kind,
+                "explain": predictor.can_explain, "generate": predictor.can_generate}
+
+    @app.post("/api/detect")
+    def detect(image: Annotated[UploadFile, File()], explain: Annotated[bool, Form()] = False,
+               heatmap: Annotated[bool, Form()] = True) -> dict:
+        data = image.file.read(limits.max_bytes + 1)
+        if len(data) > limits.max_bytes:
+            raise HTTPException(413, f"upload larger than {limits.max_bytes:,} bytes")
+        try:
+            img = open_image(data, max_pixels=limits.max_pixels, name="upload")
+        except ImageError as e:
+            status = 413 if "too large" in str(e) else 422
+            raise HTTPException(status, str(e)) from None
+        (verdict,), ms = timed(predictor.detect, [img], explain and predictor.can_explain)
+        out = {"label": verdict.label, "p_fake": verdict.p_fake, "explanation": verdict.explanation,
+               "model": predictor.name, "elapsed_ms": round(ms, 1), "width": img.width, "height": img.height}
+        if heatmap:
+            out["heatmap"] = predictor.tile_scores(img, limits.heatmap_grid).round(4).tolist()
+        return out
+
+    @app.post("/api/generate")
+    def generate(prompt: Annotated[str, Form(max_length=2000)], steps: Annotated[int, Form()] = 30,
+                 guidance: Annotated[float, Form()] = 4.0, shift: Annotated[float, Form()] = 3.0,
+                 seed: Annotated[int, Form()] = 0, size: Annotated[int | None, Form()] = None) -> Response:
+        try:
+            image = predictor.generate(prompt, size=size, steps=steps, guidance=guidance, shift=shift, seed=seed)[0]
+        except ValueError as e:
+            raise HTTPException(400, str(e)) from None
+        buf = io.BytesIO()
+        tensor_to_pil(image).save(buf, format="PNG")
+        return Response(buf.getvalue(), media_type="image/png")
+
+    return app
+
+
+def serve(predictor: Predictor, host: str = "127.0.0.1", port: int = 8000, limits: Limits = Limits()) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(predictor, limits), host=host, port=port, log_level="info")
