@@ -287,8 +287,11 @@ def test_wrong_shape_checkpoint_fails_clearly(tmp_path):
     (run / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(CheckpointError, match="unknown detector kind"):
         load_detector(run)
-    with pytest.raises(CheckpointError, match="no config.json"):
+    with pytest.raises(CheckpointError, match="no such checkpoint directory"):
         load_detector(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="no config.json"):
+        load_detector(tmp_path / "empty")
     assert set(DETECTOR_LOADERS) >= {"gendet", "linear-probe", "cnn"}
 
 
