@@ -56,3 +56,58 @@ def test_verdict_parsing():
     assert parse_verdict("this is a REAL image; sensor noise") == REAL
     assert parse_verdict("I cannot tell.") is None
     assert parse_verdict("This is an image.") is None
+
+
+def write_tokenizer_json(path, specials=("<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>",
+                                          "<|vision_end|>")):
+    """A small byte-level BPE tokenizer.json built with `tokenizers`, special tokens added
+    the way Qwen2's file has them."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=list(specials),
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(["This is a fake image.", "This is a real image.", "a red fox in the snow"] * 20,
+                            trainer)
+    path.mkdir(parents=True, exist_ok=True)
+    tok.save(str(path / "tokenizer.json"))
+    return path
+
+
+def test_local_tokenizer_json(tmp_path, monkeypatch):
+    from unigendet.tokenizer import QWEN2_IDS, LocalTokenizer
+
+    d = write_tokenizer_json(tmp_path / "tok")
+    tok = LocalTokenizer(d)
+    text = "This is a fake image. Ünïcode too."
+    ids = tok.encode(text)
+    assert tok.decode(ids) == text and tok.im_start not in ids
+    assert tok.decode([tok.im_start, *ids, tok.im_end]) == text  # specials are skipped when decoding
+    assert len({tok.im_start, tok.im_end, tok.vision_start, tok.vision_end, tok.pad}) == 5
+    with pytest.raises(ValueError, match="ids differ"):
+        LocalTokenizer(d, QWEN2_IDS)  # a small file is not Qwen2's
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        LocalTokenizer(write_tokenizer_json(tmp_path / "bad", specials=("<|im_start|>",)))
+    monkeypatch.delenv("UNIGENDET_TOKENIZER", raising=False)
+    with pytest.raises(ValueError, match="local files"):
+        get_tokenizer("qwen2")
+    with pytest.raises(FileNotFoundError):
+        LocalTokenizer(tmp_path / "nowhere")
+
+
+def test_unified_model_runs_with_a_local_tokenizer(tmp_path):
+    from unigendet.inference import detect
+    from unigendet.registry import create_model, get_config
+    from unigendet.samples import SampleBuilder
+    from unigendet.tokenizer import LocalTokenizer
+
+    tok = LocalTokenizer(write_tokenizer_json(tmp_path / "tok"))
+    cfg = get_config("tiny")
+    cfg = cfg.replace(llm=cfg.llm.__class__(**{**cfg.llm.__dict__, "vocab_size": tok.vocab_size}))
+    model = create_model(cfg).eval()
+    builder = SampleBuilder(cfg, tok)
+    image = torch.rand(3, 64, 64) * 2 - 1
+    out = detect(model, builder, [torch.randn(48, 16, 16)], [image], explain=True, max_new_tokens=5)
+    assert 0 <= out[0].p_fake <= 1 and isinstance(out[0].text, str)

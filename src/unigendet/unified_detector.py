@@ -23,10 +23,11 @@ from .tokenizer import get_tokenizer
 class UniGenDetDetector(Detector):
     kind = "unigendet"
 
-    def __init__(self, name: str, model, codec, device="cpu", batch_size: int = 16, max_new_tokens: int = 256):
+    def __init__(self, name: str, model, codec, device="cpu", batch_size: int = 16, max_new_tokens: int = 256,
+                 tokenizer=None):
         super().__init__(name, device)
         self.model, self.codec = model.to(self.device).eval(), codec.eval()
-        self.builder = SampleBuilder(model.config, get_tokenizer(model.config.tokenizer))
+        self.builder = SampleBuilder(model.config, tokenizer or get_tokenizer(model.config.tokenizer))
         self.batch_size, self.max_new_tokens = batch_size, max_new_tokens
 
     def view(self, image) -> torch.Tensor:
@@ -70,4 +71,6 @@ def load_unigendet(path: str | os.PathLike, device="cpu") -> UniGenDetDetector:
     codec = build_codec(lat.codec, lat.channels, lat.downsample)
     if (path / "codec.safetensors").is_file():
         load_weights(codec, path / "codec.safetensors")
-    return UniGenDetDetector(f"unigendet-{model.config.name}", model, codec, device)
+    local = path if (path / "tokenizer.json").is_file() else None  # else $UNIGENDET_TOKENIZER
+    tokenizer = get_tokenizer(model.config.tokenizer, local)
+    return UniGenDetDetector(f"unigendet-{model.config.name}", model, codec, device, tokenizer=tokenizer)
