@@ -2,7 +2,8 @@
 
 from .base import Codec, build_codec, register_codec
 from .conv_vae import ConvVAE
+from .flux_ae import FluxAE
 from .pixel import PixelCodec
 from .taesd import TAEF2
 
-__all__ = ["Codec", "ConvVAE", "PixelCodec", "TAEF2", "build_codec", "register_codec"]
+__all__ = ["Codec", "ConvVAE", "FluxAE", "PixelCodec", "TAEF2", "build_codec", "register_codec"]
