@@ -4,8 +4,10 @@ filled from a base checkpoint, and clear errors."""
 
 import json
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import save_file
 
 from unigendet.checkpoint import CheckpointError
@@ -100,3 +102,47 @@ def test_truncated_shard_is_refused_before_reading(reference, tmp_path):
     (tmp_path / "junk.safetensors").write_bytes(b"\xff" * 64)
     with pytest.raises(CheckpointError, match="not a safetensors file"):
         load_large(cfg, tmp_path / "junk.safetensors")
+
+
+def test_a_released_style_directory_loads_and_detects(tmp_path):
+    """A reduced bagel-layout model written as BAGEL ships it - sharded weights, ae.safetensors,
+    tokenizer.json, no config.json - loads through `load_detector` and detects and generates."""
+    from test_codecs_tokenizer import write_tokenizer_json
+    from unigendet.codecs.flux_ae import FluxAE
+    from unigendet.config import LLMConfig, ViTConfig
+    from unigendet.detectors import load_detector
+    from unigendet.evaluation.generation import generate_images
+    from unigendet.official import load_official
+    from unigendet.tokenizer import LocalTokenizer
+
+    root = write_tokenizer_json(tmp_path / "release")
+    tok = LocalTokenizer(root)
+    full = get_config("bagel-7b-mot")
+    cfg = full.replace(
+        tokenizer="local", image_size=64, vit_image_size=56, diga_layer=1,
+        llm=LLMConfig(vocab_size=tok.vocab_size + 7, hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2,
+                      head_dim=16, intermediate_size=96, rope_theta=1e6, rms_norm_eps=1e-6),
+        vit=ViTConfig(hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64, patch_size=14,
+                      max_patches_per_side=70))
+    torch.manual_seed(0)
+    ref = create_model(cfg).eval()
+    save_sharded({k: v.clone() for k, v in ref.state_dict().items()}, root, shards=2)
+    ae = FluxAE(16, 8, ch=32, ch_mult=(1, 1, 2, 2), num_res_blocks=1)
+    save_file({k: v.contiguous() for k, v in ae.state_dict().items()}, str(root / "ae.safetensors"))
+
+    with pytest.raises(ValueError, match="ids differ"):
+        load_official(root, config=cfg.replace(tokenizer="qwen2"), dtype=None)
+    det, report = load_official(root, config=cfg.replace(llm=cfg.llm.__class__(**{**cfg.llm.__dict__,
+                                                                                  "vocab_size": 999})), dtype=None)
+    assert det.model.config.llm.vocab_size == tok.vocab_size + 7  # read from the header
+    assert report.loaded == len(ref.state_dict()) and det.codec.encoder.conv_in.weight.shape[0] == 32
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (80, 96, 3), dtype=np.uint8))
+    found = det.detect_tensors([det.view(image)], explain=True)
+    assert 0 <= found[0].p_fake <= 1 and isinstance(found[0].text, str)
+    gen = generate_images(det.model, det.codec, det.builder, ["a fox"], steps=2)
+    assert gen.shape == (1, 3, 64, 64)
+    bf16, _ = load_official(root, config=cfg, dtype=torch.bfloat16)
+    assert bf16.model.lm_logits.__self__.language_model.lm_head.weight.dtype == torch.bfloat16
+    assert 0 <= bf16.detect_tensors([bf16.view(image)])[0].p_fake <= 1
+    with pytest.raises(CheckpointError, match="shape mismatches"):  # routed by its layout to the full preset
+        load_detector(root)

@@ -249,6 +249,10 @@ def load_detector(run_dir: str | os.PathLike, device: str | torch.device = "cpu"
     """Rebuild the detector a training run wrote to `run_dir` (weights loaded strictly). A
     UniGenDet run directory (or one of its checkpoints) loads as the unified model."""
     run_dir = resolve_checkpoint(run_dir)
+    from .official import is_official, load_official
+
+    if is_official(run_dir):  # a released BAGEL / UniGenDet directory
+        return load_official(run_dir, device=device)[0]
     cfg = read_run_config(run_dir)
     kind = cfg.get("kind")
     if kind is None and "llm" in cfg:  # a model checkpoint's ModelConfig

@@ -81,14 +81,14 @@ class LocalTokenizer:
 
 
 def get_tokenizer(name: str = "byte", path: str | os.PathLike | None = None) -> Tokenizer:
-    """"byte" (built in), or "qwen2" from local files: `path` (a directory holding
+    """"byte" (built in), or "qwen2" / "local" from local files: `path` (a directory holding
     tokenizer.json, e.g. the BAGEL checkpoint directory, or the file), else $UNIGENDET_TOKENIZER."""
     if name == "byte":
         return ByteTokenizer()
-    if name == "qwen2":
+    if name in ("qwen2", "local"):  # local: any tokenizer.json, special ids not pinned
         path = path or os.environ.get(TOKENIZER_ENV)
         if not path:
-            raise ValueError(f"the qwen2 tokenizer is read from local files: pass its directory or set "
+            raise ValueError(f"the {name} tokenizer is read from local files: pass its directory or set "
                              f"${TOKENIZER_ENV} (nothing is downloaded)")
-        return LocalTokenizer(path, QWEN2_IDS)
-    raise ValueError(f"unknown tokenizer {name!r}; available: byte, qwen2")
+        return LocalTokenizer(path, QWEN2_IDS if name == "qwen2" else None)
+    raise ValueError(f"unknown tokenizer {name!r}; available: byte, qwen2, local")

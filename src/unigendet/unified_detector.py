@@ -40,7 +40,8 @@ class UniGenDetDetector(Detector):
         out = []
         for s in range(0, len(images), self.batch_size):
             chunk = images[s:s + self.batch_size]
-            latents = list(self.codec.encode(torch.stack(chunk)))
+            dtype = next(self.codec.parameters(), torch.empty(0)).dtype
+            latents = list(self.codec.encode(torch.stack(chunk).to(self.device, dtype)).float().cpu())
             out += detect(self.model, self.builder, latents, chunk, explain=explain,
                           max_new_tokens=self.max_new_tokens)
         return out

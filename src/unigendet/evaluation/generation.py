@@ -27,7 +27,9 @@ def generate_images(model, codec, builder, prompts: Sequence[str], size: int | N
         lat = [generate_latents(model, builder, [p], (side, side), steps=steps, shift=shift, guidance=guidance,
                                 generator=torch.Generator().manual_seed(seed * 1_000_003 + start + j))
                for j, p in enumerate(chunk)]
-        out.append(codec.decode(torch.cat(lat).float().cpu()))
+        param = next(codec.parameters(), None)
+        z = torch.cat(lat).to(param.device, param.dtype) if param is not None else torch.cat(lat).float().cpu()
+        out.append(codec.decode(z).float().cpu())
     return torch.cat(out)
 
 
