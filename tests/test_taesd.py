@@ -86,4 +86,4 @@ def test_real_weights_reconstruct():
     assert z.shape == (1, 32, 16, 16)
     assert 0.5 < z.std().item() < 2  # roughly unit scale, as the flow expects
     # measured 27.1 dB (astronaut) and 28.9 dB (synthetic) at 128x128
-    assert _psnr(y, x) > 24
+    assert _psnr(y, x) > 25  # the bar
