@@ -146,3 +146,21 @@ def test_a_released_style_directory_loads_and_detects(tmp_path):
     assert 0 <= bf16.detect_tensors([bf16.view(image)])[0].p_fake <= 1
     with pytest.raises(CheckpointError, match="shape mismatches"):  # routed by its layout to the full preset
         load_detector(root)
+
+    # A fine-tune that lacks the cls head: refused alone, complete with --base.
+    import shutil
+
+    from unigendet.apps.predictor import Predictor
+
+    ft = tmp_path / "finetune"
+    ft.mkdir()
+    for f in ("tokenizer.json", "ae.safetensors"):
+        shutil.copy(root / f, ft / f)
+    save_file({k: v.contiguous() for k, v in ref.state_dict().items() if not k.startswith("fake_cls_head")},
+              str(ft / "ema.safetensors"))
+    with pytest.raises(CheckpointError, match="missing"):
+        load_official(ft, config=cfg, dtype=None)
+    det, report = load_official(ft, config=cfg, base=root, dtype=None)
+    assert report.filled and all(k.startswith("fake_cls_head") for k in report.filled)
+    with pytest.raises(CheckpointError):
+        Predictor(str(ft), base=str(root))  # the CLI path uses the full preset: this file is reduced

@@ -152,7 +152,8 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from .apps.detect import exit_code, run_detect, write_rows
     from .apps.predictor import Predictor
 
-    predictor = Predictor(args.checkpoint, device=args.device, threshold=args.threshold, verdict=args.verdict)
+    predictor = Predictor(args.checkpoint, device=args.device, threshold=args.threshold, verdict=args.verdict,
+                          base=args.base)
     rows = run_detect(predictor, args.paths, explain=args.explain, batch=args.batch, max_pixels=args.max_pixels,
                       progress=not args.quiet)
     write_rows(rows, args.format)
@@ -164,7 +165,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from .apps.predictor import Predictor
     from .images import save_image
 
-    predictor = Predictor(args.checkpoint, device=args.device)
+    predictor = Predictor(args.checkpoint, device=args.device, base=args.base)
     images = predictor.generate(args.prompt, size=args.size, steps=args.steps, guidance=args.guidance,
                                 shift=args.shift, seed=args.seed, n=args.n)
     out = Path(args.output)
@@ -180,7 +181,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .apps.predictor import Predictor
     from .apps.server import Limits, serve
 
-    predictor = Predictor(args.checkpoint, device=args.device, threshold=args.threshold)
+    predictor = Predictor(args.checkpoint, device=args.device, threshold=args.threshold, base=args.base)
     serve(predictor, args.host, args.port, Limits(max_bytes=args.max_bytes, max_pixels=args.max_pixels))
     return 0
 
@@ -250,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
     p.add_argument("--device", default="cpu")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--base", help="released checkpoints: a BAGEL directory supplying keys the checkpoint lacks")
     p.set_defaults(func=cmd_detect)
 
     p = sub.add_parser("generate", help="text-to-image with a UniGenDet checkpoint")
@@ -263,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--shift", type=float, default=3.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--base", help="released checkpoints: a BAGEL directory supplying keys the checkpoint lacks")
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("serve", help="web page + JSON API (FastAPI on uvicorn)")
@@ -273,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-bytes", type=int, default=20 * 1024 * 1024, help="largest upload")
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--base", help="released checkpoints: a BAGEL directory supplying keys the checkpoint lacks")
     p.set_defaults(func=cmd_serve)
 
     ev = sub.add_parser("eval", help="evaluate detectors or the generator").add_subparsers(

@@ -30,10 +30,16 @@ def label_of(p_fake: float, threshold: float) -> str:
 class Predictor:
     """Serialises model calls (safe under concurrent requests) and keeps the model loaded."""
 
-    def __init__(self, checkpoint: str, device: str = "cpu", threshold: float = 0.5, verdict: str = "cls"):
+    def __init__(self, checkpoint: str, device: str = "cpu", threshold: float = 0.5, verdict: str = "cls",
+                 base: str | None = None):
         if verdict not in ("cls", "text"):
             raise ValueError("verdict must be 'cls' (cls head / score) or 'text' (UniGenDet's written answer)")
-        self.detector = load_detector(checkpoint, device=device)
+        if base is not None:  # a released fine-tune whose missing keys come from BAGEL (see docs/full_scale.md)
+            from ..official import load_official
+
+            self.detector = load_official(checkpoint, base=base, device=device)[0]
+        else:
+            self.detector = load_detector(checkpoint, device=device)
         self.kind, self.name = self.detector.kind, self.detector.name
         if verdict == "text" and self.kind != "unigendet":
             raise ValueError(f"a {self.kind} detector writes no answer; --verdict text needs a UniGenDet checkpoint")
