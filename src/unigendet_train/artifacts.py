@@ -56,22 +56,6 @@ def save_module_checkpoint(
     return path
 
 
-class JsonlLog:
-    """Append-only JSONL log, started afresh for each run (`out/log.jsonl`)."""
-
-    def __init__(self, out: str | os.PathLike):
-        self.path = Path(out) / "log.jsonl"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = self.path.open("w", encoding="utf-8")
-
-    def __call__(self, **row: Any) -> None:
-        self.file.write(json.dumps(row) + "\n")
-        self.file.flush()
-
-    def close(self) -> None:
-        self.file.close()
-
-
 def seed_everything(seed: int) -> torch.Generator:
     """Seed torch and numpy; returns a torch Generator for data order."""
     torch.manual_seed(seed)

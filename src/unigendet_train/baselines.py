@@ -32,8 +32,9 @@ from unigendet.data.readers import read_source
 from unigendet.detectors import CNNImageDetector, LinearProbe, cnn_from_backbone
 from unigendet.metrics import detection_metrics
 
-from .artifacts import JsonlLog, save_module_checkpoint, seed_everything
+from .artifacts import save_module_checkpoint, seed_everything
 from .gendet import batches, cached_features, evaluate, split_records
+from .log import RunLogger
 from .stages import register_stage
 
 
@@ -89,7 +90,7 @@ def run_linear_probe(cfg: LinearProbeConfig) -> dict:
     t0 = time.time()
     data, feature_dim = cached_features(cfg.data, cfg.backbone, cfg.backbone_path, cfg.cache, cfg.device)
     x, y, _ = data["train"]
-    log = JsonlLog(cfg.out)
+    log = RunLogger(cfg.out, progress=False, fresh=True, tensorboard=False)
     try:
         model, curve = fit_linear_probe(cfg, x, y, log)
         with torch.no_grad():
@@ -189,7 +190,7 @@ def run_cnn(cfg: CNNConfig) -> dict:
     t0 = time.time()
     splits = split_records(read_source(cfg.data), cfg.data)
     train = splits["train"]
-    log = JsonlLog(cfg.out)
+    log = RunLogger(cfg.out, progress=False, fresh=True, tensorboard=False)
     try:
         detector, curve = fit_cnn(cfg, [r.path for r in train], torch.tensor([r.label for r in train]), log)
         metrics = {}

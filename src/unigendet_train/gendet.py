@@ -32,7 +32,8 @@ from unigendet.data.records import DataError, Record
 from unigendet.metrics import detection_metrics
 from unigendet.models.gendet import GenDet, GenDetConfig
 
-from .artifacts import JsonlLog, save_module_checkpoint, seed_everything
+from .artifacts import save_module_checkpoint, seed_everything
+from .log import RunLogger
 from .stages import register_stage
 
 
@@ -301,7 +302,7 @@ def run(cfg: GenDetTrainConfig) -> dict:
     t_features = time.time() - t0
 
     # Train
-    log = JsonlLog(out)
+    log = RunLogger(out, progress=False, fresh=True, tensorboard=False)
     try:
         log(phase="setup", train=len(y), val=len(data["val"][1]) if "val" in data else 0, feature_dim=feature_dim,
             config=dataclasses.asdict(cfg))

@@ -26,6 +26,7 @@ from unigendet.tokenizer import get_tokenizer
 
 from .checkpoints import save_train_checkpoint
 from .data import load_crops
+from .log import RunLogger
 from .sampler import StepSampler
 from .schedule import lr_at
 from .stages import register_stage
@@ -79,7 +80,7 @@ def run_vit_pretrain(cfg: ViTPretrainConfig) -> dict:
     sampler = StepSampler(train.labels, len(train), cfg.batch, cfg.seed, balanced=True)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    log = (out / "log.jsonl").open("w")
+    log = RunLogger(out, cfg.steps, progress=cfg.progress, fresh=True)
     history = []
     for step in range(cfg.steps):
         for g in opt.param_groups:
@@ -92,14 +93,12 @@ def run_vit_pretrain(cfg: ViTPretrainConfig) -> dict:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        row = {"step": step, "kind": "train", "loss": loss.item()}
+        row = {"loss": loss.item()}
         if (step + 1) % cfg.eval_every == 0 or step + 1 == cfg.steps:
             row["val_acc"] = accuracy(model, head, builder, val)
-            if cfg.progress:
-                print(f"vit-pretrain step {step + 1}/{cfg.steps} loss {float(loss):.3f} val_acc {row['val_acc']:.3f}",
-                      flush=True)
         history.append(row)
-        log.write(json.dumps(row) + "\n")
+        log.log(step, row)
+        log.advance()
     log.close()
     ckpt = save_train_checkpoint(out, cfg.steps, model, mc, model, None, {"train_config": cfg.to_dict()},
                                  files={"vit_probe": head})
