@@ -146,3 +146,27 @@ def test_concurrent_requests_do_not_corrupt_each_other(client, odd):
     assert not errors
     for n, p in zip(names, got, strict=True):
         assert p == pytest.approx(expected[n], abs=1e-6)
+
+
+def test_a_failing_batch_reaches_every_caller(ckpt, monkeypatch):
+    pred = Predictor(ckpt)
+    image = Image.new("RGB", (64, 64))
+
+    def boom(images):
+        raise RuntimeError("model failed")
+
+    monkeypatch.setattr(pred.detector, "predict_images", boom)
+    errors = []
+
+    def call():
+        try:
+            pred.detect([image])
+        except RuntimeError as e:
+            errors.append(str(e))
+
+    threads = [threading.Thread(target=call) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == ["model failed"] * 4 and not pred.queue

@@ -1,11 +1,17 @@
 """One loaded detector (and, for UniGenDet, generator) behind a lock: what the CLI and
-the server call. Inputs are decoded, hardened RGB images (`data.imageio.open_image`)."""
+the server call. Inputs are decoded, hardened RGB images (`data.imageio.open_image`).
+
+Concurrent score requests are coalesced: each caller queues its images; whoever finds
+the model free takes up to `max_batch` queued images (its own and others') through one
+forward pass and hands every caller its results, so a burst of single-image requests
+runs in a few batches instead of one pass each."""
 
 from __future__ import annotations
 
 import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, wait
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +37,7 @@ class Predictor:
     """Serialises model calls (safe under concurrent requests) and keeps the model loaded."""
 
     def __init__(self, checkpoint: str, device: str = "cpu", threshold: float = 0.5, verdict: str = "cls",
-                 base: str | None = None):
+                 base: str | None = None, max_batch: int = 16):
         if verdict not in ("cls", "text"):
             raise ValueError("verdict must be 'cls' (cls head / score) or 'text' (UniGenDet's written answer)")
         if base is not None:  # a released fine-tune whose missing keys come from BAGEL (see docs/full_scale.md)
@@ -44,7 +50,10 @@ class Predictor:
         if verdict == "text" and self.kind != "unigendet":
             raise ValueError(f"a {self.kind} detector writes no answer; --verdict text needs a UniGenDet checkpoint")
         self.threshold, self.verdict = threshold, verdict
-        self.lock = threading.Lock()
+        self.lock = threading.Lock()  # held while the model runs
+        self.queue_lock = threading.Lock()
+        self.queue: list[tuple[Image.Image, Future]] = []
+        self.max_batch = max_batch
 
     @property
     def can_explain(self) -> bool:
@@ -66,8 +75,31 @@ class Predictor:
                         label_of(d.p_fake, self.threshold)
                     out.append(Verdict(label, d.p_fake, d.text))
                 return out
-            p = self.detector.predict_images(list(images))
-        return [Verdict(label_of(float(x), self.threshold), float(x)) for x in p]
+        return [Verdict(label_of(p, self.threshold), p) for p in self.scores(images)]
+
+    def scores(self, images: Sequence[Image.Image]) -> list[float]:
+        """p_fake per image, batched together with other threads' pending images."""
+        futures = [Future() for _ in images]
+        with self.queue_lock:
+            self.queue.extend(zip(images, futures, strict=True))
+        while not all(f.done() for f in futures):
+            if not self.lock.acquire(blocking=False):
+                wait(futures, timeout=0.002)
+                continue
+            try:
+                with self.queue_lock:
+                    batch, self.queue = self.queue[:self.max_batch], self.queue[self.max_batch:]
+                if batch:
+                    try:
+                        p = self.detector.predict_images([im for im, _ in batch])
+                        for (_, f), x in zip(batch, p, strict=True):
+                            f.set_result(float(x))
+                    except Exception as e:  # every waiting caller gets the error, not a hang
+                        for _, f in batch:
+                            f.set_exception(e)
+            finally:
+                self.lock.release()
+        return [f.result() for f in futures]
 
     def tile_scores(self, image: Image.Image, grid: int = 4) -> np.ndarray:
         """(grid, grid) p_fake of each tile of the image, scored on its own: where the evidence
