@@ -181,7 +181,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .apps.predictor import Predictor
     from .apps.server import Limits, serve
 
-    predictor = Predictor(args.checkpoint, device=args.device, threshold=args.threshold, base=args.base)
+    predictor = Predictor(args.checkpoint, device=args.device, threshold=args.threshold, base=args.base,
+                          max_batch=args.max_batch)
     serve(predictor, args.host, args.port, Limits(max_bytes=args.max_bytes, max_pixels=args.max_pixels))
     return 0
 
@@ -277,6 +278,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-pixels", type=int, default=DEFAULT_MAX_PIXELS)
     p.add_argument("--device", default="cpu")
     p.add_argument("--base", help="released checkpoints: a BAGEL directory supplying keys the checkpoint lacks")
+    p.add_argument("--max-batch", type=int, default=16, help="concurrent images scored in one forward pass")
     p.set_defaults(func=cmd_serve)
 
     ev = sub.add_parser("eval", help="evaluate detectors or the generator").add_subparsers(
