@@ -133,3 +133,26 @@ def test_eval_generate_end_to_end(corpus, trained, tmp_path):
     m = json.loads((out / "metrics.json").read_text())
     assert m["n_generated"] == 12 and m["frechet_efficientnet-lite0"] > 0 and -1 <= m["within_prompt_cosine"] <= 1
     assert Image.open(out / "samples.png").size == (2 * 64, 6 * 64)
+
+
+CNNDET = Path(__file__).resolve().parents[2] / "shared" / "data" / "cnndetection-ranking" / "manifest.csv"
+
+
+@pytest.mark.skipif(not CNNDET.is_file(), reason="shared CNNDetection set not present")
+def test_eval_on_the_shared_cnndetection_set_lists_all_ten_generators(tmp_path):
+    import torch
+
+    from unigendet.checkpoint import save_checkpoint
+    from unigendet.registry import create_model, get_config
+
+    torch.manual_seed(0)
+    cfg = get_config("tiny")
+    save_checkpoint(tmp_path / "ckpt", create_model(cfg), cfg)
+    out = tmp_path / "ev"
+    assert main(["eval", "detect", "--checkpoint", str(tmp_path / "ckpt"), "--data", str(CNNDET), "--out", str(out),
+                 "--tsne", "0"]) == 0
+    table = (out / "table.md").read_text()
+    gens = ["biggan", "crn", "cyclegan", "deepfake", "gaugan", "imle", "san", "seeingdark", "stargan", "stylegan"]
+    assert all(f"| {g} |" in table for g in gens)
+    per = json.loads((out / "metrics.json").read_text())["detectors"]["unigendet-tiny"]["per_generator"]
+    assert sorted(per) == gens and all(p["n"] == 40 for p in per.values())
