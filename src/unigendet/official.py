@@ -9,6 +9,7 @@ headers (the vocabulary rows, the autoencoder's widths), never guessed.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from pathlib import Path
@@ -17,7 +18,7 @@ import torch
 
 from .codecs.flux_ae import FluxAE
 from .config import ModelConfig
-from .loading import DeviceMap, LoadReport, SafetensorsFile, load_large, shard_files, stream_into
+from .loading import DeviceMap, SafetensorsFile, load_large, shard_files, stream_into
 from .registry import get_config
 from .tokenizer import get_tokenizer
 
@@ -47,7 +48,7 @@ def official_config(path: str | os.PathLike, config: ModelConfig | None = None) 
     if embed in files:
         rows = SafetensorsFile(files[embed]).shape(embed)[0]
         if rows != cfg.llm.vocab_size:
-            cfg = cfg.replace(llm=cfg.llm.__class__(**{**cfg.llm.__dict__, "vocab_size": rows}))
+            cfg = cfg.replace(llm=dataclasses.replace(cfg.llm, vocab_size=rows))
     return cfg
 
 
@@ -69,6 +70,3 @@ def load_official(path: str | os.PathLike, config: ModelConfig | None = None, ba
     tokenizer = get_tokenizer(cfg.tokenizer, path)
     detector = UniGenDetDetector(f"unigendet-{cfg.name}", model, codec.eval(), device, tokenizer=tokenizer)
     return detector, report
-
-
-__all__ = ["LoadReport", "flux_ae_from_header", "is_official", "load_official", "official_config"]

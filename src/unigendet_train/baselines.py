@@ -33,7 +33,7 @@ from unigendet.detectors import CNNImageDetector, LinearProbe, cnn_from_backbone
 from unigendet.metrics import detection_metrics
 
 from .artifacts import save_module_checkpoint, seed_everything
-from .gendet import batches, cached_features, evaluate, split_records
+from .gendet import batches, cached_features, evaluate, run_epoch, split_records
 from .log import RunLogger
 from .stages import register_stage
 
@@ -168,19 +168,11 @@ def fit_cnn(cfg: CNNConfig, paths: list[Path], labels: torch.Tensor, log=None):
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     curve = []
     for epoch in range(cfg.epochs):
-        model.train()
-        total = 0.0
-        for idx in batches(len(images), cfg.batch_size, gen):
+        def step_loss(idx: torch.Tensor) -> torch.Tensor:
             x = torch.stack([transform(images[i]) for i in idx.tolist()]).to(cfg.device)
-            loss = F.binary_cross_entropy_with_logits(model(x), target[idx].to(cfg.device))
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss {loss.item()} in cnn epoch {epoch}")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-            log(phase="cnn", epoch=epoch, loss=loss.item())
-        curve.append(total / len(images))
+            return F.binary_cross_entropy_with_logits(model(x), target[idx].to(cfg.device))
+
+        curve.append(run_epoch(model, opt, len(images), cfg.batch_size, gen, step_loss))
         log(phase="cnn-epoch", epoch=epoch, loss=curve[-1])
     return CNNImageDetector("cnn", model.eval(), pre, cfg.device), curve
 

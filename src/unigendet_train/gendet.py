@@ -99,7 +99,7 @@ def frozen(*modules: nn.Module):
             m.train(mode)
 
 
-def _epoch(params_owner: nn.Module, opt: torch.optim.Optimizer, n: int, batch_size: int, gen: torch.Generator,
+def run_epoch(params_owner: nn.Module, opt: torch.optim.Optimizer, n: int, batch_size: int, gen: torch.Generator,
            step_loss: Callable[[torch.Tensor], torch.Tensor]) -> float:
     """Run `step_loss` over shuffled batches, optimise, return the mean loss (weighted by batch size)."""
     params_owner.train()
@@ -119,7 +119,7 @@ def _epoch(params_owner: nn.Module, opt: torch.optim.Optimizer, n: int, batch_si
 def teacher_epoch(model: GenDet, opt, x, labels, batch_size, gen) -> float:
     """Teacher pretraining: cross-entropy of N_t's head on all (standardised) training features."""
     t = model.teacher
-    return _epoch(t, opt, len(x), batch_size, gen, lambda i: L.teacher_loss(t.logits(t(x[i])), labels[i]))
+    return run_epoch(t, opt, len(x), batch_size, gen, lambda i: L.teacher_loss(t.logits(t(x[i])), labels[i]))
 
 
 def student_real_epoch(model: GenDet, opt, real, batch_size, gen) -> float:
@@ -130,7 +130,7 @@ def student_real_epoch(model: GenDet, opt, real, batch_size, gen) -> float:
         return L.real_student_loss(z_t, model.student(real[i]))
 
     with frozen(model.teacher):
-        return _epoch(model.student, opt, len(real), batch_size, gen, step)
+        return run_epoch(model.student, opt, len(real), batch_size, gen, step)
 
 
 def student_fake_epoch(model: GenDet, opt, fake, batch_size, gen, augment: bool) -> float:
@@ -148,7 +148,7 @@ def student_fake_epoch(model: GenDet, opt, fake, batch_size, gen, augment: bool)
         return alpha * loss
 
     with frozen(model.teacher, model.augmenter):
-        _epoch(model.student, opt, len(fake), batch_size, gen, step)
+        run_epoch(model.student, opt, len(fake), batch_size, gen, step)
     return sum(raw) / max(len(fake), 1)
 
 
@@ -159,7 +159,7 @@ def augmenter_epoch(model: GenDet, opt, fake, batch_size, gen) -> float:
         return L.augmenter_loss(model.teacher(g), model.student(g))
 
     with frozen(model.teacher, model.student):
-        return _epoch(model.augmenter, opt, len(fake), batch_size, gen, step)
+        return run_epoch(model.augmenter, opt, len(fake), batch_size, gen, step)
 
 
 @torch.no_grad()
@@ -171,7 +171,7 @@ def all_discrepancies(model: GenDet, x: torch.Tensor, batch_size: int = 256) -> 
 def classifier_epoch(model: GenDet, opt, disc, labels, batch_size, gen) -> float:
     """Eq. 4: cross-entropy of N_c on the (fixed) discrepancies."""
     c = model.classifier
-    return _epoch(c, opt, len(disc), batch_size, gen, lambda i: L.classifier_loss(c(disc[i]), labels[i]))
+    return run_epoch(c, opt, len(disc), batch_size, gen, lambda i: L.classifier_loss(c(disc[i]), labels[i]))
 
 
 # --- the whole schedule -------------------------------------------------------------------------
