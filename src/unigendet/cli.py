@@ -92,12 +92,14 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 
 def cmd_data_build(args: argparse.Namespace) -> int:
     """Build the built-in real/fake corpus from installed photos and CPU generators."""
-    from .data.corpus.build import CorpusConfig, build_corpus
+    from .data.corpus.build import GENERATOR_SETS, CorpusConfig, build_corpus
 
     cfg = CorpusConfig(
         out=args.out, size=args.size, crops_per_photo=args.crops_per_photo, seed=args.seed,
-        generators=tuple(args.generators), taef2=args.taef2, generator_checkpoint=args.generator_checkpoint,
+        generators=tuple(args.generators or GENERATOR_SETS[args.generator_set]), taef2=args.taef2,
+        generator_checkpoint=args.generator_checkpoint,
         extra_photo_dirs=tuple(args.photos), autoencoder_steps=args.autoencoder_steps,
+        jpeg_history=args.jpeg_history, only_split=args.only_split,
     )
     t0 = time.perf_counter()
     records = build_corpus(cfg, progress=not args.quiet)
@@ -217,13 +219,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     data = sub.add_parser("data", help="build and audit data").add_subparsers(dest="data_command", required=True)
-    from .data.corpus.build import DEFAULT_GENERATORS
+    from .data.corpus.build import GENERATOR_SETS, GENERATORS
 
     p = data.add_parser("build", help="build the built-in corpus (offline)")
     p.add_argument("--out", required=True)
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--crops-per-photo", type=int, default=8)
-    p.add_argument("--generators", nargs="+", default=list(DEFAULT_GENERATORS))
+    p.add_argument("--generators", nargs="+", choices=GENERATORS, help="fake processes (default: --generator-set)")
+    p.add_argument("--generator-set", choices=sorted(GENERATOR_SETS), default="default",
+                   help="default | rich (more upsamplers and autoencoder families) | heldout (used by neither)")
+    p.add_argument("--jpeg-history", type=float, default=0.0,
+                   help="share of pairs JPEG-compressed, real and fake at the same quality")
+    p.add_argument("--only-split", choices=["train", "val", "test"], help="keep one split's photos")
     p.add_argument("--taef2", help="folder with taef2_encoder.pth and taef2_decoder.pth")
     p.add_argument("--generator-checkpoint", help="a UniGenDet checkpoint whose generator adds fakes")
     p.add_argument("--photos", nargs="*", default=[], help="extra folders of real photos")

@@ -1,5 +1,6 @@
-"""Trained detectors read back from their run directories: GenDet, the two baselines and
-UniGenDet (`unified_detector.py`).
+"""Trained detectors read back from their run directories: GenDet, the baselines, the NPR
+residual network, the one-class and reconstruction scores (`anomaly.py`), ensembles
+(`ensemble.py`) and UniGenDet (`unified_detector.py`).
 
 `load_detector(run_dir)` reads `run_dir/config.json`, picks the loader named by its "kind" in
 `DETECTOR_LOADERS` (extend the dict to add a kind) and returns a `Detector`:
@@ -196,6 +197,48 @@ class CNNImageDetector(Detector):
         return self._run(paths, self.model.pooled).numpy()
 
 
+class NPRDetector(Detector):
+    """The NPR residual network on each image at native resolution (centre-cropped to at most
+    `max_side` per side to bound memory; never resized). Images of one size share a batch."""
+
+    kind = "npr"
+
+    def __init__(self, name: str, model: nn.Module, max_side: int = 512, device="cpu", batch_size: int = 16):
+        super().__init__(name, device)
+        self.model, self.max_side, self.batch_size = model.to(self.device).eval(), max_side, batch_size
+
+    def tensor(self, img: Image.Image) -> torch.Tensor:
+        w, h = img.size
+        cw, ch = min(w, self.max_side), min(h, self.max_side)
+        img = img.crop(((w - cw) // 2, (h - ch) // 2, (w - cw) // 2 + cw, (h - ch) // 2 + ch))
+        return torch.from_numpy(np.asarray(img, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)
+
+    @torch.no_grad()
+    def _run(self, images: Sequence[Image.Image], fn) -> torch.Tensor:
+        xs = [self.tensor(im) for im in images]
+        out: list[torch.Tensor | None] = [None] * len(xs)
+        by_size: dict[tuple[int, ...], list[int]] = {}
+        for i, x in enumerate(xs):
+            by_size.setdefault(tuple(x.shape), []).append(i)
+        for idx in by_size.values():
+            for s in range(0, len(idx), self.batch_size):
+                chunk = idx[s : s + self.batch_size]
+                y = fn(torch.stack([xs[i] for i in chunk]).to(self.device)).float().cpu()
+                for i, row in zip(chunk, y):
+                    out[i] = row
+        return torch.stack(out) if out else torch.empty(0)  # type: ignore[arg-type]
+
+    def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        return torch.sigmoid(self._run(images, self.model)).double().numpy()
+
+    def predict(self, paths: PathList, cache_root=None) -> np.ndarray:
+        """`cache_root` is ignored (no frozen backbone)."""
+        return self.predict_images([open_image(p) for p in paths])
+
+    def features(self, paths: PathList, cache_root=None) -> np.ndarray:
+        return self._run([open_image(p) for p in paths], self.model.pooled).numpy()
+
+
 # --- loading ------------------------------------------------------------------------------------
 
 
@@ -223,11 +266,41 @@ def _load_cnn(run_dir: Path, cfg: dict[str, Any], device) -> Detector:
     return CNNImageDetector(cfg.get("name", "cnn"), model, Preprocess(**fields), device)
 
 
+def _load_npr(run_dir: Path, cfg: dict[str, Any], device) -> Detector:
+    from .models.npr import NPRConfig, NPRNet
+
+    model = NPRNet(NPRConfig.from_dict(cfg["model"]))
+    load_weights(model, run_dir / "model.safetensors")
+    return NPRDetector(cfg.get("name", "npr"), model, int(cfg.get("max_side", 512)), device)
+
+
+def _load_oneclass(run_dir: Path, cfg: dict[str, Any], device) -> Detector:
+    from .anomaly import load_oneclass
+
+    return load_oneclass(run_dir, cfg, device)
+
+
+def _load_recon(run_dir: Path, cfg: dict[str, Any], device) -> Detector:
+    from .anomaly import load_recon
+
+    return load_recon(run_dir, cfg, device)
+
+
+def _load_ensemble(run_dir: Path, cfg: dict[str, Any], device) -> Detector:
+    from .ensemble import load_ensemble
+
+    return load_ensemble(run_dir, cfg, device)
+
+
 DetectorLoader = Callable[[Path, dict[str, Any], Any], Detector]
 DETECTOR_LOADERS: dict[str, DetectorLoader] = {
     "gendet": _load_gendet,
     "linear-probe": _load_linear_probe,
     "cnn": _load_cnn,
+    "npr": _load_npr,
+    "oneclass": _load_oneclass,
+    "recon": _load_recon,
+    "ensemble": _load_ensemble,
 }
 """kind (config.json "kind") -> loader(run_dir, config dict, device). Add a kind by adding an entry."""
 

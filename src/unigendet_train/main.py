@@ -25,7 +25,7 @@ def _parser_for(name: str, config_cls: type) -> argparse.ArgumentParser:
         if hint is bool:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
         elif typing.get_origin(hint) is tuple:
-            p.add_argument(flag, type=float, nargs="+", default=f.default)
+            p.add_argument(flag, type=typing.get_args(hint)[0], nargs="+", default=f.default)
         else:
             kinds = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
             p.add_argument(flag, type=kinds[0], default=f.default)

@@ -22,6 +22,6 @@ def register_stage(name: str, config_cls: type):
 
 def load_stages() -> dict[str, tuple[type, Callable[[Any], dict]]]:
     """Import the modules that register stages (lazily: training code only when training)."""
-    from . import baselines, gendet, unified, vit_pretrain  # noqa: F401  (registration side effects)
+    from . import anomaly, baselines, ensemble, gendet, npr, unified, vit_pretrain  # noqa: F401  (registration)
 
     return STAGES

@@ -39,6 +39,8 @@ class Preprocess:
 
     resize_mode "shorter": the shorter side becomes `size` (aspect kept, long side truncated),
     then a centre crop of `crop` (None: no crop). "exact": resize to size x size, aspect ignored.
+    "none": never resample (low-level traces survive); a centre crop of `crop`, reflect-padded when
+    the image is smaller.
     """
 
     size: int
@@ -53,12 +55,16 @@ class Preprocess:
             raise ValueError(f"interpolation {self.interpolation!r} is not one of {sorted(_RESAMPLE)}")
         if len(self.mean) != 3 or len(self.std) != 3:
             raise ValueError("mean and std need one value per RGB channel")
-        if self.resize_mode not in ("shorter", "exact"):
-            raise ValueError(f"resize_mode {self.resize_mode!r} is neither 'shorter' nor 'exact'")
+        if self.resize_mode not in ("shorter", "exact", "none"):
+            raise ValueError(f"resize_mode {self.resize_mode!r} is not 'shorter', 'exact' or 'none'")
+        if self.resize_mode == "none" and self.crop is None:
+            raise ValueError("resize_mode 'none' needs a crop size (images are batched)")
 
     def __call__(self, img: Image.Image) -> torch.Tensor:
         if img.mode != "RGB":
             raise ValueError(f"expected an RGB image, got mode {img.mode}")
+        if self.resize_mode == "none":
+            return self._normalise(native_crop(img, self.crop))
         w, h = img.size
         if self.crop is not None and self.resize_mode == "shorter" and max(w, h) > 4 * min(w, h):
             # Extreme aspect ratio: drop the long side's margins the final crop would drop anyway,
@@ -81,7 +87,9 @@ class Preprocess:
                 raise ValueError(f"image {w}x{h} after resizing is smaller than the {self.crop}px crop")
             left, top = (w - self.crop) // 2, (h - self.crop) // 2
             img = img.crop((left, top, left + self.crop, top + self.crop))
-        x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
+        return self._normalise(torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1))
+
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
         mean = torch.tensor(self.mean, dtype=torch.float32).view(3, 1, 1)
         std = torch.tensor(self.std, dtype=torch.float32).view(3, 1, 1)
         return ((x - mean) / std).contiguous()
@@ -92,6 +100,21 @@ class Preprocess:
         d["mean"], d["std"] = list(self.mean), list(self.std)
         d["library"] = "PIL"
         return d
+
+
+def native_crop(img: Image.Image, side: int) -> torch.Tensor:
+    """(3, side, side) in [0, 1]: the centre crop at native resolution, reflect-padded (edge-padded
+    for tiny images) up to `side` where the image is smaller. No resampling."""
+    w, h = img.size
+    left, top = max(0, (w - side) // 2), max(0, (h - side) // 2)
+    img = img.crop((left, top, left + min(side, w), top + min(side, h)))
+    x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    ph, pw = side - x.shape[1], side - x.shape[2]
+    if ph or pw:
+        mode = "reflect" if ph < x.shape[1] and pw < x.shape[2] else "replicate"
+        pad = (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2)
+        x = torch.nn.functional.pad(x[None], pad, mode=mode)[0]
+    return x.contiguous()
 
 
 class Backbone(nn.Module):
@@ -282,3 +305,6 @@ def preprocess_from_dir(directory: Path, defaults: Preprocess) -> Preprocess:
     mean = tuple(cfg.get("image_mean", defaults.mean))
     std = tuple(cfg.get("image_std", defaults.std))
     return Preprocess(size=size, crop=crop, mean=mean, std=std, interpolation=interpolation, resize_mode=mode)
+
+
+from . import lowlevel  # noqa: E402,F401  (registers "residual-stats")

@@ -52,3 +52,17 @@ class Record:
         if root is not None:
             row["path"] = Path(self.path).relative_to(root).as_posix()
         return row
+
+
+def photo_half(records: list[Record], half: str) -> list[Record]:
+    """Records whose source photo falls in half "a" or "b": the records' distinct `source` values,
+    sorted, alternate a, b, a, ... (pairs and crops of one photo stay together; the halves get
+    about equal numbers of photos). "all" keeps every record. Used to fit an ensemble on one half
+    of a validation split and select models on the other."""
+    if half == "all":
+        return list(records)
+    if half not in ("a", "b"):
+        raise ValueError(f"half must be 'a', 'b' or 'all', not {half!r}")
+    order = {s: i % 2 for i, s in enumerate(sorted({r.source for r in records}))}
+    want = 0 if half == "a" else 1
+    return [r for r in records if order[r.source] == want]

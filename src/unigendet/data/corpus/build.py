@@ -30,11 +30,27 @@ from ...images import pil_to_tensor
 from ...prompts import FAKE, REAL
 from ..records import Record
 from . import texts
-from .fakes import REALESRGAN_MODELS, CodecReconstruction, FakeGenerator, RealESRGAN, TextToImage
+from .fakes import (
+    AUTOENCODERS,
+    INTERPOLATORS,
+    REALESRGAN_MODELS,
+    CodecReconstruction,
+    FakeGenerator,
+    Interpolation,
+    RealESRGAN,
+    TextToImage,
+)
 from .sources import SourcePhoto, discover_photos
 
-DEFAULT_GENERATORS = (*REALESRGAN_MODELS, "conv-ae")
+DEFAULT_GENERATORS = ("realesrgan-x4plus", "realesrgan-x4plus-anime", "realesrgan-animevideov3-x2", "conv-ae")
+# More fake processes: several upsamplers and autoencoder families (issue 8's richer data)
+RICH_GENERATORS = (*DEFAULT_GENERATORS, "nearest-x2", "bilinear-x2", "bicubic-x2", "conv-ae-transposed",
+                   "conv-ae-bilinear", "conv-ae-pixelshuffle")
+# Fake processes no default or rich build uses: the held-out check
+HELDOUT_GENERATORS = ("realesrgan-animevideov3-x3", "realesrgan-animevideov3-x4", "lanczos-x3")
+GENERATORS = (*REALESRGAN_MODELS, *INTERPOLATORS, *AUTOENCODERS)
 SPLITS = ("train", "val", "test")
+GENERATOR_SETS = {"default": DEFAULT_GENERATORS, "rich": RICH_GENERATORS, "heldout": HELDOUT_GENERATORS}
 
 
 @dataclass(frozen=True)
@@ -49,6 +65,9 @@ class CorpusConfig:
     generator_checkpoint: str | None = None  # a UniGenDet run: adds its text-to-image fakes
     extra_photo_dirs: tuple[str, ...] = field(default_factory=tuple)
     autoencoder_steps: int = 200
+    jpeg_history: float = 0.0  # share of pairs JPEG-compressed (same quality for real and fake)
+    jpeg_quality: tuple[int, int] = (60, 95)
+    only_split: str | None = None  # keep one split's photos (a held-out set shares the split seed)
     seed: int = 0
 
 
@@ -85,19 +104,23 @@ def make_generators(cfg: CorpusConfig, train_crops: list[Image.Image]) -> list[F
     for name in cfg.generators:
         if name in REALESRGAN_MODELS:
             gens.append(RealESRGAN(name))
-        elif name == "conv-ae":
+        elif name in INTERPOLATORS:
+            gens.append(Interpolation(name))
+        elif name in AUTOENCODERS:
             from unigendet_train.codec import train_autoencoder
 
             from ...codecs import ConvVAE
 
+            if not train_crops:
+                raise ValueError(f"{name} is trained on the train split's crops, and there are none")
             torch.manual_seed(cfg.seed)
-            ae = ConvVAE(channels=16, downsample=8, width=24)
+            ae = ConvVAE(channels=16, downsample=8, width=24, upsample=AUTOENCODERS[name])
             images = torch.stack([pil_to_tensor(c) for c in train_crops])
             train_autoencoder(ae, images, steps=cfg.autoencoder_steps, seed=cfg.seed)
-            gens.append(CodecReconstruction("conv-ae", ae, "was reconstructed by a small convolutional autoencoder "
+            gens.append(CodecReconstruction(name, ae, "was reconstructed by a small convolutional autoencoder "
                                             "that compresses it 8x in each direction"))
         else:
-            raise ValueError(f"unknown generator {name!r}; available: {DEFAULT_GENERATORS}")
+            raise ValueError(f"unknown generator {name!r}; available: {GENERATORS}")
     if cfg.taef2:
         from ...codecs.taesd import TAEF2
 
@@ -111,6 +134,14 @@ def make_generators(cfg: CorpusConfig, train_crops: list[Image.Image]) -> list[F
 
 def centre(img: Image.Image, margin: int) -> Image.Image:
     return img.crop((margin, margin, img.width - margin, img.height - margin)) if margin else img
+
+
+def shared_jpeg(real: Image.Image, fake: Image.Image, quality: int) -> tuple[Image.Image, Image.Image]:
+    """Both images through JPEG at one quality (decoded back to pixels; saved as PNG like the rest)."""
+    from ..degrade import JPEG
+
+    jpeg = JPEG(quality)
+    return jpeg(real), jpeg(fake)
 
 
 def save_png(img: Image.Image, path: Path) -> None:
@@ -131,7 +162,9 @@ def build_corpus(cfg: CorpusConfig, progress: bool = True) -> list[Record]:
         for crop in photo_crops(photo, cfg.size + 2 * cfg.margin, cfg.crops_per_photo, rng):
             crops[split_of[photo.group]].append((photo, crop))
     generators = make_generators(cfg, [c for _, c in crops["train"]])
-    reference = float(np.median([texts.hf_energy(centre(c, cfg.margin)) for _, c in crops["train"]]))
+    reference = float(np.median([texts.hf_energy(centre(c, cfg.margin)) for _, c in crops["train"]] or [1.0]))
+    if cfg.only_split:
+        crops = {s: (v if s == cfg.only_split else []) for s, v in crops.items()}
 
     records: list[Record] = []
     total = sum(len(v) for v in crops.values())
@@ -142,6 +175,8 @@ def build_corpus(cfg: CorpusConfig, progress: bool = True) -> list[Record]:
             real = centre(crop, cfg.margin)
             text = texts.caption(photo.subject, real)
             fake = centre(gen(crop, text), cfg.margin)
+            if cfg.jpeg_history and rng.random() < cfg.jpeg_history:  # one compression history for the whole pair
+                real, fake = shared_jpeg(real, fake, rng.randint(*cfg.jpeg_quality))
             stem = f"{i:05d}"
             for label, img, kind in ((REAL, real, "real"), (FAKE, fake, "fake")):
                 path = out / "images" / split / kind / f"{stem}.png"
@@ -178,6 +213,9 @@ def datacard(cfg: CorpusConfig, records: list[Record], photos: list[SourcePhoto]
         f"Built by `unigendet data build` (seed {cfg.seed}): {len(records)} images of {cfg.size}x{cfg.size} px, "
         "RGB PNG without compression for both classes.", "",
         "Each real crop is paired with one fake made from that same crop by the generator named on both rows.",
+        f"A share of {cfg.jpeg_history:.0%} of the pairs went through JPEG (quality {cfg.jpeg_quality[0]}-"
+        f"{cfg.jpeg_quality[1]}), real and fake at the same quality." if cfg.jpeg_history else
+        "No image went through JPEG.",
         "Splits are by source photo group (near-duplicate photos share a group), never by crop.", "",
         "## Counts (real / fake)", "",
         "| split | " + " | ".join(gens) + " | total |", "|---" * (len(gens) + 2) + "|",

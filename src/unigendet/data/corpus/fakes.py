@@ -29,6 +29,22 @@ REALESRGAN_MODELS = {
     "realesrgan-x4plus": ("REALESRGAN_X4PLUS_UP4X", 4, "a general-purpose"),
     "realesrgan-x4plus-anime": ("REALESRGAN_X4PLUSANIME_UP4X", 4, "an anime-tuned"),
     "realesrgan-animevideov3-x2": ("REALESRGAN_ANIMAVIDEOV3_UP2X", 2, "a compact video"),
+    "realesrgan-animevideov3-x3": ("REALESRGAN_ANIMAVIDEOV3_UP3X", 3, "a compact video"),
+    "realesrgan-animevideov3-x4": ("REALESRGAN_ANIMAVIDEOV3_UP4X", 4, "a compact video"),
+}
+# name: (Pillow filter, upscaling factor): plain interpolation upsamplers
+INTERPOLATORS = {
+    "nearest-x2": (Image.Resampling.NEAREST, 2),
+    "bilinear-x2": (Image.Resampling.BILINEAR, 2),
+    "bicubic-x2": (Image.Resampling.BICUBIC, 2),
+    "lanczos-x3": (Image.Resampling.LANCZOS, 3),
+}
+# name: decoder upsampling of a small autoencoder trained during the build (AutoGAN-style families)
+AUTOENCODERS = {
+    "conv-ae": "nearest",
+    "conv-ae-transposed": "transposed",
+    "conv-ae-bilinear": "bilinear",
+    "conv-ae-pixelshuffle": "pixelshuffle",
 }
 
 
@@ -70,6 +86,19 @@ class RealESRGAN:
         up = (np.clip(np.array(out).transpose(1, 2, 0), 0, 1) * 255 + 0.5).astype(np.uint8)
         img = Image.fromarray(up, "RGB")
         return img if img.size == (w, h) else img.resize((w, h), Image.Resampling.BICUBIC)
+
+
+class Interpolation:
+    """Downscale the crop by the factor (antialiased bicubic), then upscale it with a plain filter."""
+
+    def __init__(self, name: str):
+        self.name, (self.filter, self.factor) = name, INTERPOLATORS[name]
+        self.how = f"was enlarged {self.factor}x from a smaller copy by {name.split('-')[0]} interpolation"
+
+    def __call__(self, crop: Image.Image, caption: str = "") -> Image.Image:
+        w, h = crop.size
+        small = crop.resize((w // self.factor, h // self.factor), Image.Resampling.BICUBIC, reducing_gap=3.0)
+        return small.resize((w, h), self.filter)
 
 
 class CodecReconstruction:

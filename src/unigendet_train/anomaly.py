@@ -1,0 +1,135 @@
+"""Stages for the detectors of `unigendet.anomaly`, which learn from real images only.
+
+- `unigendet train oneclass`: a Gaussian on backbone features of the train split's reals,
+  calibrated on the val split's reals.
+- `unigendet train recon`: the small convolutional autoencoder trained on the train split's reals
+  (or TAEF2 from a local folder, not trained); its error is calibrated on the val reals. With
+  `--fake-if auto` the side (high or low error = fake) is the one with the better mean
+  per-generator AUC on the val split - the only use of fakes, and only of validation fakes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from unigendet.anomaly import GaussianOneClass, ReconDetector, build_recon_codec
+from unigendet.data.backbones import native_crop
+from unigendet.data.imageio import open_image
+from unigendet.data.readers import read_source
+from unigendet.evaluation.detection import score_report
+from unigendet.prompts import REAL
+
+from .artifacts import save_module_checkpoint, seed_everything
+from .codec import train_autoencoder
+from .gendet import cached_features, split_records
+from .stages import register_stage
+
+
+def _reals(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return x[y == REAL]
+
+
+@dataclass(frozen=True)
+class OneClassConfig:
+    """One-class Gaussian on frozen backbone features of real images (no fakes used)."""
+
+    data: str = "runs/data"
+    out: str = "runs/oneclass"
+    backbone: str = "residual-stats"
+    backbone_path: str | None = None
+    cache: str = "runs/features"
+    shrinkage: float = 0.1
+    quantile: float = 0.95  # of held-out real distances, mapped to p_fake 0.5
+    device: str = "cpu"
+
+
+@register_stage("oneclass", OneClassConfig)
+def run_oneclass(cfg: OneClassConfig) -> dict:
+    t0 = time.time()
+    data, dim = cached_features(cfg.data, cfg.backbone, cfg.backbone_path, cfg.cache, cfg.device)
+    if "val" not in data:
+        raise ValueError(f"{cfg.data}: the one-class model is calibrated on the reals of a 'val' split")
+    head = GaussianOneClass(dim).fit(_reals(*data["train"][:2]), cfg.shrinkage)
+    head.calibrate(_reals(*data["val"][:2]), cfg.quantile)
+    metrics = {s: score_report(head(x).numpy(), recs)["mean"] for s, (x, _, recs) in data.items()}
+    config_json = {"kind": "oneclass", "name": f"oneclass-{cfg.backbone}", "feature_dim": dim,
+                   "backbone": cfg.backbone, "backbone_path": cfg.backbone_path, "train": dataclasses.asdict(cfg)}
+    meta = {"seconds": round(time.time() - t0, 2), "train_reals": int((data["train"][1] == REAL).sum())}
+    save_module_checkpoint(cfg.out, {"model": head.float()}, config_json, meta, {"metrics.json": metrics})
+    return {"out": cfg.out, "val_mean_auc": metrics["val"]["auc"]}
+
+
+@dataclass(frozen=True)
+class ReconConfig:
+    """Reconstruction error of an autoencoder of real images (DIRE / AEROBLADE style)."""
+
+    data: str = "runs/data"
+    out: str = "runs/recon"
+    codec: str = "conv-vae"  # or "taef2" (pretrained, from codec_path)
+    codec_path: str | None = None
+    channels: int = 16
+    downsample: int = 4
+    width: int = 32
+    steps: int = 600
+    side: int = 128  # native-resolution centre crop scored
+    fake_if: str = "auto"  # high | low | auto (chosen on val)
+    quantile: float = 0.95
+    seed: int = 0
+    device: str = "cpu"
+
+
+def _codec_entry(cfg: ReconConfig) -> dict:
+    if cfg.codec == "conv-vae":
+        return {"name": "conv-vae", "channels": cfg.channels, "downsample": cfg.downsample, "width": cfg.width,
+                "upsample": "nearest"}
+    if cfg.codec == "taef2":
+        if not cfg.codec_path:
+            raise ValueError("--codec taef2 needs --codec-path (the folder with taef2_*.pth)")
+        return {"name": "taef2", "path": cfg.codec_path}
+    raise ValueError(f"unknown codec {cfg.codec!r}: conv-vae or taef2")
+
+
+@register_stage("recon", ReconConfig)
+def run_recon(cfg: ReconConfig) -> dict:
+    # Setup: the codec, trained on the train split's reals when it is ours
+    t0 = time.time()
+    if cfg.fake_if not in ("high", "low", "auto"):
+        raise ValueError(f"fake_if must be high, low or auto, not {cfg.fake_if!r}")
+    splits = split_records(read_source(cfg.data), cfg.data)
+    if "val" not in splits:
+        raise ValueError(f"{cfg.data}: the reconstruction score is calibrated on a 'val' split")
+    entry = _codec_entry(cfg)
+    seed_everything(cfg.seed)
+    if cfg.codec == "conv-vae":
+        from unigendet.codecs import ConvVAE
+
+        codec = ConvVAE(cfg.channels, cfg.downsample, cfg.width)
+        reals = torch.stack([native_crop(open_image(r.path), cfg.side) * 2 - 1
+                             for r in splits["train"] if r.label == REAL])
+        train_autoencoder(codec, reals, steps=cfg.steps, seed=cfg.seed)
+    else:
+        codec = build_recon_codec({"codec": entry}, None)
+
+    # Calibrate on val reals, pick the side on val
+    val = splits["val"]
+    probe = ReconDetector("recon", codec, cfg.side, "high", 0.0, 1.0, cfg.device)
+    err = probe.errors([open_image(r.path) for r in val])
+    real_err = err[np.array([r.label == REAL for r in val])]
+    aucs = {side: score_report(err if side == "high" else -err, val)["mean"]["auc"] for side in ("high", "low")}
+    side = max(aucs, key=aucs.get) if cfg.fake_if == "auto" else cfg.fake_if
+    q = cfg.quantile if side == "high" else 1 - cfg.quantile
+    calib = {"loc": float(np.quantile(real_err, q)), "scale": float(real_err.std() + 1e-9)}
+
+    # Save
+    config_json = {"kind": "recon", "name": f"recon-{cfg.codec}", "codec": entry, "side": cfg.side,
+                   "fake_if": side, "calibration": calib, "train": dataclasses.asdict(cfg)}
+    metrics = {"val_mean_auc_by_side": aucs}
+    modules = {"codec": codec} if cfg.codec == "conv-vae" else {}
+    save_module_checkpoint(cfg.out, modules, config_json, {"seconds": round(time.time() - t0, 2)},
+                           {"metrics.json": metrics})
+    return {"out": cfg.out, "fake_if": side, "val_mean_auc": aucs[side]}
