@@ -7,12 +7,16 @@ from unigendet_train.demo import DemoConfig, run_demo
 
 def test_demo_loop_runs_every_phase(tmp_path):
     cfg = DemoConfig(out=str(tmp_path), vit_steps=4, gduf_steps=3, diga_steps=2, size=64, crops_per_photo=1,
-                     autoencoder_steps=5, tsne=0, progress=False)
+                     autoencoder_steps=5, rich_crops_per_photo=1, detector_epochs=2, tsne=0, progress=False)
     summary = run_demo(cfg)
-    assert set(summary) == {"vit-pretrain", "gduf", "diga", "gendet", "linear-probe", "eval"}
+    assert set(summary) == {"vit-pretrain", "gduf", "diga", "gendet", "linear-probe", "detector", "eval"}
     coevo = (tmp_path / "data-coevo" / "manifest.csv").read_text()
     assert "unigendet-tiny" in coevo  # the trained generator's fakes joined the corpus
     for run in ("gduf", "diga"):
         assert (tmp_path / run / "checkpoints" / "latest").is_file()
     assert json.loads((tmp_path / "demo_summary.json").read_text())["gduf"]["steps"] == 3
-    assert len(summary["eval"]) == 4 and (tmp_path / "eval" / "report.html").is_file()
+    assert len(summary["eval"]) == 5 and (tmp_path / "eval" / "report.html").is_file()
+    from unigendet.detectors import load_detector
+
+    assert load_detector(tmp_path / "detector").kind == "npr"  # what `unigendet detect` uses by default
+    assert "conv-ae-transposed" in (tmp_path / "data-rich" / "manifest.csv").read_text()

@@ -241,3 +241,21 @@ def test_shared_jpeg_gives_both_classes_one_history():
     r2, f2 = shared_jpeg(real, fake, 40)
     assert r2.size == real.size and f2.size == fake.size
     assert grid(r2) > grid(real) and grid(f2) > grid(fake)
+
+
+# --- the default detector of `unigendet detect` ----------------------------------------------------
+
+
+def test_detect_uses_runs_detector_by_default(tmp_path, data, monkeypatch, capsys):
+    from unigendet.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    img = str(next((data / "img").glob("val-*-fake.png")))
+    assert main(["detect", img]) == 2
+    assert "no detector at runs/detector" in capsys.readouterr().err
+    run_npr(NPRTrainConfig(data=str(data), out=str(tmp_path / "runs" / "detector"), width=8, stages=2, crop=32,
+                           epochs=1, batch_size=16))
+    capsys.readouterr()
+    assert main(["detect", img, "--format", "jsonl", "--quiet"]) == 0
+    row = json.loads(capsys.readouterr().out.strip())
+    assert row["path"] == img and 0.0 <= row["p_fake"] <= 1.0

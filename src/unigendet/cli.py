@@ -10,6 +10,8 @@ from pathlib import Path
 
 import torch
 
+DEFAULT_DETECTOR = "runs/detector"  # written by `make demo`: the configuration issue 8 selected
+
 
 def cmd_models(args: argparse.Namespace) -> int:
     """List the registered presets with parameter counts (built on the meta device)."""
@@ -154,7 +156,10 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from .apps.detect import exit_code, run_detect, write_rows
     from .apps.predictor import Predictor
 
-    predictor = Predictor(args.checkpoint, device=args.device, threshold=args.threshold, verdict=args.verdict,
+    checkpoint = args.checkpoint or DEFAULT_DETECTOR
+    if args.checkpoint is None and not Path(checkpoint).exists():
+        raise FileNotFoundError(f"no detector at {checkpoint} (the one `make demo` trains); pass --checkpoint RUN")
+    predictor = Predictor(checkpoint, device=args.device, threshold=args.threshold, verdict=args.verdict,
                           base=args.base)
     rows = run_detect(predictor, args.paths, explain=args.explain, batch=args.batch, max_pixels=args.max_pixels,
                       progress=not args.quiet)
@@ -249,7 +254,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("detect", help="real/fake verdicts for image files and folders")
     p.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
-    p.add_argument("--checkpoint", required=True, help="a UniGenDet, GenDet, linear-probe or cnn run/checkpoint")
+    p.add_argument("--checkpoint", help="a detector run or checkpoint directory (any kind; default: "
+                   f"{DEFAULT_DETECTOR}, the detector `make demo` selects and trains)")
     p.add_argument("--format", choices=["table", "jsonl", "csv"], default="table")
     p.add_argument("--explain", action="store_true", help="UniGenDet: write an explanation for each image")
     p.add_argument("--verdict", choices=["cls", "text"], default="cls",
@@ -292,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="eval_command", required=True)
     p = ev.add_parser("detect", help="detectors side by side: per-generator tables, plots, report.html")
     p.add_argument("--checkpoint", action="append", required=True,
-                   help="a training run or checkpoint directory (UniGenDet, GenDet, linear-probe, cnn); repeatable")
+                   help="a training run or checkpoint directory (any detector kind); repeatable")
     p.add_argument("--data", required=True, help="manifest CSV, GenImage/UFD folders or FakeClue JSON")
     p.add_argument("--out", required=True)
     p.add_argument("--split", default=None, help="default: the test split when the source has one, else all")

@@ -2,8 +2,9 @@
 
 build data -> ViT pre-training (stage 0, small presets only) -> GDUF with that ViT frozen ->
 the trained generator's fakes join a second corpus -> DIGA -> GenDet and the linear
-probe on that corpus -> all four evaluated on the built-in test split (`runs/eval/report.html`)
--> a summary under `runs/`.
+probe on that corpus -> the default detector of `unigendet detect` (`runs/detector`: the
+configuration selected in docs/results.md, trained on the rich corpus) -> all five evaluated
+on the built-in test split (`runs/eval/report.html`) -> a summary under `runs/`.
 """
 
 from __future__ import annotations
@@ -13,13 +14,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from unigendet.data.corpus.build import CorpusConfig, build_corpus
+from unigendet.data.corpus.build import PRESETS, CorpusConfig, build_corpus
 
 from .baselines import LinearProbeConfig
 from .config import DIGAConfig, TrainConfig
 from .stages import load_stages
 from .unified import run_unified
 from .vit_pretrain import ViTPretrainConfig, run_vit_pretrain
+
+# The default detector (`unigendet detect` without --checkpoint reads runs/detector): the row
+# bench/generalisation.py selects on the rich corpus's validation photos (docs/results.md).
+SELECTED_STAGE, SELECTED_CORPUS = "npr", "rich"
+SELECTED_OPTIONS = {"blur_prob": 0.1, "jpeg_prob": 0.1}
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,8 @@ class DemoConfig:
     size: int = 128  # corpus image side
     crops_per_photo: int = 8
     autoencoder_steps: int = 200
+    rich_crops_per_photo: int = PRESETS["rich"]["crops_per_photo"]
+    detector_epochs: int = 20
     tsne: int = 150  # images in the evaluation report's t-SNE plots
     seed: int = 0
     progress: bool = True
@@ -78,11 +86,20 @@ def run_demo(cfg: DemoConfig) -> dict:
                                                             seed=cfg.seed, cache=str(out / "features")))):
         phase(f"detector: {name}")
         summary[name] = stages[name][1](config)
+    # The default detector, on the corpus it was selected with
+    phase(f"the default detector: {SELECTED_STAGE} on the {SELECTED_CORPUS} corpus")
+    rich = out / f"data-{SELECTED_CORPUS}"
+    if not (rich / "manifest.csv").is_file():
+        recipe = {**PRESETS[SELECTED_CORPUS], "crops_per_photo": cfg.rich_crops_per_photo}
+        build_corpus(CorpusConfig(out=str(rich), seed=cfg.seed, size=cfg.size,
+                                  autoencoder_steps=cfg.autoencoder_steps, **recipe), progress=cfg.progress)
+    summary["detector"] = stages[SELECTED_STAGE][1](stages[SELECTED_STAGE][0](
+        data=str(rich), out=str(out / "detector"), epochs=cfg.detector_epochs, seed=cfg.seed, **SELECTED_OPTIONS))
     # Evaluation: every detector the same way on the built-in test split
     phase("evaluation on the built-in test split")
     from unigendet.evaluation.run import DetectArgs, eval_detect
 
-    runs = [out / "gduf", out / "diga", out / "gendet", out / "linear-probe"]
+    runs = [out / "gduf", out / "diga", out / "gendet", out / "linear-probe", out / "detector"]
     evaluation = eval_detect(DetectArgs(checkpoints=[str(r) for r in runs], data=str(data), out=str(out / "eval"),
                                         cache=str(out / "features"), tsne=cfg.tsne))
     summary["eval"] = {name: d["mean"] for name, d in evaluation["detectors"].items()}
@@ -91,4 +108,5 @@ def run_demo(cfg: DemoConfig) -> dict:
     print(f"built-in test split, means over generators (report: {out / 'eval' / 'report.html'}):")
     for name, m in summary["eval"].items():
         print(f"  {name:<28} AUC {100 * m['auc']:5.1f}  AP {100 * m['ap']:5.1f}  acc@0.5 {100 * m['acc']:5.1f}")
+    print(f"`unigendet detect PATH...` now uses {out / 'detector'} ({SELECTED_STAGE}) unless given --checkpoint")
     return summary

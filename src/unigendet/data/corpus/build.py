@@ -71,6 +71,14 @@ class CorpusConfig:
     seed: int = 0
 
 
+# Corpus recipes of issue 8 (bench/generalisation.py, `make demo`): CorpusConfig fields
+PRESETS = {
+    "default": {},
+    "rich": {"generators": RICH_GENERATORS, "crops_per_photo": 16, "jpeg_history": 0.3},
+    "heldout": {"generators": HELDOUT_GENERATORS, "size": 192, "crops_per_photo": 24, "only_split": "test"},
+}
+
+
 def split_groups(photos: list[SourcePhoto], fractions, seed: int) -> dict[str, str]:
     """Assign whole photo groups to splits so each split gets about its fraction of photos."""
     groups = sorted({p.group for p in photos})
