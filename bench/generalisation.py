@@ -1,6 +1,7 @@
 """Issue 8's ablation table: which detector generalises to generators it never saw?
 
-Every row is a project component trained only on built-in corpora (`unigendet data build`):
+Run after `make demo` (it builds runs/data and runs/data-rich; missing corpora are built
+here). Every row is a project component trained only on built-in corpora (`unigendet data build`):
 
     default   the `make demo` corpus (4 fake processes)
     rich      --generator-set rich: + nearest/bilinear/bicubic upsamplers and three more
@@ -14,6 +15,7 @@ stacked on half "a". Nothing reported is tuned on the reported sets:
                   the test split and fake processes no training corpus uses (Real-ESRGAN animevideov3 x3/x4,
                   Lanczos x3)
 
+    python bench/unified_ablation.py                                  # UniGenDet rows (optional)
     python bench/generalisation.py --out runs/generalisation          # ~1 h on 2 CPU cores
     python bench/generalisation.py --out runs/generalisation --reuse  # re-evaluate trained rows
 
@@ -86,8 +88,8 @@ def slug(row: Row) -> str:
     return "-".join(filter(None, s.split("-")))[:80]
 
 
-def ensure_corpora(out: Path, default: str) -> dict[str, str]:
-    corpora = {"default": default, "rich": str(out / "data-rich"), "heldout": str(out / "data-heldout")}
+def ensure_corpora(out: Path, default: str, rich: str) -> dict[str, str]:
+    corpora = {"default": default, "rich": rich, "heldout": str(out / "data-heldout")}
     for name, path in corpora.items():
         cfg = CorpusConfig(out=path, **PRESETS[name])
         if not (Path(cfg.out) / "manifest.csv").is_file():
@@ -165,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default="runs/generalisation")
     p.add_argument("--default-data", default="runs/data")
+    p.add_argument("--rich-data", default="runs/data-rich", help="`make demo` builds it with the rich preset")
     p.add_argument("--cnndetection", default=str(SHARED / "data/cnndetection-ranking/manifest.csv"))
     p.add_argument("--taef2", default=str(SHARED / "weights/taef2"))
     p.add_argument("--unified", nargs="*", default=["runs/ablation/gduf-smsa", "runs/ablation/gduf-latent-free"],
@@ -174,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     out, cache = Path(a.out), Path(a.out) / "features"
     taef2 = a.taef2 if (Path(a.taef2) / "taef2_encoder.pth").is_file() else None
-    corpora = ensure_corpora(out, a.default_data)
+    corpora = ensure_corpora(out, a.default_data, a.rich_data)
     rich = read_source(corpora["rich"])
     select = photo_half([r for r in rich if r.split == "val"], "b")
     sets = {"cnndetection": read_source(a.cnndetection), "heldout": read_source(corpora["heldout"])}
