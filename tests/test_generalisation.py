@@ -259,3 +259,16 @@ def test_detect_uses_runs_detector_by_default(tmp_path, data, monkeypatch, capsy
     assert main(["detect", img, "--format", "jsonl", "--quiet"]) == 0
     row = json.loads(capsys.readouterr().out.strip())
     assert row["path"] == img and 0.0 <= row["p_fake"] <= 1.0
+
+
+def test_photo_half_keeps_photos_together_and_splits_them_evenly():
+    from pathlib import Path
+
+    from unigendet.data.records import Record, photo_half
+
+    recs = [Record(Path(f"{s}-{i}.png"), i % 2, "g", "val", source=s) for s in "edcba" for i in range(4)]
+    a, b = photo_half(recs, "a"), photo_half(recs, "b")
+    assert {r.source for r in a} == {"a", "c", "e"} and {r.source for r in b} == {"b", "d"}
+    assert len(a) + len(b) == len(recs) and photo_half(recs, "all") == recs
+    with pytest.raises(ValueError, match="half"):
+        photo_half(recs, "c")
