@@ -37,7 +37,9 @@ from unigendet.data.corpus.build import PRESETS, CorpusConfig, build_corpus
 from unigendet.data.readers import read_source
 from unigendet.data.records import photo_half
 from unigendet.detectors import load_detector
-from unigendet.evaluation.detection import evaluate_detector
+from unigendet.evaluation.detection import evaluate_detector, score_report
+from unigendet.metrics import calibrate_threshold
+from unigendet.prompts import FAKE
 from unigendet_train.stages import load_stages
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -109,14 +111,16 @@ def train(row: Row, run: Path, corpora: dict[str, str], cache: Path) -> float:
 
 
 def evaluate(run: Path, sets: dict[str, list], select: list, cache: Path) -> dict:
+    """Selection-half means, and each reported set at the threshold calibrated on that half
+    (the selection half is scored once)."""
     detector = load_detector(run)
-    out = {"name": detector.name}
     sel = evaluate_detector(detector, select, cache_root=cache)
-    out["select"] = sel.report["mean"]
+    threshold = calibrate_threshold(sel.scores, [r.label == FAKE for r in select])
+    out = {"name": detector.name, "select": sel.report["mean"]}
     for name, records in sets.items():
-        res = evaluate_detector(detector, records, calibration=select, cache_root=cache)
-        out[name] = {"mean": res.report["mean"], "threshold": res.threshold,
-                     "per_generator": {g: r["auc"] for g, r in res.report["per_generator"].items()}}
+        rep = score_report(detector.predict([str(r.path) for r in records], cache_root=cache), records, threshold)
+        out[name] = {"mean": rep["mean"], "threshold": threshold,
+                     "per_generator": {g: r["auc"] for g, r in rep["per_generator"].items()}}
     return out
 
 
@@ -126,7 +130,6 @@ def smoothness_cue(sets: dict[str, list]) -> str:
     from PIL import Image
 
     from unigendet.data.corpus.texts import hf_energy
-    from unigendet.evaluation.detection import score_report
 
     lines = ["| set | " + "per-generator AUC of -texture energy" + " | mean |", "|---|---|---|"]
     for name, records in sets.items():

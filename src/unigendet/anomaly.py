@@ -25,8 +25,8 @@ from torch import nn
 from .checkpoint import load_weights
 from .data.backbones import native_crop
 from .data.imageio import open_image
-from .data.lowlevel import high_pass
 from .detectors import Detector, FeatureDetector, PathList
+from .images import high_pass
 
 
 class GaussianOneClass(nn.Module):
@@ -34,9 +34,12 @@ class GaussianOneClass(nn.Module):
 
     def __init__(self, dim: int):
         super().__init__()
-        for name, shape in (("mu", (dim,)), ("sd", (dim,)), ("mean", (dim,)), ("precision", (dim, dim)),
-                            ("loc", ()), ("scale", ())):
-            self.register_buffer(name, torch.ones(shape) if name in ("sd", "scale") else torch.zeros(shape))
+        self.register_buffer("mu", torch.zeros(dim))  # feature standardisation
+        self.register_buffer("sd", torch.ones(dim))
+        self.register_buffer("mean", torch.zeros(dim))  # the Gaussian, in standardised units
+        self.register_buffer("precision", torch.zeros(dim, dim))
+        self.register_buffer("loc", torch.zeros(()))  # distance -> p_fake logistic
+        self.register_buffer("scale", torch.ones(()))
 
     @torch.no_grad()
     def fit(self, real: torch.Tensor, shrinkage: float = 0.1) -> GaussianOneClass:

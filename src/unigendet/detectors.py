@@ -32,6 +32,7 @@ from .checkpoint import CheckpointError, load_weights, resolve_checkpoint
 from .data.backbones import Backbone, Preprocess, create_backbone
 from .data.features import FeatureCache
 from .data.imageio import open_image
+from .images import pil_to_tensor
 from .models.gendet import GenDet, GenDetConfig
 
 FORMAT_VERSION = 1
@@ -210,8 +211,7 @@ class NPRDetector(Detector):
     def tensor(self, img: Image.Image) -> torch.Tensor:
         w, h = img.size
         cw, ch = min(w, self.max_side), min(h, self.max_side)
-        img = img.crop(((w - cw) // 2, (h - ch) // 2, (w - cw) // 2 + cw, (h - ch) // 2 + ch))
-        return torch.from_numpy(np.asarray(img, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)
+        return pil_to_tensor(img.crop(((w - cw) // 2, (h - ch) // 2, (w - cw) // 2 + cw, (h - ch) // 2 + ch)))
 
     @torch.no_grad()
     def _run(self, images: Sequence[Image.Image], fn) -> torch.Tensor:

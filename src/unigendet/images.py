@@ -71,8 +71,12 @@ def detection_view(img: Image.Image, size: int, view: str,
     raise ValueError(f"unknown detection view {view!r}")
 
 
-def residual(x: torch.Tensor) -> torch.Tensor:
-    """The image minus its 3x3 local mean (reflect-padded): a fixed high-pass that keeps
+def high_pass(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) minus its 3x3 local mean (reflect-padded): a fixed high-pass that keeps
     the fine texture where generators leave traces and drops most of the content."""
-    pad = torch.nn.functional.pad(x[None], (1, 1, 1, 1), mode="reflect")
-    return x - torch.nn.functional.avg_pool2d(pad, 3, 1)[0]
+    return x - torch.nn.functional.avg_pool2d(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect"), 3, 1)
+
+
+def residual(x: torch.Tensor) -> torch.Tensor:
+    """`high_pass` of one (C, H, W) image."""
+    return high_pass(x[None])[0]

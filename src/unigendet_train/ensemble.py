@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -52,7 +51,6 @@ def run_ensemble(cfg: EnsembleConfig) -> dict:
     ensemble = EnsembleDetector(cfg.name, members, weights, bias)
     metrics = {"members": {m.name: score_report(probs[:, i], records)["mean"] for i, m in enumerate(members)},
                "ensemble": score_report(ensemble.combine(probs), records)["mean"]}
-    Path(cfg.out).mkdir(parents=True, exist_ok=True)
     config_json = {"kind": "ensemble", "name": cfg.name, "weights": weights.tolist(), "bias": bias,
                    "members": [member_reference(m, cfg.out) for m in cfg.members], "train": dataclasses.asdict(cfg)}
     save_module_checkpoint(cfg.out, {}, config_json, {"seconds": round(time.time() - t0, 2)},

@@ -15,7 +15,6 @@ import random
 import time
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -24,6 +23,7 @@ from unigendet.data.imageio import open_image
 from unigendet.data.readers import read_source
 from unigendet.detectors import NPRDetector
 from unigendet.evaluation.detection import score_report
+from unigendet.images import pil_to_tensor
 from unigendet.models.npr import NPRConfig, NPRNet
 
 from .artifacts import save_module_checkpoint, seed_everything
@@ -67,7 +67,7 @@ class NativeCrops:
         c, f = self.cfg.crop, self.cfg.factor
         if self.degrade is not None:
             img = self.degrade(img)
-        x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 127.5 - 1.0).permute(2, 0, 1)
+        x = pil_to_tensor(img)
         _, h, w = x.shape
         if h < c or w < c:
             raise ValueError(f"image {w}x{h} is smaller than the {c}px training crop")

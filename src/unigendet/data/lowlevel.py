@@ -23,19 +23,15 @@ from __future__ import annotations
 import hashlib
 
 import torch
-import torch.nn.functional as F
 
+from ..images import high_pass
+from ..models.npr import npr_residual
 from .backbones import Backbone, Preprocess, register_backbone
 
 SIDE = 128
 RADIAL_BINS = 16
 PERIODS = (2, 4, 8)
 _EPS = 1e-8
-
-
-def high_pass(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) minus its 3x3 local mean (reflect padding)."""
-    return x - F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), 3, 1)
 
 
 def radial_spectrum(gray_residual: torch.Tensor, bins: int = RADIAL_BINS) -> torch.Tensor:
@@ -70,8 +66,7 @@ def periodic_peaks(gray_residual: torch.Tensor) -> torch.Tensor:
 def npr_phases(x: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W), H and W even -> (B, 9): NPR residual energy in the three non-trivial 2x2
     phases per channel, log relative to the channel's mean over them."""
-    small = x[:, :, ::2, ::2]
-    npr = x - small.repeat_interleave(2, dim=2).repeat_interleave(2, dim=3)
+    npr = npr_residual(x, 2)
     phases = torch.stack([npr[:, :, i::2, j::2].square().mean(dim=(2, 3)) for i in (0, 1) for j in (0, 1)], dim=2)
     logp = torch.log(phases + _EPS)  # (B, 3, 4); phase (0, 0) is zero by construction
     return (logp[:, :, 1:] - logp[:, :, 1:].mean(dim=2, keepdim=True)).reshape(x.shape[0], -1).contiguous()
