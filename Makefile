@@ -1,9 +1,16 @@
 # The two commands of the README: `make demo` (main job) and `make test`.
+# Both install what they need: the Debian packages in debian-packages.txt (photos for the built-in
+# corpus, a browser for the page tests) and a virtual environment with the CPU build of torch.
+# SYSTEM_PACKAGES=skip installs no system package: the demo then builds the small corpus from the
+# photos pip installs (knowingly, via --small-corpus) and the browser tests skip.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+SYSTEM_PACKAGES ?= install
+DEBIAN := $(shell grep -v '^\#' debian-packages.txt)
+DEMO_FLAGS := $(if $(filter skip,$(SYSTEM_PACKAGES)),--small-corpus,)
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test system lint bench clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -12,10 +19,27 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -e '.[dev]'
 	touch $(STAMP)
 
-demo: $(STAMP)
-	$(VENV)/bin/unigendet demo --out runs
+# Installs the missing Debian packages: directly as root, else through `sudo -n`, else stops with one line.
+system:
+ifeq ($(SYSTEM_PACKAGES),skip)
+	@echo "make: SYSTEM_PACKAGES=skip: not installing $(DEBIAN)"
+else
+	@missing=$$(for p in $(DEBIAN); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null \
+		| grep -q '^install ok installed' || echo $$p; done); \
+	[ -z "$$missing" ] && exit 0; missing=$$(echo $$missing); \
+	if ! command -v apt-get >/dev/null; then sudo=none; \
+	elif [ "$$(id -u)" = 0 ]; then sudo=; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; else sudo=none; fi; \
+	if [ "$$sudo" = none ]; then \
+		echo "make: missing Debian packages: $$missing; run 'sudo apt-get install $$missing' and retry, or add SYSTEM_PACKAGES=skip (small corpus, browser tests skipped)" >&2; \
+		exit 1; fi; \
+	echo "make: installing Debian packages: $$missing"; \
+	$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null
+endif
 
-test: $(STAMP)
+demo: system $(STAMP)
+	$(VENV)/bin/unigendet demo --out runs $(DEMO_FLAGS)
+
+test: system $(STAMP)
 	$(PY) -m ruff check src tests bench
 	$(PY) -m pytest -q
 

@@ -103,3 +103,19 @@ def test_audit_fails_on_leaky_fixtures(corpus, tmp_path, how, capsys):
     assert not result.passed, result.report()
     assert main(["data", "audit", str(manifest)]) == 1
     assert "FAIL" in capsys.readouterr().out
+
+
+def test_data_build_reports_sources_and_stops_below_the_minimum(tmp_path, capsys):
+    out = tmp_path / "c"
+    assert main(["data", "build", "--out", str(out), "--photo-sources", "python", "--quiet"]) == 2
+    std = capsys.readouterr()
+    assert "scikit-image (PyPI)" in std.out and "7 photos" in std.out  # per-package counts
+    assert "apt-get install opencv-doc" in std.err and "--small-corpus" in std.err and len(std.err.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_audit_catches_a_shortcut_in_a_few_dozen_files(corpus, tmp_path):
+    manifest = leaky_copy(corpus, tmp_path / "leaky", "format")
+    recs = read_manifest(manifest)
+    few = [r for r in recs if r.label == 1][:20] + [r for r in recs if r.label == 0][:20]
+    assert not audit(few).passed

@@ -250,15 +250,24 @@ def test_detect_uses_runs_detector_by_default(tmp_path, data, monkeypatch, capsy
     from unigendet.cli import main
 
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("UNIGENDET_DETECTOR", raising=False)
     img = str(next((data / "img").glob("val-*-fake.png")))
     assert main(["detect", img]) == 2
-    assert "no detector at runs/detector" in capsys.readouterr().err
+    err = capsys.readouterr().err.strip()
+    assert "none at ./runs/detector" in err and "--checkpoint" in err and len(err.splitlines()) == 1
     run_npr(NPRTrainConfig(data=str(data), out=str(tmp_path / "runs" / "detector"), width=8, stages=2, crop=32,
                            epochs=1, batch_size=16))
     capsys.readouterr()
     assert main(["detect", img, "--format", "jsonl", "--quiet"]) == 0
     row = json.loads(capsys.readouterr().out.strip())
     assert row["path"] == img and 0.0 <= row["p_fake"] <= 1.0
+    # from any other directory through the environment variable
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("UNIGENDET_DETECTOR", str(tmp_path / "runs" / "detector"))
+    assert main(["detect", img, "--format", "jsonl", "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out.strip())["p_fake"] == row["p_fake"]
 
 
 def test_photo_half_keeps_photos_together_and_splits_them_evenly():

@@ -10,7 +10,20 @@ from pathlib import Path
 
 import torch
 
-DEFAULT_DETECTOR = "runs/detector"  # written by `make demo`: the configuration issue 8 selected
+DEFAULT_DETECTOR = "runs/detector"  # written by `make demo` (relative to the working directory)
+DETECTOR_ENV = "UNIGENDET_DETECTOR"  # a detector run to use when --checkpoint is not given
+
+
+def default_detector() -> str:
+    """The detector `detect` uses without --checkpoint: $UNIGENDET_DETECTOR, else ./runs/detector."""
+    import os
+
+    if os.environ.get(DETECTOR_ENV):
+        return os.environ[DETECTOR_ENV]
+    if Path(DEFAULT_DETECTOR).exists():
+        return DEFAULT_DETECTOR
+    raise FileNotFoundError(f"no detector given and none at ./{DEFAULT_DETECTOR}: pass --checkpoint RUN (a run "
+                            f"`unigendet train` or `make demo` wrote), or set {DETECTOR_ENV}=RUN")
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -36,7 +49,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from unigendet_train.demo import DemoConfig, run_demo
 
     run_demo(DemoConfig(out=args.out, gduf_steps=args.gduf_steps, diga_steps=args.diga_steps, seed=args.seed,
-                        progress=not args.quiet))
+                        progress=not args.quiet, small_corpus=args.small_corpus))
     return 0
 
 
@@ -95,14 +108,17 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 def cmd_data_build(args: argparse.Namespace) -> int:
     """Build the built-in real/fake corpus from installed photos and CPU generators."""
     from .data.corpus.build import GENERATOR_SETS, CorpusConfig, build_corpus
+    from .data.corpus.sources import discover_photos, photo_report
 
     cfg = CorpusConfig(
         out=args.out, size=args.size, crops_per_photo=args.crops_per_photo, seed=args.seed,
         generators=tuple(args.generators or GENERATOR_SETS[args.generator_set]), taef2=args.taef2,
         generator_checkpoint=args.generator_checkpoint,
         extra_photo_dirs=tuple(args.photos), autoencoder_steps=args.autoencoder_steps,
-        jpeg_history=args.jpeg_history, only_split=args.only_split,
+        jpeg_history=args.jpeg_history, only_split=args.only_split, photo_sources=args.photo_sources,
+        allow_small=args.small_corpus,
     )
+    print(photo_report(discover_photos(cfg.extra_photo_dirs, cfg.photo_sources), cfg.photo_sources), flush=True)
     t0 = time.perf_counter()
     records = build_corpus(cfg, progress=not args.quiet)
     print(f"[data] {len(records)} images in {args.out} ({time.perf_counter() - t0:.0f}s); see {args.out}/DATACARD.md")
@@ -156,9 +172,7 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from .apps.detect import exit_code, run_detect, write_rows
     from .apps.predictor import Predictor
 
-    checkpoint = args.checkpoint or DEFAULT_DETECTOR
-    if args.checkpoint is None and not Path(checkpoint).exists():
-        raise FileNotFoundError(f"no detector at {checkpoint} (the one `make demo` trains); pass --checkpoint RUN")
+    checkpoint = args.checkpoint or default_detector()
     predictor = Predictor(checkpoint, device=args.device, threshold=args.threshold, verdict=args.verdict,
                           base=args.base)
     rows = run_detect(predictor, args.paths, explain=args.explain, batch=args.batch, max_pixels=args.max_pixels,
@@ -195,6 +209,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .data.corpus.sources import MIN_PHOTOS, PHOTO_SOURCES
+
+    small_help = (f"build the corpus even with fewer than {MIN_PHOTOS} source photos installed "
+                  "(without the Debian photo packages: a fraction of the documented corpus)")
     parser = argparse.ArgumentParser(prog="unigendet", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -202,12 +220,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("demo", help="the main job: the co-evolution loop on built-in data (~10 min on 2 cores)")
+    p = sub.add_parser("demo", help="the main job: the co-evolution loop on built-in data (~20 min on 2 cores)")
     p.add_argument("--out", default="runs")
     p.add_argument("--gduf-steps", type=int, default=300)
     p.add_argument("--diga-steps", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
+    p.add_argument("--small-corpus", action="store_true", help=small_help)
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("smoke", help="exercise the library core on an untrained model (seconds)")
@@ -239,6 +258,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--taef2", help="folder with taef2_encoder.pth and taef2_decoder.pth")
     p.add_argument("--generator-checkpoint", help="a UniGenDet checkpoint whose generator adds fakes")
     p.add_argument("--photos", nargs="*", default=[], help="extra folders of real photos")
+    p.add_argument("--photo-sources", choices=PHOTO_SOURCES, default="all",
+                   help="all installed photo packages, or only the photos pip installs (the same on every machine)")
+    p.add_argument("--small-corpus", action="store_true", help=small_help)
     p.add_argument("--autoencoder-steps", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true")
@@ -255,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("detect", help="real/fake verdicts for image files and folders")
     p.add_argument("paths", nargs="+", help="image files or folders (searched recursively)")
     p.add_argument("--checkpoint", help="a detector run or checkpoint directory (any kind; default: "
-                   f"{DEFAULT_DETECTOR}, the detector `make demo` selects and trains)")
+                   f"${DETECTOR_ENV}, else ./{DEFAULT_DETECTOR}, the detector `make demo` trains)")
     p.add_argument("--format", choices=["table", "jsonl", "csv"], default="table")
     p.add_argument("--explain", action="store_true", help="UniGenDet: write an explanation for each image")
     p.add_argument("--verdict", choices=["cls", "text"], default="cls",
@@ -330,13 +352,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from .checkpoint import CheckpointError
+    from .data.corpus.sources import TooFewPhotos
 
     args = build_parser().parse_args(argv)
+    expected = (CheckpointError, ValueError, FileNotFoundError, TooFewPhotos)
     if args.command not in ("detect", "generate", "serve"):
+        expected = (TooFewPhotos,)
+    try:  # a wrong checkpoint, option or installation is answered with one line, not a traceback
         return args.func(args)
-    try:  # the product commands answer a wrong checkpoint or option with one line, not a traceback
-        return args.func(args)
-    except (CheckpointError, ValueError, FileNotFoundError) as e:
+    except expected as e:
         print(f"unigendet {args.command}: error: {e}", file=sys.stderr)
         return 2
 

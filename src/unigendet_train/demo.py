@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from unigendet.data.corpus.build import PRESETS, CorpusConfig, build_corpus
+from unigendet.data.corpus.sources import MIN_PHOTOS, check_photo_count, discover_photos, photo_counts, photo_report
 
 from .baselines import LinearProbeConfig
 from .config import DIGAConfig, TrainConfig
@@ -40,19 +41,27 @@ class DemoConfig:
     rich_crops_per_photo: int = PRESETS["rich"]["crops_per_photo"]
     detector_epochs: int = 20
     tsne: int = 150  # images in the evaluation report's t-SNE plots
+    photo_sources: str = "all"  # all | python (only the photos pip installs)
+    small_corpus: bool = False  # go on with fewer photos than the documented corpus needs
     seed: int = 0
     progress: bool = True
 
 
 def run_demo(cfg: DemoConfig) -> dict:
     out, t0, summary = Path(cfg.out), time.perf_counter(), {}
-    corpus = dict(size=cfg.size, crops_per_photo=cfg.crops_per_photo, autoencoder_steps=cfg.autoencoder_steps)
+    photos = dict(photo_sources=cfg.photo_sources, allow_small=cfg.small_corpus)
+    corpus = dict(size=cfg.size, crops_per_photo=cfg.crops_per_photo, autoencoder_steps=cfg.autoencoder_steps,
+                  **photos)
 
     def phase(name: str) -> None:
         print(f"[demo {time.perf_counter() - t0:6.0f}s] {name}", flush=True)
 
     # Data
     phase("building the built-in corpus")
+    found = discover_photos(sources=cfg.photo_sources)
+    print(photo_report(found, cfg.photo_sources), flush=True)
+    check_photo_count(found, cfg.small_corpus)  # before any work: stop at once when packages are missing
+    summary["photos"] = photo_counts(found, cfg.photo_sources)
     data = out / "data"
     if not (data / "manifest.csv").is_file():
         build_corpus(CorpusConfig(out=str(data), seed=cfg.seed, **corpus), progress=cfg.progress)
@@ -92,7 +101,8 @@ def run_demo(cfg: DemoConfig) -> dict:
     if not (rich / "manifest.csv").is_file():
         recipe = {**PRESETS[SELECTED_CORPUS], "crops_per_photo": cfg.rich_crops_per_photo}
         build_corpus(CorpusConfig(out=str(rich), seed=cfg.seed, size=cfg.size,
-                                  autoencoder_steps=cfg.autoencoder_steps, **recipe), progress=cfg.progress)
+                                  autoencoder_steps=cfg.autoencoder_steps, **photos, **recipe),
+                     progress=cfg.progress)
     summary["detector"] = stages[SELECTED_STAGE][1](stages[SELECTED_STAGE][0](
         data=str(rich), out=str(out / "detector"), epochs=cfg.detector_epochs, seed=cfg.seed, **SELECTED_OPTIONS))
     # Evaluation: every detector the same way on the built-in test split
@@ -108,5 +118,8 @@ def run_demo(cfg: DemoConfig) -> dict:
     print(f"built-in test split, means over generators (report: {out / 'eval' / 'report.html'}):")
     for name, m in summary["eval"].items():
         print(f"  {name:<28} AUC {100 * m['auc']:5.1f}  AP {100 * m['ap']:5.1f}  acc@0.5 {100 * m['acc']:5.1f}")
+    if len(found) < MIN_PHOTOS:
+        print(f"SMALL CORPUS: {len(found)} source photos (the documented corpus has at least {MIN_PHOTOS}); "
+              "these numbers are not comparable with docs/results.md")
     print(f"`unigendet detect PATH...` now uses {out / 'detector'} ({SELECTED_STAGE}) unless given --checkpoint")
     return summary

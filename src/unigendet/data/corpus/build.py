@@ -40,7 +40,7 @@ from .fakes import (
     RealESRGAN,
     TextToImage,
 )
-from .sources import SourcePhoto, discover_photos
+from .sources import SourcePhoto, check_photo_count, discover_photos
 
 DEFAULT_GENERATORS = ("realesrgan-x4plus", "realesrgan-x4plus-anime", "realesrgan-animevideov3-x2", "conv-ae")
 # More fake processes: several upsamplers and autoencoder families (issue 8's richer data)
@@ -64,6 +64,8 @@ class CorpusConfig:
     taef2: str | None = None  # folder holding taef2_encoder.pth / taef2_decoder.pth
     generator_checkpoint: str | None = None  # a UniGenDet run: adds its text-to-image fakes
     extra_photo_dirs: tuple[str, ...] = field(default_factory=tuple)
+    photo_sources: str = "all"  # all | python (only pip-installed photos: the same set on every machine)
+    allow_small: bool = False  # build even when fewer than sources.MIN_PHOTOS photos are installed
     autoencoder_steps: int = 200
     jpeg_history: float = 0.0  # share of pairs JPEG-compressed (same quality for real and fake)
     jpeg_quality: tuple[int, int] = (60, 95)
@@ -160,9 +162,10 @@ def save_png(img: Image.Image, path: Path) -> None:
 
 def build_corpus(cfg: CorpusConfig, progress: bool = True) -> list[Record]:
     out = Path(cfg.out)
-    photos = discover_photos(cfg.extra_photo_dirs)
+    photos = discover_photos(cfg.extra_photo_dirs, cfg.photo_sources)
     if not photos:
         raise RuntimeError("no source photos installed (needs scikit-image, scikit-learn or matplotlib)")
+    check_photo_count(photos, cfg.allow_small)
     split_of = split_groups(photos, cfg.fractions, cfg.seed)
     rng = random.Random(cfg.seed)
     crops: dict[str, list[tuple[SourcePhoto, Image.Image]]] = {s: [] for s in SPLITS}

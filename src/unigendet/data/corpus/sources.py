@@ -23,6 +23,12 @@ class SourcePhoto:
     licence: str
 
 
+# The Debian packages that supply photos (the checkout's debian-packages.txt lists them for the Makefile)
+DEBIAN_PACKAGES = ("opencv-doc", "mate-backgrounds", "lomiri-wallpapers-16.04")
+# Below this many photos the corpus is a fraction of the documented one: build_corpus stops unless allowed
+MIN_PHOTOS = 40
+PHOTO_SOURCES = ("all", "python")  # python: only the photos pip installs (same on every machine)
+
 OPENCV_DIR = Path("/usr/share/doc/opencv-doc/examples/data")
 MATE_DIR = Path("/usr/share/backgrounds/mate/nature")
 LOMIRI_DIR = Path("/usr/share/backgrounds")
@@ -106,13 +112,48 @@ def _debian_photos() -> list[SourcePhoto]:
     return out
 
 
-def discover_photos(extra_dirs: list[str | os.PathLike] = ()) -> list[SourcePhoto]:
+def discover_photos(extra_dirs: list[str | os.PathLike] = (), sources: str = "all") -> list[SourcePhoto]:
     """Every listed photo that is installed here (missing packages are simply absent),
-    plus any photos in `extra_dirs` (each file its own group, subject 'a photograph')."""
-    photos = [p for p in _python_photos() + _debian_photos() if p.path.is_file()]
+    plus any photos in `extra_dirs` (each file its own group, subject 'a photograph').
+    `sources="python"` keeps the photos that pip installs, so the set is the same on every machine."""
+    if sources not in PHOTO_SOURCES:
+        raise ValueError(f"photo sources {sources!r}: choose from {PHOTO_SOURCES}")
+    listed = _python_photos() + (_debian_photos() if sources == "all" else [])
+    photos = [p for p in listed if p.path.is_file()]
     for d in extra_dirs:
         for f in sorted(Path(d).glob("*")):
             if f.suffix.lower() in (".jpg", ".jpeg", ".png"):
                 photos.append(SourcePhoto(f"extra/{f.stem}", f, f"extra/{f.name}", "a photograph",
                                           str(d), "supplied by the user"))
     return photos
+
+
+def photo_counts(photos: list[SourcePhoto], sources: str = "all") -> dict[str, int]:
+    """Photos found per package, listing every package the `sources` choice reads (0: not installed)."""
+    listed = _python_photos() + (_debian_photos() if sources == "all" else [])
+    counts = {p.package: 0 for p in listed}
+    for p in photos:
+        counts[p.package] = counts.get(p.package, 0) + 1
+    return counts
+
+
+def photo_report(photos: list[SourcePhoto], sources: str = "all") -> str:
+    """One line per package: how many photos it gave."""
+    rows = [f"  {package:<36} {n:>3} photos" + ("  (not installed)" if n == 0 else "")
+            for package, n in photo_counts(photos, sources).items()]
+    return "\n".join([f"photo sources ({len(photos)} photos):", *rows])
+
+
+class TooFewPhotos(RuntimeError):
+    """The installed photo packages give fewer photos than the documented corpus needs."""
+
+
+def check_photo_count(photos: list[SourcePhoto], allow_small: bool) -> None:
+    """Stop below MIN_PHOTOS unless the caller chose the small corpus knowingly."""
+    if len(photos) >= MIN_PHOTOS or allow_small:
+        return
+    missing = [p for p in DEBIAN_PACKAGES if not any(ph.package.startswith(p + " ") for ph in photos)]
+    raise TooFewPhotos(
+        f"only {len(photos)} source photos are installed (the documented corpus needs at least {MIN_PHOTOS}); "
+        f"install the Debian photo packages: `apt-get install {' '.join(missing or DEBIAN_PACKAGES)}` "
+        "(`make system` in a checkout), or pass --small-corpus to build the small corpus knowingly")
