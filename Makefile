@@ -41,6 +41,7 @@ demo: system $(STAMP)
 
 test: system $(STAMP)
 	$(PY) -m ruff check src tests bench
+	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

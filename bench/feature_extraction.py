@@ -27,8 +27,7 @@ import torch
 from PIL import Image
 from skimage import data
 
-from unigendet.data.backbones import create_backbone
-from unigendet.data.features import FeatureCache
+from unigendet.backbones import FeatureCache, create_backbone
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 

@@ -29,7 +29,8 @@ import torch
 from unigendet.metrics import detection_metrics
 from unigendet.models.gendet import VARIANTS
 from unigendet_train.baselines import CNNConfig, LinearProbeConfig, fit_cnn, fit_linear_probe
-from unigendet_train.gendet import GenDetTrainConfig, cached_features, fit_gendet, score_features
+from unigendet_train.features import cached_features
+from unigendet_train.gendet import GenDetTrainConfig, fit_gendet, score_features
 
 SPLITS = ("train", "val", "test")
 

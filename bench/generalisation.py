@@ -1,4 +1,4 @@
-"""Issue 8's ablation table: which detector generalises to generators it never saw?
+"""The generalisation ablation table: which detector generalises to generators it never saw?
 
 Run after `make demo` (it builds runs/data and runs/data-rich; missing corpora are built
 here). Every row is a project component trained only on built-in corpora (`unigendet data build`):
@@ -38,9 +38,9 @@ from unigendet.data.readers import read_source
 from unigendet.data.records import photo_half
 from unigendet.detectors import load_detector
 from unigendet.evaluation.detection import evaluate_detector, score_report
+from unigendet.labels import FAKE
 from unigendet.metrics import calibrate_threshold
-from unigendet.prompts import FAKE
-from unigendet_train.stages import load_stages
+from unigendet_train.catalogue import load_stages
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -56,8 +56,8 @@ class Row:
 
 def rows(taef2: str | None) -> list[Row]:
     out = [
-        Row("linear probe, EfficientNet (issue baseline)", "linear-probe", "default", {}, "baselines"),
-        Row("spectrum probe = linear probe, residual-stats (issue baseline)", "linear-probe", "default",
+        Row("linear probe, EfficientNet (baseline)", "linear-probe", "default", {}, "baselines"),
+        Row("spectrum probe = linear probe, residual-stats (baseline)", "linear-probe", "default",
             {"backbone": "residual-stats"}, "baselines"),
         Row("linear probe, EfficientNet", "linear-probe", "rich", {}, "richer data"),
         Row("linear probe, residual-stats", "linear-probe", "rich", {"backbone": "residual-stats"}, "richer data"),

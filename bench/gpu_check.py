@@ -16,11 +16,11 @@ import torch
 
 from model_throughput import make_samples  # bench/ is on sys.path when run as a script
 from unigendet import create_model, get_config
-from unigendet.flow import Guidance
-from unigendet.inference import generate_latents
-from unigendet.losses import packed_losses
-from unigendet.samples import SampleBuilder
-from unigendet.tokenizer import ByteTokenizer
+from unigendet.unified.flow import Guidance
+from unigendet.unified.inference import generate_latents
+from unigendet.unified.losses import packed_losses
+from unigendet.unified.samples import SampleBuilder
+from unigendet.unified.tokenizer import ByteTokenizer
 
 
 def train_step(model, batch, dtype, reps: int) -> tuple[dict[str, float], float]:

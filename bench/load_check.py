@@ -36,8 +36,8 @@ def free_port() -> int:
 def tiny_checkpoint(root: Path) -> str:
     import torch
 
-    from unigendet.checkpoint import save_checkpoint
-    from unigendet.registry import create_model, get_config
+    from unigendet.unified.checkpoint import save_checkpoint
+    from unigendet.unified.presets import create_model, get_config
 
     torch.manual_seed(0)
     cfg = get_config("tiny")

@@ -19,11 +19,12 @@ import time
 import torch
 
 from unigendet import create_model, get_config
-from unigendet.flow import interpolate, target_velocity
-from unigendet.packing import CAUSAL, Sample, Split
-from unigendet.prompts import FAKE, REAL, detection_answer
-from unigendet.samples import SampleBuilder
-from unigendet.tokenizer import ByteTokenizer
+from unigendet.labels import FAKE, REAL
+from unigendet.unified.flow import interpolate, target_velocity
+from unigendet.unified.packing import CAUSAL, Sample, Split
+from unigendet.unified.prompts import detection_answer
+from unigendet.unified.samples import SampleBuilder
+from unigendet.unified.tokenizer import ByteTokenizer
 
 
 def timed(fn, reps: int) -> float:

@@ -61,7 +61,7 @@ def main() -> None:
     args = ap.parse_args()
     from safetensors.torch import save_file
 
-    from unigendet.registry import create_model, get_config
+    from unigendet.unified.presets import create_model, get_config
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

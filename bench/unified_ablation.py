@@ -25,15 +25,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unigendet.checkpoint import load_model, load_weights
-from unigendet.codecs import build_codec
-from unigendet.data.backbones import create_backbone
+from unigendet.backbones import create_backbone
 from unigendet.data.readers import read_source
-from unigendet.evaluation.generation import generate_images, generation_report, image_features
+from unigendet.evaluation.generation import generation_report, image_features
+from unigendet.labels import FAKE
 from unigendet.metrics import detection_report
-from unigendet.prompts import FAKE
-from unigendet.samples import SampleBuilder
-from unigendet.tokenizer import get_tokenizer
+from unigendet.unified.pipeline import UniGenDetPipeline
 from unigendet_train.config import DIGAConfig, TrainConfig
 from unigendet_train.data import load_bank
 from unigendet_train.unified import run_unified, score_bank
@@ -44,24 +41,16 @@ def checkpoint(run: Path) -> Path:
     return run / "checkpoints" / (run / "checkpoints" / "latest").read_text().strip()
 
 
-def load(run: Path):
-    path = checkpoint(run)
-    model = load_model(path)
-    mc = model.config
-    codec = build_codec(mc.latent.codec, mc.latent.channels, mc.latent.downsample)
-    if (path / "codec.safetensors").is_file():
-        load_weights(codec, path / "codec.safetensors")
-    return model, codec, SampleBuilder(mc, get_tokenizer(mc.tokenizer))
 
 
 def detection_rows(runs: dict[str, Path], records) -> dict[str, dict]:
     rows = {}
     for name, run in runs.items():
-        model, codec, builder = load(run)
+        pipe = UniGenDetPipeline.from_pretrained(run)
         for split in ("val", "test"):
-            bank = load_bank([r for r in records if r.split == split], model.config.image_size, codec,
-                             view=model.config.detect_view)
-            p = score_bank(model, builder, bank)
+            bank = load_bank([r for r in records if r.split == split], pipe.config.image_size, pipe.codec,
+                             view=pipe.config.detect_view)
+            p = score_bank(pipe.model, pipe.builder, bank)
             rows[f"{name} / {split}"] = detection_report(p, np.array(bank.labels) == FAKE)
     return rows
 
@@ -71,10 +60,10 @@ def generation_rows(runs: dict[str, Path], records, steps: int) -> dict[str, dic
     reals = [r for r in records if r.split == "test" and r.label != FAKE and r.caption]
     rows = {}
     for name, run in runs.items():
-        model, codec, builder = load(run)
-        bank = load_bank(reals, model.config.image_size, codec)
+        pipe = UniGenDetPipeline.from_pretrained(run)
+        bank = load_bank(reals, pipe.config.image_size, pipe.codec)
         real = image_features(bank.images, backbone, pre)
-        gen = generate_images(model, codec, builder, [r.caption for r in reals], steps=steps, seed=0)
+        gen = pipe.generate([r.caption for r in reals], steps=steps, seed=0)
         rows[name] = generation_report(image_features(gen, backbone, pre), real, "effnet")
         rows[name]["val_mse"] = json.loads((run / "metrics.json").read_text())["val_mse"]
     return rows

@@ -2,10 +2,11 @@ import pytest
 import torch
 
 from unigendet import create_model, get_config
-from unigendet.flow import interpolate, target_velocity
-from unigendet.prompts import FAKE, detection_answer
-from unigendet.samples import SampleBuilder
-from unigendet.tokenizer import ByteTokenizer
+from unigendet.labels import FAKE
+from unigendet.unified.flow import interpolate, target_velocity
+from unigendet.unified.prompts import detection_answer
+from unigendet.unified.samples import SampleBuilder
+from unigendet.unified.tokenizer import ByteTokenizer
 
 
 @pytest.fixture(autouse=True)

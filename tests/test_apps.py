@@ -13,9 +13,9 @@ from PIL import Image
 from odd_inputs import build_odd_inputs
 from unigendet.apps.predictor import Predictor
 from unigendet.apps.server import Limits, create_app
-from unigendet.checkpoint import save_checkpoint
 from unigendet.cli import main
-from unigendet.registry import create_model, get_config
+from unigendet.unified.checkpoint import save_checkpoint
+from unigendet.unified.presets import create_model, get_config
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from unigendet.data.backbones import Preprocess, create_backbone, list_backbones
+from unigendet.backbones import Preprocess, create_backbone, list_backbones
 
 
 @pytest.fixture(scope="module")

@@ -10,15 +10,15 @@ import torch
 from PIL import Image
 
 from test_gendet import synthetic, write_manifest
-from unigendet.checkpoint import CheckpointError
-from unigendet.data.backbones import Preprocess
+from unigendet.backbones import Preprocess
 from unigendet.detectors import CNNImageDetector, LinearProbeDetector, load_detector
+from unigendet.labels import fake_target
 from unigendet.metrics import detection_metrics
+from unigendet.weights import CheckpointError
 from unigendet_train.baselines import (
     CNNConfig,
     LinearProbeConfig,
     TrainTransform,
-    fake_target,
     fit_linear_probe,
     run_cnn,
     run_linear_probe,

@@ -3,10 +3,11 @@
 import torch
 
 from conftest import latent_like
-from unigendet.flow import Guidance
-from unigendet.inference import decode_text, detect, generate_latents, prefill
-from unigendet.packing import CAUSAL, Sample, Split
-from unigendet.prompts import REAL, detection_answer
+from unigendet.labels import REAL
+from unigendet.unified.flow import Guidance
+from unigendet.unified.inference import decode_text, detect, generate_latents, prefill
+from unigendet.unified.packing import CAUSAL, Sample, Split
+from unigendet.unified.prompts import detection_answer
 
 
 def test_cached_decoding_matches_full_forward(tiny):

@@ -7,15 +7,8 @@ import torch
 
 from conftest import detection_and_t2i
 from unigendet import create_model, get_config
-from unigendet.checkpoint import (
-    CheckpointError,
-    load_config,
-    load_meta,
-    load_model,
-    load_optimizer,
-    load_weights,
-    save_checkpoint,
-)
+from unigendet.unified.checkpoint import load_config, load_meta, load_model, load_optimizer, save_checkpoint
+from unigendet.weights import CheckpointError, load_weights
 
 
 def hidden(model, batch):
@@ -30,7 +23,7 @@ def saved(tiny, tmp_path):
         model.llm2vae.weight.normal_()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     batch = builder.pack(list(detection_and_t2i(cfg, builder)))
-    from unigendet.losses import packed_losses
+    from unigendet.unified.losses import packed_losses
 
     sum(packed_losses(model, batch).values()).backward()
     opt.step()

@@ -2,9 +2,10 @@ import pytest
 import torch
 
 from unigendet.codecs import ConvVAE, PixelCodec, build_codec
-from unigendet.patches import patchify, unpatchify
-from unigendet.prompts import FAKE, REAL, detection_answer, parse_verdict
-from unigendet.tokenizer import ByteTokenizer, get_tokenizer
+from unigendet.labels import FAKE, REAL
+from unigendet.unified.patches import patchify, unpatchify
+from unigendet.unified.prompts import detection_answer, parse_verdict
+from unigendet.unified.tokenizer import ByteTokenizer, get_tokenizer
 
 
 def test_pixel_codec_is_exact_inverse():
@@ -77,7 +78,7 @@ def write_tokenizer_json(path, specials=("<|endoftext|>", "<|im_start|>", "<|im_
 
 
 def test_local_tokenizer_json(tmp_path, monkeypatch):
-    from unigendet.tokenizer import QWEN2_IDS, LocalTokenizer
+    from unigendet.unified.tokenizer import QWEN2_IDS, LocalTokenizer
 
     d = write_tokenizer_json(tmp_path / "tok")
     tok = LocalTokenizer(d)
@@ -98,10 +99,10 @@ def test_local_tokenizer_json(tmp_path, monkeypatch):
 
 
 def test_unified_model_runs_with_a_local_tokenizer(tmp_path):
-    from unigendet.inference import detect
-    from unigendet.registry import create_model, get_config
-    from unigendet.samples import SampleBuilder
-    from unigendet.tokenizer import LocalTokenizer
+    from unigendet.unified.inference import detect
+    from unigendet.unified.presets import create_model, get_config
+    from unigendet.unified.samples import SampleBuilder
+    from unigendet.unified.tokenizer import LocalTokenizer
 
     tok = LocalTokenizer(write_tokenizer_json(tmp_path / "tok"))
     cfg = get_config("tiny")

@@ -17,9 +17,9 @@ from unigendet.evaluation.detection import (
     score_report,
     text_report,
 )
-from unigendet.inference import Detection
+from unigendet.labels import FAKE, REAL
 from unigendet.metrics import roc_auc
-from unigendet.prompts import FAKE, REAL
+from unigendet.unified.inference import Detection
 
 
 def rec(i, label, gen, explanation=None):
@@ -62,6 +62,9 @@ class Brightness:
 
     def explain(self, paths):
         return [Detection(float(p), "This is a fake image." if p > 0.5 else "no idea") for p in self.predict(paths)]
+
+    def explain_images(self, images):  # with `explain`, this makes it an Explainer
+        raise NotImplementedError
 
 
 def write_set(root, n=12, split="test"):
@@ -142,8 +145,8 @@ CNNDET = Path(__file__).resolve().parents[2] / "shared" / "data" / "cnndetection
 def test_eval_on_the_shared_cnndetection_set_lists_all_ten_generators(tmp_path):
     import torch
 
-    from unigendet.checkpoint import save_checkpoint
-    from unigendet.registry import create_model, get_config
+    from unigendet.unified.checkpoint import save_checkpoint
+    from unigendet.unified.presets import create_model, get_config
 
     torch.manual_seed(0)
     cfg = get_config("tiny")

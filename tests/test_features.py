@@ -8,8 +8,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from unigendet.data.backbones import Backbone, Preprocess, create_backbone
-from unigendet.data.features import FeatureCache
+from unigendet.backbones import Backbone, FeatureCache, Preprocess, create_backbone
 from unigendet.data.imageio import ImageError, open_image
 
 

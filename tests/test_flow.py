@@ -1,9 +1,9 @@
-"""The time convention of METHOD.md 1.2 (t = 0 data, t = 1 noise)."""
+"""The time convention (t = 0 data, t = 1 noise)."""
 
 import pytest
 import torch
 
-from unigendet import flow
+from unigendet.unified import flow
 
 
 def test_interpolate_endpoints():

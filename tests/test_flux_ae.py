@@ -6,7 +6,7 @@ from safetensors.torch import save_file
 
 from unigendet.codecs import build_codec
 from unigendet.codecs.flux_ae import SCALE, SHIFT, FluxAE
-from unigendet.loading import stream_into
+from unigendet.unified.loading import stream_into
 
 
 def test_full_size_layout_matches_the_released_autoencoder():

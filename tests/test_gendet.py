@@ -11,13 +11,12 @@ import pytest
 import torch
 from PIL import Image
 
-from unigendet import gendet_losses as L
-from unigendet.checkpoint import CheckpointError
-from unigendet.detectors import DETECTOR_LOADERS, GenDetDetector, load_detector
+from unigendet.detectors import DETECTORS, GenDetDetector, load_detector
 from unigendet.metrics import detection_metrics
+from unigendet.models import gendet_losses as L
 from unigendet.models.gendet import VARIANTS, GenDet, GenDetConfig
+from unigendet.weights import CheckpointError
 from unigendet_train import gendet as T
-from unigendet_train.artifacts import save_module_checkpoint
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -257,8 +256,8 @@ def test_fit_needs_both_classes():
 
 
 def _save(tmp_path, model):
-    cfg = {"kind": "gendet", "name": "g", "model": model.cfg.to_dict(), "backbone": "efficientnet-lite0"}
-    return save_module_checkpoint(tmp_path / "run", {"model": model}, cfg, {"seed": 0}, {"metrics.json": {}})
+    detector = GenDetDetector("g", model, "efficientnet-lite0", None)
+    return detector.save_pretrained(tmp_path / "run", meta={"seed": 0}, json_files={"metrics.json": {}})
 
 
 def test_save_load_round_trip_is_exact(tmp_path):
@@ -292,7 +291,7 @@ def test_wrong_shape_checkpoint_fails_clearly(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(CheckpointError, match="no config.json"):
         load_detector(tmp_path / "empty")
-    assert set(DETECTOR_LOADERS) >= {"gendet", "linear-probe", "cnn"}
+    assert set(DETECTORS) >= {"gendet", "linear-probe", "cnn"}
 
 
 # --- end to end on a tiny image manifest --------------------------------------------------------

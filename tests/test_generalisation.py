@@ -1,4 +1,4 @@
-"""Issue 8's components: low-level features, the NPR network, one-class and reconstruction scores,
+"""Generalisation components: low-level features, the NPR network, one-class and reconstruction scores,
 stacked ensembles and the richer corpus generators. Each trains on the pixelation corpus of
 test_gendet (reals: sharp crops; fakes: 4x nearest-neighbour upsampled) and is read back."""
 
@@ -11,15 +11,16 @@ import torch
 from PIL import Image
 
 from test_gendet import write_manifest
-from unigendet.anomaly import GaussianOneClass, ReconDetector, reconstruction_error
-from unigendet.data.backbones import Preprocess, create_backbone, native_crop
+from unigendet.backbones import Preprocess, create_backbone, native_crop
+from unigendet.backbones.lowlevel import npr_phases, periodic_peaks
 from unigendet.data.corpus.build import CorpusConfig, make_generators, shared_jpeg
 from unigendet.data.corpus.fakes import Interpolation
-from unigendet.data.lowlevel import npr_phases, periodic_peaks
-from unigendet.detectors import NPRDetector, load_detector
-from unigendet.ensemble import EnsembleDetector, fit_stacking
+from unigendet.detectors import EnsembleDetector, NPRDetector, ReconDetector, load_detector
+from unigendet.detectors.ensemble import fit_stacking
+from unigendet.detectors.recon import reconstruction_error
 from unigendet.evaluation.detection import score_report
 from unigendet.models.npr import NPRConfig, NPRNet, npr_residual
+from unigendet.models.oneclass import GaussianOneClass
 from unigendet_train.anomaly import OneClassConfig, ReconConfig, run_oneclass, run_recon
 from unigendet_train.ensemble import EnsembleConfig, run_ensemble
 from unigendet_train.npr import NPRTrainConfig, run_npr

@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from unigendet.checkpoint import CheckpointError
-from unigendet.loading import device_for, load_large, shard_files, stream_into
-from unigendet.registry import create_model, get_config
+from unigendet.unified.loading import device_for, load_large, shard_files, stream_into
+from unigendet.unified.presets import create_model, get_config
+from unigendet.weights import CheckpointError
 
 
 def save_sharded(state, root, shards=3):
@@ -109,11 +109,10 @@ def test_a_released_style_directory_loads_and_detects(tmp_path):
     tokenizer.json, no config.json - loads through `load_detector` and detects and generates."""
     from test_codecs_tokenizer import write_tokenizer_json
     from unigendet.codecs.flux_ae import FluxAE
-    from unigendet.config import LLMConfig, ViTConfig
     from unigendet.detectors import load_detector
-    from unigendet.evaluation.generation import generate_images
-    from unigendet.official import load_official
-    from unigendet.tokenizer import LocalTokenizer
+    from unigendet.unified.config import LLMConfig, ViTConfig
+    from unigendet.unified.pipeline import UniGenDetPipeline
+    from unigendet.unified.tokenizer import LocalTokenizer
 
     root = write_tokenizer_json(tmp_path / "release")
     tok = LocalTokenizer(root)
@@ -131,19 +130,21 @@ def test_a_released_style_directory_loads_and_detects(tmp_path):
     save_file({k: v.contiguous() for k, v in ae.state_dict().items()}, str(root / "ae.safetensors"))
 
     with pytest.raises(ValueError, match="ids differ"):
-        load_official(root, config=cfg.replace(tokenizer="qwen2"), dtype=None)
-    det, report = load_official(root, config=cfg.replace(llm=cfg.llm.__class__(**{**cfg.llm.__dict__,
-                                                                                  "vocab_size": 999})), dtype=None)
+        UniGenDetPipeline.from_pretrained(root, config=cfg.replace(tokenizer="qwen2"), dtype=None)
+    det = UniGenDetPipeline.from_pretrained(root, config=cfg.replace(llm=cfg.llm.__class__(**{**cfg.llm.__dict__,
+                                                                                          "vocab_size": 999})),
+                                            dtype=None)
+    report = det.load_report
     assert det.model.config.llm.vocab_size == tok.vocab_size + 7  # read from the header
     assert report.loaded == len(ref.state_dict()) and det.codec.encoder.conv_in.weight.shape[0] == 32
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (80, 96, 3), dtype=np.uint8))
-    found = det.detect_tensors([det.view(image)], explain=True)
+    found = det.explain([image])
     assert 0 <= found[0].p_fake <= 1 and isinstance(found[0].text, str)
-    gen = generate_images(det.model, det.codec, det.builder, ["a fox"], steps=2)
+    gen = det.generate(["a fox"], steps=2)
     assert gen.shape == (1, 3, 64, 64)
-    bf16, _ = load_official(root, config=cfg, dtype=torch.bfloat16)
+    bf16 = UniGenDetPipeline.from_pretrained(root, config=cfg, dtype=torch.bfloat16)
     assert bf16.model.lm_logits.__self__.language_model.lm_head.weight.dtype == torch.bfloat16
-    assert 0 <= bf16.detect_tensors([bf16.view(image)])[0].p_fake <= 1
+    assert 0 <= bf16.detect_images([image])[0].p_fake <= 1
     with pytest.raises(CheckpointError, match="shape mismatches"):  # routed by its layout to the full preset
         load_detector(root)
 
@@ -159,8 +160,8 @@ def test_a_released_style_directory_loads_and_detects(tmp_path):
     save_file({k: v.contiguous() for k, v in ref.state_dict().items() if not k.startswith("fake_cls_head")},
               str(ft / "ema.safetensors"))
     with pytest.raises(CheckpointError, match="missing"):
-        load_official(ft, config=cfg, dtype=None)
-    det, report = load_official(ft, config=cfg, base=root, dtype=None)
+        UniGenDetPipeline.from_pretrained(ft, config=cfg, dtype=None)
+    report = UniGenDetPipeline.from_pretrained(ft, config=cfg, base=root, dtype=None).load_report
     assert report.filled and all(k.startswith("fake_cls_head") for k in report.filled)
     with pytest.raises(CheckpointError):
         Predictor(str(ft), base=str(root))  # the CLI path uses the full preset: this file is reduced

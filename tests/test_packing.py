@@ -2,7 +2,7 @@
 
 import torch
 
-from unigendet.packing import CAUSAL, FULL, NOISE, ImageTokens, Sample, Split, block_diagonal, pack
+from unigendet.unified.packing import CAUSAL, FULL, NOISE, ImageTokens, Sample, Split, block_diagonal, pack
 
 VS, VE = 1000, 1001
 

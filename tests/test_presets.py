@@ -8,9 +8,9 @@ import torch
 
 from conftest import detection_and_t2i
 from unigendet import create_model, get_config, list_models
-from unigendet.losses import packed_losses
-from unigendet.samples import SampleBuilder
-from unigendet.tokenizer import ByteTokenizer
+from unigendet.unified.losses import packed_losses
+from unigendet.unified.samples import SampleBuilder
+from unigendet.unified.tokenizer import ByteTokenizer
 
 FIXTURES = Path(__file__).parent / "fixtures"
 FULL_SCALE = "bagel-7b-mot"

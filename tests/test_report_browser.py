@@ -5,7 +5,7 @@ import numpy as np
 from unigendet.data.records import Record
 from unigendet.evaluation.detection import DetectorResult, score_report
 from unigendet.evaluation.report import plot_curves, plot_histograms, summary_table, write_report
-from unigendet.prompts import FAKE, REAL
+from unigendet.labels import FAKE, REAL
 
 
 def test_report_renders_in_headless_chromium(chromium, artifacts, tmp_path):

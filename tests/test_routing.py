@@ -1,10 +1,10 @@
-"""Expert routing and the symbiotic property (METHOD.md 1.1, 1.3)."""
+"""Expert routing and the symbiotic property."""
 
 import torch
 
 from conftest import detection_and_t2i, latent_like
-from unigendet.losses import packed_losses
-from unigendet.packing import CAUSAL, Sample, Split
+from unigendet.unified.losses import packed_losses
+from unigendet.unified.packing import CAUSAL, Sample, Split
 
 
 def gen_expert_params(model):

@@ -12,8 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from unigendet.checkpoint import save_checkpoint
-from unigendet.registry import create_model, get_config
+from unigendet.unified.checkpoint import save_checkpoint
+from unigendet.unified.presets import create_model, get_config
 
 
 def free_port() -> int:

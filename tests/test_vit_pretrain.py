@@ -5,8 +5,8 @@ import json
 import torch
 from safetensors.torch import load_file
 
-from unigendet.checkpoint import load_model
-from unigendet.registry import create_model, get_config
+from unigendet.unified.checkpoint import load_model
+from unigendet.unified.presets import create_model, get_config
 from unigendet_train.vit_pretrain import ViTPretrainConfig, run_vit_pretrain
 
 

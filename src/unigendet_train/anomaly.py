@@ -1,4 +1,4 @@
-"""Stages for the detectors of `unigendet.anomaly`, which learn from real images only.
+"""Stages for the detectors that learn from real images only.
 
 - `unigendet train oneclass`: a Gaussian on backbone features of the train split's reals,
   calibrated on the val split's reals.
@@ -17,16 +17,19 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from unigendet.anomaly import GaussianOneClass, ReconDetector, build_recon_codec
-from unigendet.data.backbones import native_crop
+from unigendet.backbones import native_crop
+from unigendet.codecs.fit import train_autoencoder
 from unigendet.data.imageio import open_image
 from unigendet.data.readers import read_source
+from unigendet.detectors import OneClassDetector, ReconDetector
+from unigendet.detectors.recon import build_recon_codec
 from unigendet.evaluation.detection import score_report
-from unigendet.prompts import REAL
+from unigendet.labels import REAL
+from unigendet.models.oneclass import GaussianOneClass
 
-from .artifacts import save_module_checkpoint, seed_everything
-from .codec import train_autoencoder
-from .gendet import cached_features, split_records
+from .config import FeatureStageConfig
+from .epochs import seed_everything
+from .features import cached_features, records_by_split
 from .stages import register_stage
 
 
@@ -35,17 +38,13 @@ def _reals(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class OneClassConfig:
+class OneClassConfig(FeatureStageConfig):
     """One-class Gaussian on frozen backbone features of real images (no fakes used)."""
 
-    data: str = "runs/data"
     out: str = "runs/oneclass"
     backbone: str = "residual-stats"
-    backbone_path: str | None = None
-    cache: str = "runs/features"
     shrinkage: float = 0.1
     quantile: float = 0.95  # of held-out real distances, mapped to p_fake 0.5
-    device: str = "cpu"
 
 
 @register_stage("oneclass", OneClassConfig)
@@ -57,10 +56,9 @@ def run_oneclass(cfg: OneClassConfig) -> dict:
     head = GaussianOneClass(dim).fit(_reals(*data["train"][:2]), cfg.shrinkage)
     head.calibrate(_reals(*data["val"][:2]), cfg.quantile)
     metrics = {s: score_report(head(x).numpy(), recs)["mean"] for s, (x, _, recs) in data.items()}
-    config_json = {"kind": "oneclass", "name": f"oneclass-{cfg.backbone}", "feature_dim": dim,
-                   "backbone": cfg.backbone, "backbone_path": cfg.backbone_path, "train": dataclasses.asdict(cfg)}
     meta = {"seconds": round(time.time() - t0, 2), "train_reals": int((data["train"][1] == REAL).sum())}
-    save_module_checkpoint(cfg.out, {"model": head.float()}, config_json, meta, {"metrics.json": metrics})
+    OneClassDetector(f"oneclass-{cfg.backbone}", head.float(), cfg.backbone, cfg.backbone_path).save_pretrained(
+        cfg.out, meta=meta, json_files={"metrics.json": metrics}, train=dataclasses.asdict(cfg))
     return {"out": cfg.out, "val_mean_auc": metrics["val"]["auc"]}
 
 
@@ -100,7 +98,7 @@ def run_recon(cfg: ReconConfig) -> dict:
     t0 = time.time()
     if cfg.fake_if not in ("high", "low", "auto"):
         raise ValueError(f"fake_if must be high, low or auto, not {cfg.fake_if!r}")
-    splits = split_records(read_source(cfg.data), cfg.data)
+    splits = records_by_split(read_source(cfg.data), cfg.data)
     if "val" not in splits:
         raise ValueError(f"{cfg.data}: the reconstruction score is calibrated on a 'val' split")
     entry = _codec_entry(cfg)
@@ -113,7 +111,7 @@ def run_recon(cfg: ReconConfig) -> dict:
                              for r in splits["train"] if r.label == REAL])
         train_autoencoder(codec, reals, steps=cfg.steps, seed=cfg.seed)
     else:
-        codec = build_recon_codec({"codec": entry}, None)
+        codec = build_recon_codec(entry, None)
 
     # Calibrate on val reals, pick the side on val
     val = splits["val"]
@@ -126,10 +124,9 @@ def run_recon(cfg: ReconConfig) -> dict:
     calib = {"loc": float(np.quantile(real_err, q)), "scale": float(real_err.std() + 1e-9)}
 
     # Save
-    config_json = {"kind": "recon", "name": f"recon-{cfg.codec}", "codec": entry, "side": cfg.side,
-                   "fake_if": side, "calibration": calib, "train": dataclasses.asdict(cfg)}
-    metrics = {"val_mean_auc_by_side": aucs}
-    modules = {"codec": codec} if cfg.codec == "conv-vae" else {}
-    save_module_checkpoint(cfg.out, modules, config_json, {"seconds": round(time.time() - t0, 2)},
-                           {"metrics.json": metrics})
+    detector = ReconDetector(f"recon-{cfg.codec}", codec.cpu(), cfg.side, side, calib["loc"], calib["scale"],
+                             codec_entry=entry)
+    detector.save_pretrained(cfg.out, meta={"seconds": round(time.time() - t0, 2)},
+                             json_files={"metrics.json": {"val_mean_auc_by_side": aucs}},
+                             train=dataclasses.asdict(cfg))
     return {"out": cfg.out, "fake_if": side, "val_mean_auc": aucs[side]}

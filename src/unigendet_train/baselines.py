@@ -25,42 +25,33 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from unigendet.data.backbones import Preprocess
+from unigendet.backbones import Preprocess
 from unigendet.data.degrade import RandomBlurJPEG
 from unigendet.data.imageio import open_image
 from unigendet.data.readers import read_source
-from unigendet.detectors import CNNImageDetector, LinearProbe, cnn_from_backbone
+from unigendet.detectors import CNNImageDetector, LinearProbeDetector, cnn_from_backbone
+from unigendet.labels import fake_target
 from unigendet.metrics import detection_metrics
+from unigendet.models.probes import LinearProbe
 
-from .artifacts import save_module_checkpoint, seed_everything
-from .gendet import batches, cached_features, evaluate, run_epoch, split_records
+from .config import FeatureStageConfig
+from .epochs import batches, run_epoch, seed_everything
+from .features import cached_features, evaluate, records_by_split
 from .log import RunLogger
 from .stages import register_stage
-
-
-def fake_target(labels: torch.Tensor) -> torch.Tensor:
-    """BCE target: 1.0 for fake (label 0), 0.0 for real (label 1)."""
-    return (labels == 0).float()
-
 
 # --- linear probe (UnivFD) ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class LinearProbeConfig:
+class LinearProbeConfig(FeatureStageConfig):
     """UnivFD linear probe: one linear layer with BCE on frozen backbone features."""
 
-    data: str = "runs/data"
     out: str = "runs/linear-probe"
-    backbone: str = "efficientnet-lite0"
-    backbone_path: str | None = None
-    cache: str = "runs/features"
     epochs: int = 100
     batch_size: int = 64
     lr: float = 1e-3  # UnivFD: Adam 1e-4 on 720K images; raised for ~400
     weight_decay: float = 0.0
-    seed: int = 0
-    device: str = "cpu"
 
 
 def fit_linear_probe(cfg: LinearProbeConfig, features: torch.Tensor, labels: torch.Tensor,
@@ -99,10 +90,9 @@ def run_linear_probe(cfg: LinearProbeConfig) -> dict:
     finally:
         log.close()
     metrics["curves"] = {"linear-probe": curve}
-    config_json = {"kind": "linear-probe", "name": "linear-probe", "feature_dim": feature_dim,
-                   "backbone": cfg.backbone, "backbone_path": cfg.backbone_path, "train": dataclasses.asdict(cfg)}
     meta = {"seed": cfg.seed, "seconds": round(time.time() - t0, 2), "train_size": len(y)}
-    save_module_checkpoint(cfg.out, {"model": model.cpu()}, config_json, meta, {"metrics.json": metrics})
+    LinearProbeDetector("linear-probe", model.cpu(), cfg.backbone, cfg.backbone_path).save_pretrained(
+        cfg.out, meta=meta, json_files={"metrics.json": metrics}, train=dataclasses.asdict(cfg))
     return _summary(cfg.out, metrics)
 
 
@@ -174,13 +164,13 @@ def fit_cnn(cfg: CNNConfig, paths: list[Path], labels: torch.Tensor, log=None):
 
         curve.append(run_epoch(model, opt, len(images), cfg.batch_size, gen, step_loss))
         log(phase="cnn-epoch", epoch=epoch, loss=curve[-1])
-    return CNNImageDetector("cnn", model.eval(), pre, cfg.device), curve
+    return CNNImageDetector("cnn", model.eval(), pre, cfg.device, backbone=cfg.backbone), curve
 
 
 @register_stage("cnn", CNNConfig)
 def run_cnn(cfg: CNNConfig) -> dict:
     t0 = time.time()
-    splits = split_records(read_source(cfg.data), cfg.data)
+    splits = records_by_split(read_source(cfg.data), cfg.data)
     train = splits["train"]
     log = RunLogger(cfg.out, progress=False, fresh=True, tensorboard=False)
     try:
@@ -195,10 +185,9 @@ def run_cnn(cfg: CNNConfig) -> dict:
     finally:
         log.close()
     metrics["curves"] = {"cnn": curve}
-    config_json = {"kind": "cnn", "name": "cnn", "backbone": cfg.backbone, "preprocess": detector.preprocess.describe(),
-                   "train": dataclasses.asdict(cfg)}
     meta = {"seed": cfg.seed, "seconds": round(time.time() - t0, 2), "train_size": len(train)}
-    save_module_checkpoint(cfg.out, {"model": detector.model.cpu()}, config_json, meta, {"metrics.json": metrics})
+    detector.model.cpu()
+    detector.save_pretrained(cfg.out, meta=meta, json_files={"metrics.json": metrics}, train=dataclasses.asdict(cfg))
     return _summary(cfg.out, metrics)
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unigendet.checkpoint import CheckpointError, load_meta, load_weights, read_optimizer, read_weights, save_checkpoint
+from unigendet.unified.checkpoint import load_meta, read_optimizer, save_checkpoint
+from unigendet.weights import CheckpointError, load_weights, read_weights
 
 from .parallel import is_sharded, load_full_optimizer_state, load_full_state
 

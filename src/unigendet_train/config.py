@@ -1,4 +1,5 @@
-"""Training configuration: one frozen dataclass, with per-stage presets."""
+"""Training configurations (frozen dataclasses): the unified model's, with per-stage presets, and the
+common fields of the stages on frozen-backbone features."""
 
 from __future__ import annotations
 
@@ -61,3 +62,16 @@ class DIGAConfig(TrainConfig):
     det_per_step: int = 0
     t2i_per_step: int = 8
     lr: float = 5e-4
+
+
+@dataclass(frozen=True)
+class FeatureStageConfig:
+    """Fields common to the stages that train a head on cached frozen-backbone features."""
+
+    data: str = "runs/data"  # any layout the readers accept; uses its train (and val) split
+    out: str = "runs/features-stage"  # each stage sets its own
+    backbone: str = "efficientnet-lite0"
+    backbone_path: str | None = None
+    cache: str = "runs/features"  # FeatureCache root
+    seed: int = 0
+    device: str = "cpu"

@@ -49,6 +49,14 @@ class CropBank:
         return crop_square(x, self.size, generator)
 
 
+def records_of_split(records: list[Record], split: str) -> list[Record]:
+    """The records of one split; an error when there are none."""
+    chosen = [r for r in records if r.split == split]
+    if not chosen:
+        raise ValueError(f"no records in split {split!r}; the data needs a split column (train/val/test)")
+    return chosen
+
+
 @torch.no_grad()
 def load_bank(records: list[Record], size: int, codec, view: str = "resize", batch: int = 64) -> ImageBank:
     """Each image as the model sees it (`detection_view`: resized central square, or

@@ -18,8 +18,8 @@ from unigendet.data.corpus.build import PRESETS, CorpusConfig, build_corpus
 from unigendet.data.corpus.sources import MIN_PHOTOS, check_photo_count, discover_photos, photo_counts, photo_report
 
 from .baselines import LinearProbeConfig
+from .catalogue import load_stages
 from .config import DIGAConfig, TrainConfig
-from .stages import load_stages
 from .unified import run_unified
 from .vit_pretrain import ViTPretrainConfig, run_vit_pretrain
 
@@ -31,20 +31,22 @@ SELECTED_OPTIONS = {"blur_prob": 0.1, "jpeg_prob": 0.1}
 
 @dataclass(frozen=True)
 class DemoConfig:
-    out: str = "runs"
-    vit_steps: int = 800
-    gduf_steps: int = 300
-    diga_steps: int = 100
+    """The co-evolution loop on built-in data, tiny preset: about 20 minutes on 2 CPU cores."""
+
+    out: str = "runs"  # every run, corpus and report of the demo goes here
+    vit_steps: int = 800  # stage 0: ViT pre-training steps
+    gduf_steps: int = 300  # stage 1: GDUF steps
+    diga_steps: int = 100  # stage 2: DIGA steps
     size: int = 128  # corpus image side
-    crops_per_photo: int = 8
-    autoencoder_steps: int = 200
-    rich_crops_per_photo: int = PRESETS["rich"]["crops_per_photo"]
-    detector_epochs: int = 20
+    crops_per_photo: int = 8  # of the built-in corpus
+    autoencoder_steps: int = 200  # training steps of each autoencoder generator
+    rich_crops_per_photo: int = PRESETS["rich"]["crops_per_photo"]  # of the rich corpus (the default detector's)
+    detector_epochs: int = 20  # epochs of the default detector
     tsne: int = 150  # images in the evaluation report's t-SNE plots
     photo_sources: str = "all"  # all | python (only the photos pip installs)
-    small_corpus: bool = False  # go on with fewer photos than the documented corpus needs
+    small_corpus: bool = False  # go on with fewer photos than the documented corpus needs (no Debian photo packages)
     seed: int = 0
-    progress: bool = True
+    progress: bool = True  # progress bars of the corpus builds and the training (--quiet: none)
 
 
 def run_demo(cfg: DemoConfig) -> dict:
@@ -89,12 +91,12 @@ def run_demo(cfg: DemoConfig) -> dict:
                                              steps=cfg.diga_steps, seed=cfg.seed, progress=cfg.progress))
     # Detectors on frozen features
     stages = load_stages()
-    for name, config in (("gendet", stages["gendet"][0](data=str(coevo), out=str(out / "gendet"), seed=cfg.seed,
-                                                        cache=str(out / "features"))),
+    for name, config in (("gendet", stages["gendet"].config(data=str(coevo), out=str(out / "gendet"),
+                                                            seed=cfg.seed, cache=str(out / "features"))),
                          ("linear-probe", LinearProbeConfig(data=str(coevo), out=str(out / "linear-probe"),
                                                             seed=cfg.seed, cache=str(out / "features")))):
         phase(f"detector: {name}")
-        summary[name] = stages[name][1](config)
+        summary[name] = stages[name].run(config)
     # The default detector, on the corpus it was selected with
     phase(f"the default detector: {SELECTED_STAGE} on the {SELECTED_CORPUS} corpus")
     rich = out / f"data-{SELECTED_CORPUS}"
@@ -103,15 +105,15 @@ def run_demo(cfg: DemoConfig) -> dict:
         build_corpus(CorpusConfig(out=str(rich), seed=cfg.seed, size=cfg.size,
                                   autoencoder_steps=cfg.autoencoder_steps, **photos, **recipe),
                      progress=cfg.progress)
-    summary["detector"] = stages[SELECTED_STAGE][1](stages[SELECTED_STAGE][0](
+    summary["detector"] = stages[SELECTED_STAGE].run(stages[SELECTED_STAGE].config(
         data=str(rich), out=str(out / "detector"), epochs=cfg.detector_epochs, seed=cfg.seed, **SELECTED_OPTIONS))
     # Evaluation: every detector the same way on the built-in test split
     phase("evaluation on the built-in test split")
-    from unigendet.evaluation.run import DetectArgs, eval_detect
+    from unigendet.evaluation.run import EvalDetectConfig, eval_detect
 
     runs = [out / "gduf", out / "diga", out / "gendet", out / "linear-probe", out / "detector"]
-    evaluation = eval_detect(DetectArgs(checkpoints=[str(r) for r in runs], data=str(data), out=str(out / "eval"),
-                                        cache=str(out / "features"), tsne=cfg.tsne))
+    evaluation = eval_detect(EvalDetectConfig(checkpoints=[str(r) for r in runs], data=str(data),
+                                              out=str(out / "eval"), cache=str(out / "features"), tsne=cfg.tsne))
     summary["eval"] = {name: d["mean"] for name, d in evaluation["detectors"].items()}
     phase("done")
     (out / "demo_summary.json").write_text(json.dumps(summary, indent=2, default=str))

@@ -1,5 +1,5 @@
 """`unigendet train ensemble --members RUN [RUN ...]`: stack trained detectors with one logistic
-regression fitted on a validation split (unigendet.ensemble), which also calibrates them."""
+regression fitted on a validation split (unigendet.detectors.ensemble), which also calibrates them."""
 
 from __future__ import annotations
 
@@ -11,12 +11,11 @@ import numpy as np
 
 from unigendet.data.readers import read_source
 from unigendet.data.records import photo_half
-from unigendet.detectors import load_detector
-from unigendet.ensemble import EnsembleDetector, fit_stacking, logit, member_reference
+from unigendet.detectors import EnsembleDetector, load_detector
+from unigendet.detectors.ensemble import fit_stacking, logit
 from unigendet.evaluation.detection import score_report
-from unigendet.prompts import FAKE
+from unigendet.labels import FAKE
 
-from .artifacts import save_module_checkpoint
 from .stages import register_stage
 
 
@@ -51,9 +50,7 @@ def run_ensemble(cfg: EnsembleConfig) -> dict:
     ensemble = EnsembleDetector(cfg.name, members, weights, bias)
     metrics = {"members": {m.name: score_report(probs[:, i], records)["mean"] for i, m in enumerate(members)},
                "ensemble": score_report(ensemble.combine(probs), records)["mean"]}
-    config_json = {"kind": "ensemble", "name": cfg.name, "weights": weights.tolist(), "bias": bias,
-                   "members": [member_reference(m, cfg.out) for m in cfg.members], "train": dataclasses.asdict(cfg)}
-    save_module_checkpoint(cfg.out, {}, config_json, {"seconds": round(time.time() - t0, 2)},
-                           {"metrics.json": metrics})
+    ensemble.save_pretrained(cfg.out, meta={"seconds": round(time.time() - t0, 2)},
+                             json_files={"metrics.json": metrics}, train=dataclasses.asdict(cfg))
     return {"out": cfg.out, "weights": weights.tolist(), "bias": bias,
             f"{cfg.split}_mean_auc": metrics["ensemble"]["auc"]}

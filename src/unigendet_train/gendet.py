@@ -1,4 +1,4 @@
-"""`unigendet train gendet`: GenDet (METHOD.md section 2) on cached frozen-backbone features.
+"""`unigendet train gendet`: GenDet (Zhu et al.) on cached frozen-backbone features.
 
 Phases: teacher N_t by cross-entropy, then frozen; `rotations` x (a: student on real features,
 eq. 1; b: student on augmented fakes, eq. 2 weighted by alpha; c: augmenter, eq. 3), skipping
@@ -17,35 +17,30 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from unigendet import gendet_losses as L
-from unigendet.data.backbones import create_backbone
-from unigendet.data.features import FeatureCache
-from unigendet.data.readers import read_source
-from unigendet.data.records import DataError, Record
-from unigendet.metrics import detection_metrics
+from unigendet.data.records import DataError
+from unigendet.detectors import GenDetDetector
+from unigendet.models import gendet_losses as L
 from unigendet.models.gendet import GenDet, GenDetConfig
 
-from .artifacts import save_module_checkpoint, seed_everything
+from .config import FeatureStageConfig
+from .epochs import run_epoch, seed_everything
+from .features import cached_features, evaluate
 from .log import RunLogger
 from .stages import register_stage
 
 
 @dataclass(frozen=True)
-class GenDetTrainConfig:
-    """GenDet: teacher, adversarial teacher-student rotations, discrepancy classifier (METHOD.md 2)."""
+class GenDetTrainConfig(FeatureStageConfig):
+    """GenDet: teacher, adversarial teacher-student rotations, discrepancy classifier."""
 
-    data: str = "runs/data"  # any layout the readers accept; uses its train (and val) split
     out: str = "runs/gendet"
-    backbone: str = "efficientnet-lite0"
-    backbone_path: str | None = None
-    cache: str = "runs/features"  # FeatureCache root
     variant: str = "full"  # teacher | ts-real | ts-fakes | full (the paper's ablation rows)
     dim: int = 196  # transformer width (paper: 196)
     heads: int = 4
@@ -63,8 +58,6 @@ class GenDetTrainConfig:
     lr_augmenter: float = 1e-3
     lr_classifier: float = 1e-3
     weight_decay: float = 0.01  # AdamW default
-    seed: int = 0
-    device: str = "cpu"
 
     def __post_init__(self):
         self.model_config(self.tokens * 64)  # validates variant, embed, heads (before any feature is extracted)
@@ -75,12 +68,6 @@ class GenDetTrainConfig:
 
 
 # --- one epoch of each phase --------------------------------------------------------------------
-
-
-def batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
-    """A shuffled pass over range(n) in index batches (the last one may be short)."""
-    order = torch.randperm(n, generator=generator)
-    yield from order.split(batch_size)
 
 
 @contextlib.contextmanager
@@ -97,23 +84,6 @@ def frozen(*modules: nn.Module):
             p.requires_grad_(flag)
         for m, mode in modes:
             m.train(mode)
-
-
-def run_epoch(params_owner: nn.Module, opt: torch.optim.Optimizer, n: int, batch_size: int, gen: torch.Generator,
-           step_loss: Callable[[torch.Tensor], torch.Tensor]) -> float:
-    """Run `step_loss` over shuffled batches, optimise, return the mean loss (weighted by batch size)."""
-    params_owner.train()
-    total, count = 0.0, 0
-    for idx in batches(n, batch_size, gen):
-        loss = step_loss(idx)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite loss {loss.item()} while training {type(params_owner).__name__}")
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        total += loss.item() * len(idx)
-        count += len(idx)
-    return total / max(count, 1)
 
 
 def teacher_epoch(model: GenDet, opt, x, labels, batch_size, gen) -> float:
@@ -164,6 +134,7 @@ def augmenter_epoch(model: GenDet, opt, fake, batch_size, gen) -> float:
 
 @torch.no_grad()
 def all_discrepancies(model: GenDet, x: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """The teacher-student discrepancies of standardised features x, in eval mode."""
     model.eval()
     return torch.cat([model.discrepancy(x[s : s + batch_size]) for s in range(0, len(x), batch_size)])
 
@@ -255,41 +226,13 @@ def fit_gendet(cfg: GenDetTrainConfig, features: torch.Tensor, labels: torch.Ten
 
 @torch.no_grad()
 def score_features(model: GenDet, features: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """p_fake of raw (unstandardised) features, on the CPU."""
     device = model.feature_mean.device
     parts = [model.score(features[s : s + batch_size].to(device)).cpu() for s in range(0, len(features), batch_size)]
     return torch.cat(parts) if parts else torch.empty(0)
 
 
 # --- the stage ----------------------------------------------------------------------------------
-
-
-def split_records(records: list[Record], data: str) -> dict[str, list[Record]]:
-    """Records by split; a training split with both classes is required."""
-    splits: dict[str, list[Record]] = {}
-    for r in records:
-        splits.setdefault(r.split, []).append(r)
-    train = splits.get("train", [])
-    if {r.label for r in train} != {0, 1}:
-        raise DataError(f"{data}: needs a 'train' split holding real and fake images (splits: {sorted(splits)})")
-    return splits
-
-
-def cached_features(data: str, backbone: str, backbone_path: str | None, cache: str, device: str,
-                    splits: tuple[str, ...] = ("train", "val")):
-    """{split: (features (N, D), labels (N,), records)} for the splits present, via the FeatureCache."""
-    by_split = split_records(read_source(data), data)
-    model, pre = create_backbone(backbone, backbone_path, device=device)
-    fc = FeatureCache(cache, model, pre)
-    out = {}
-    for name in splits:
-        recs = by_split.get(name, [])
-        if recs:
-            out[name] = (fc.features([r.path for r in recs]), torch.tensor([r.label for r in recs]), recs)
-    return out, model.feature_dim
-
-
-def evaluate(score: Callable[[torch.Tensor], torch.Tensor], data: dict) -> dict[str, dict]:
-    return {name: detection_metrics(score(x).numpy(), y.numpy()) for name, (x, y, _) in data.items()}
 
 
 @register_stage("gendet", GenDetTrainConfig)
@@ -314,12 +257,9 @@ def run(cfg: GenDetTrainConfig) -> dict:
 
     # Save
     metrics["curves"] = curves
-    config_json = {
-        "kind": "gendet", "name": f"gendet-{cfg.variant}", "model": model.cfg.to_dict(),
-        "backbone": cfg.backbone, "backbone_path": cfg.backbone_path, "train": dataclasses.asdict(cfg),
-    }
     meta = {"seed": cfg.seed, "feature_seconds": round(t_features, 2), "seconds": round(time.time() - t0, 2),
             "train_size": len(y)}
-    save_module_checkpoint(out, {"model": model.cpu()}, config_json, meta, {"metrics.json": metrics})
+    detector = GenDetDetector(f"gendet-{cfg.variant}", model.cpu(), cfg.backbone, cfg.backbone_path)
+    detector.save_pretrained(out, meta=meta, json_files={"metrics.json": metrics}, train=dataclasses.asdict(cfg))
     return {"out": str(out), **{f"{s}_{k}": v for s in ("train", "val") if s in metrics
                                 for k, v in metrics[s].items() if k in ("acc", "ap")}}

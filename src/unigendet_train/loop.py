@@ -20,8 +20,8 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel as DDP
 
-from unigendet.losses import loss_counts, packed_loss_sums
-from unigendet.packing import PackedBatch
+from unigendet.unified.losses import loss_counts, packed_loss_sums
+from unigendet.unified.packing import PackedBatch
 
 from .checkpoints import latest_checkpoint, resume_from, save_train_checkpoint
 from .config import TrainConfig
@@ -147,7 +147,7 @@ class Trainer:
         state = full_state(self.ema.model)
         if not self.dist.main:
             return None
-        from unigendet.registry import create_model
+        from unigendet.unified.presets import create_model
 
         plain = create_model(self.model.config)
         plain.load_state_dict(state)

@@ -24,11 +24,11 @@ from unigendet.data.readers import read_source
 from unigendet.detectors import NPRDetector
 from unigendet.evaluation.detection import score_report
 from unigendet.images import pil_to_tensor
+from unigendet.labels import fake_target
 from unigendet.models.npr import NPRConfig, NPRNet
 
-from .artifacts import save_module_checkpoint, seed_everything
-from .baselines import fake_target
-from .gendet import run_epoch, split_records
+from .epochs import run_epoch, seed_everything
+from .features import records_by_split
 from .log import RunLogger
 from .stages import register_stage
 
@@ -89,7 +89,7 @@ def run_npr(cfg: NPRTrainConfig) -> dict:
     if cfg.crop % cfg.factor:
         raise ValueError(f"crop {cfg.crop} is not a multiple of factor {cfg.factor}")
     t0 = time.time()
-    splits = split_records(read_source(cfg.data), cfg.data)
+    splits = records_by_split(read_source(cfg.data), cfg.data)
     train, val = splits["train"], splits.get("val", [])
     gen = seed_everything(cfg.seed)
     crops = NativeCrops(cfg, random.Random(cfg.seed))
@@ -124,8 +124,7 @@ def run_npr(cfg: NPRTrainConfig) -> dict:
 
     # Save
     metrics = {"curves": {"npr": curve, "val_auc": aucs}, "best_epoch": best[1], "val_mean_auc": best[0]}
-    config_json = {"kind": "npr", "name": "npr", "model": model.cfg.to_dict(), "max_side": cfg.max_side,
-                   "train": dataclasses.asdict(cfg)}
     meta = {"seed": cfg.seed, "seconds": round(time.time() - t0, 2), "train_size": len(train)}
-    save_module_checkpoint(cfg.out, {"model": model.cpu()}, config_json, meta, {"metrics.json": metrics})
+    NPRDetector("npr", model.cpu(), cfg.max_side).save_pretrained(
+        cfg.out, meta=meta, json_files={"metrics.json": metrics}, train=dataclasses.asdict(cfg))
     return {"out": cfg.out, "best_epoch": best[1], "val_mean_auc": best[0]}

@@ -1,4 +1,4 @@
-"""Deterministic, resumable, rank-sharded sample order.
+"""Deterministic, resumable, rank-sharded sample order, and a random stream per sample.
 
 The samples of micro-batch `m` of step `s` on rank `r` depend only on
 (seed, s, m, r): a resumed run sees exactly the samples it would have seen, and a
@@ -9,6 +9,7 @@ position saved in a checkpoint is therefore just the step.
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 
 class StepSampler:
@@ -49,3 +50,8 @@ class StepSampler:
             size = len(self.pools[pool])
             out.append(int(self._perm(pool, within // size)[within % size]))
         return out
+
+
+def sample_rng(seed: int, *index: int) -> torch.Generator:
+    """A generator per global sample, so noise does not depend on how samples are sharded."""
+    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, *index]).generate_state(1)[0]))

@@ -1,4 +1,4 @@
-"""The UniGenDet stages on the unified model: GDUF (METHOD.md 1.4) and DIGA (1.5).
+"""The UniGenDet stages on the unified model: GDUF and DIGA.
 
 GDUF: label-balanced detection samples in the SMSA layout (answer CE + cls-head CE)
 mixed with text-to-image samples (flow MSE) in a fixed ratio; everything trains
@@ -18,34 +18,31 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from unigendet.checkpoint import load_model, load_weights
 from unigendet.codecs import build_codec
 from unigendet.data.readers import read_source
-from unigendet.flow import interpolate, sample_t, target_velocity
-from unigendet.inference import detect
-from unigendet.losses import packed_losses
-from unigendet.packing import CAUSAL, FULL, PackedBatch, Sample, Split
-from unigendet.prompts import FAKE, detection_answer, parse_verdict
-from unigendet.registry import create_model, get_config
-from unigendet.samples import SampleBuilder
-from unigendet.tokenizer import get_tokenizer
+from unigendet.labels import FAKE
+from unigendet.unified.checkpoint import load_model
+from unigendet.unified.flow import interpolate, sample_t, target_velocity
+from unigendet.unified.inference import detect
+from unigendet.unified.losses import packed_losses
+from unigendet.unified.packing import CAUSAL, FULL, PackedBatch, Sample, Split
+from unigendet.unified.presets import create_model, get_config
+from unigendet.unified.prompts import detection_answer, parse_verdict
+from unigendet.unified.samples import SampleBuilder
+from unigendet.unified.tokenizer import get_tokenizer
+from unigendet.weights import load_weights
 
 from .config import DIGAConfig, TrainConfig
-from .data import CropBank, ImageBank, load_bank, load_crops
+from .data import CropBank, ImageBank, load_bank, load_crops, records_of_split
 from .dist import DistInfo, cleanup, init_distributed
 from .loop import Trainer
-from .sampler import StepSampler
+from .sampler import StepSampler, sample_rng
 from .stages import register_stage
 
 
 def forensic_prompt(caption: str) -> str:
     """The DIGA teacher's question about a real image, built from its caption."""
     return f"Inspect this image of {caption} for signs of generation: are its textures and details authentic?"
-
-
-def sample_rng(seed: int, *index: int) -> torch.Generator:
-    """A generator per global sample, so noise does not depend on how samples are sharded."""
-    return torch.Generator().manual_seed(int(np.random.SeedSequence([seed, *index]).generate_state(1)[0]))
 
 
 class UnifiedTask:
@@ -177,13 +174,6 @@ def score_bank(model, builder: SampleBuilder, bank: ImageBank) -> np.ndarray:
     return np.array([r.p_fake for r in detect_bank(model, builder, bank)])
 
 
-def split_records(records, split: str):
-    chosen = [r for r in records if r.split == split]
-    if not chosen:
-        raise ValueError(f"no records in split {split!r}; the data needs a split column (train/val/test)")
-    return chosen
-
-
 def build_run(cfg: TrainConfig, dist: DistInfo):
     """Model, codec, data banks and task for a unified stage."""
     if cfg.init:
@@ -199,7 +189,7 @@ def build_run(cfg: TrainConfig, dist: DistInfo):
         load_weights(codec, Path(cfg.init) / "codec.safetensors")
     builder = SampleBuilder(mc, get_tokenizer(mc.tokenizer))
     records = read_source(cfg.data, strict=True)
-    train, val = split_records(records, "train"), split_records(records, "val")
+    train, val = records_of_split(records, "train"), records_of_split(records, "val")
     det = None
     if cfg.stage == "gduf":
         det = load_crops(train, mc.image_size) if mc.detect_view == "crop" else load_bank(train, mc.image_size, codec)

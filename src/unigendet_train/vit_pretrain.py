@@ -19,18 +19,17 @@ import torch
 import torch.nn.functional as F
 
 from unigendet.data.readers import read_source
-from unigendet.packing import FULL, Sample, Split
-from unigendet.registry import create_model, get_config
-from unigendet.samples import SampleBuilder
-from unigendet.tokenizer import get_tokenizer
+from unigendet.unified.packing import FULL, Sample, Split
+from unigendet.unified.presets import create_model, get_config
+from unigendet.unified.samples import SampleBuilder
+from unigendet.unified.tokenizer import get_tokenizer
 
 from .checkpoints import save_train_checkpoint
-from .data import load_crops
+from .data import load_crops, records_of_split
 from .log import RunLogger
-from .sampler import StepSampler
+from .sampler import StepSampler, sample_rng
 from .schedule import lr_at
 from .stages import register_stage
-from .unified import sample_rng, split_records
 
 
 @dataclass(frozen=True)
@@ -72,8 +71,8 @@ def run_vit_pretrain(cfg: ViTPretrainConfig) -> dict:
     mc = model.config
     builder = SampleBuilder(mc, get_tokenizer(mc.tokenizer))
     records = read_source(cfg.data, strict=True)
-    train = load_crops(split_records(records, "train"), mc.image_size)
-    val = load_crops(split_records(records, "val"), mc.image_size)
+    train = load_crops(records_of_split(records, "train"), mc.image_size)
+    val = load_crops(records_of_split(records, "val"), mc.image_size)
     head = torch.nn.Linear(mc.vit.hidden_size, 2)
     params = [*model.vit_model.parameters(), *head.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -6,13 +6,57 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..data.imageio import DEFAULT_MAX_PIXELS, ImageError, is_image_file, open_image
-from .predictor import Predictor
+from .predictor import BASE_HELP, Predictor
+
+DEFAULT_DETECTOR = "runs/detector"  # written by `make demo` (relative to the working directory)
+DETECTOR_ENV = "UNIGENDET_DETECTOR"  # a detector run to use when --checkpoint is not given
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    """`unigendet detect`: one verdict per image."""
+
+    paths: tuple[str, ...]  # image files or folders (searched recursively)
+    checkpoint: str | None = field(default=None, metadata={"help": (
+        f"a detector run or checkpoint directory (any kind; default: ${DETECTOR_ENV}, else ./{DEFAULT_DETECTOR}, "
+        "the detector `make demo` trains)")})
+    format: str = field(default="table", metadata={"choices": ("table", "jsonl", "csv")})
+    explain: bool = False  # UniGenDet: write an explanation for each image
+    verdict: str = field(default="cls", metadata={
+        "choices": ("cls", "text"), "help": "UniGenDet: label from the cls head (default) or from the written answer"})
+    threshold: float = 0.5  # p_fake above this is called fake
+    batch: int = 16  # images per forward pass
+    max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are refused, unread
+    device: str = "cpu"
+    quiet: bool = False  # no progress bar
+    base: str | None = field(default=None, metadata={"help": BASE_HELP})
+
+
+def default_detector() -> str:
+    """The detector `detect` uses without --checkpoint: $UNIGENDET_DETECTOR, else ./runs/detector."""
+    if os.environ.get(DETECTOR_ENV):
+        return os.environ[DETECTOR_ENV]
+    if Path(DEFAULT_DETECTOR).exists():
+        return DEFAULT_DETECTOR
+    raise FileNotFoundError(f"no detector given and none at ./{DEFAULT_DETECTOR}: pass --checkpoint RUN (a run "
+                            f"`unigendet train` or `make demo` wrote), or set {DETECTOR_ENV}=RUN")
+
+
+def detect_paths(cfg: DetectConfig, out=None) -> int:
+    """Verdicts for `cfg.paths` written to `out` (stdout); the exit code (see `exit_code`)."""
+    predictor = Predictor(cfg.checkpoint or default_detector(), device=cfg.device, threshold=cfg.threshold,
+                          verdict=cfg.verdict, base=cfg.base)
+    rows = run_detect(predictor, list(cfg.paths), explain=cfg.explain, batch=cfg.batch, max_pixels=cfg.max_pixels,
+                      progress=not cfg.quiet)
+    write_rows(rows, cfg.format, out)
+    return exit_code(rows)
 
 
 @dataclass
@@ -61,7 +105,7 @@ def run_detect(predictor: Predictor, paths: list[str], explain: bool = False, ba
         try:
             pending.append((row, open_image(path, max_pixels=max_pixels)))
         except ImageError as e:
-            row.error = str(e).split(": ", 1)[-1]
+            row.error = e.reason
         if len(pending) >= batch:
             flush()
     flush()

@@ -18,8 +18,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..detectors import load_detector
-from ..prompts import FAKE, parse_verdict
+from ..detectors import Explainer, Generator, UniGenDetDetector, load_detector
+from ..labels import FAKE
+from ..unified.prompts import parse_verdict
+
+BASE_HELP = "released checkpoints: a BAGEL directory supplying keys the checkpoint lacks"  # Predictor(base=...)
 
 
 @dataclass
@@ -41,13 +44,13 @@ class Predictor:
         if verdict not in ("cls", "text"):
             raise ValueError("verdict must be 'cls' (cls head / score) or 'text' (UniGenDet's written answer)")
         if base is not None:  # a released fine-tune whose missing keys come from BAGEL (see docs/full_scale.md)
-            from ..official import load_official
+            from ..unified.pipeline import UniGenDetPipeline
 
-            self.detector = load_official(checkpoint, base=base, device=device)[0]
+            self.detector = UniGenDetDetector(UniGenDetPipeline.from_pretrained(checkpoint, device, base=base))
         else:
             self.detector = load_detector(checkpoint, device=device)
         self.kind, self.name = self.detector.kind, self.detector.name
-        if verdict == "text" and self.kind != "unigendet":
+        if verdict == "text" and not self.can_explain:
             raise ValueError(f"a {self.kind} detector writes no answer; --verdict text needs a UniGenDet checkpoint")
         self.threshold, self.verdict = threshold, verdict
         self.lock = threading.Lock()  # held while the model runs
@@ -57,17 +60,17 @@ class Predictor:
 
     @property
     def can_explain(self) -> bool:
-        return self.kind == "unigendet"
+        return isinstance(self.detector, Explainer)
 
     @property
     def can_generate(self) -> bool:
-        return self.kind == "unigendet"
+        return isinstance(self.detector, Generator)
 
     def detect(self, images: Sequence[Image.Image], explain: bool = False) -> list[Verdict]:
         explain = explain or self.verdict == "text"
         with self.lock:
             if explain and self.can_explain:
-                found = self.detector.detect_tensors([self.detector.view(im) for im in images], explain=True)
+                found = self.detector.explain_images(images)
                 out = []
                 for d in found:
                     stated = parse_verdict(d.text or "") if self.verdict == "text" else None
@@ -118,22 +121,15 @@ class Predictor:
         """(n, 3, S, S) images in [-1, 1]; the same seed gives the same images."""
         import dataclasses
 
-        from ..evaluation.generation import generate_images
-        from ..flow import Guidance
+        from ..unified.flow import Guidance
 
         if not self.can_generate:
             raise ValueError(f"a {self.kind} detector cannot generate; use a UniGenDet checkpoint")
-        d = self.detector
-        size = size or d.model.config.image_size
-        step = d.model.config.latent.pixels_per_token
-        largest = step * d.model.config.latent.max_latent_side
-        if size % step or not step <= size <= largest:
-            raise ValueError(f"size must be a multiple of {step} between {step} and {largest}")
         if not 1 <= steps <= 1000 or not 1 <= n <= 64:
             raise ValueError("steps must be in 1..1000 and n in 1..64")
         with self.lock:
-            return generate_images(d.model, d.codec, d.builder, [prompt] * n, size=size, steps=steps, shift=shift,
-                                   guidance=dataclasses.replace(Guidance(), scale=guidance), seed=seed)
+            return self.detector.generate([prompt] * n, size=size, steps=steps, shift=shift,
+                                          guidance=dataclasses.replace(Guidance(), scale=guidance), seed=seed)
 
 
 def timed(fn, *a, **kw):

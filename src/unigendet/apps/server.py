@@ -9,7 +9,7 @@ decoding; a bad input is a 4xx with a reason, never a 5xx.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Annotated
 
@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from ..data.imageio import DEFAULT_MAX_PIXELS, ImageError, open_image
 from ..images import tensor_to_pil
-from .predictor import Predictor, timed
+from .predictor import BASE_HELP, Predictor, timed
 
 
 @dataclass(frozen=True)
@@ -26,6 +26,21 @@ class Limits:
     max_bytes: int = 20 * 1024 * 1024
     max_pixels: int = DEFAULT_MAX_PIXELS
     heatmap_grid: int = 4
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """`unigendet serve`: the model is loaded once."""
+
+    checkpoint: str  # a detector run or checkpoint directory (UniGenDet: also text-to-image)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    threshold: float = 0.5  # p_fake above this is called fake
+    max_bytes: int = Limits.max_bytes  # largest upload
+    max_pixels: int = Limits.max_pixels  # larger images are refused, undecoded
+    device: str = "cpu"
+    base: str | None = field(default=None, metadata={"help": BASE_HELP})
+    max_batch: int = 16  # concurrent images scored in one forward pass
 
 
 def create_app(predictor: Predictor, limits: Limits = Limits()):
@@ -57,7 +72,7 @@ def create_app(predictor: Predictor, limits: Limits = Limits()):
         try:
             img = open_image(data, max_pixels=limits.max_pixels, name="upload")
         except ImageError as e:
-            status = 413 if "too large" in str(e) else 422
+            status = 413 if e.too_large else 422
             raise HTTPException(status, str(e)) from None
         (verdict,), ms = timed(predictor.detect, [img], explain and predictor.can_explain)
         out = {"label": verdict.label, "p_fake": verdict.p_fake, "explanation": verdict.explanation,
@@ -85,3 +100,10 @@ def serve(predictor: Predictor, host: str = "127.0.0.1", port: int = 8000, limit
     import uvicorn
 
     uvicorn.run(create_app(predictor, limits), host=host, port=port, log_level="info")
+
+
+def run_server(cfg: ServeConfig) -> None:
+    """Load the checkpoint and serve until interrupted."""
+    predictor = Predictor(cfg.checkpoint, device=cfg.device, threshold=cfg.threshold, base=cfg.base,
+                          max_batch=cfg.max_batch)
+    serve(predictor, cfg.host, cfg.port, Limits(max_bytes=cfg.max_bytes, max_pixels=cfg.max_pixels))

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..checkpoint import CheckpointError
+from ..weights import CheckpointError
 from .base import Codec, register_codec
 
 WIDTH = 64

@@ -21,11 +21,21 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .readers import read_source
 from .records import Record
 
 FEATURES = ("width", "height", "file_size", "is_jpeg", "is_png", "jpeg_quality",
             "border_mean_diff", "border_std_ratio", "border_uniformity")
 GRID = 1.25  # blockiness above this: a visible 8x8 grid
+
+
+@dataclass(frozen=True)
+class AuditConfig:
+    """`unigendet data audit`: fails (exit 1) when metadata alone separates real from fake."""
+
+    source: str  # manifest CSV or any supported layout
+    split: str = ""  # audit one split only
+    threshold: float = 0.6  # the audit fails above this balanced accuracy
 
 
 def jpeg_quality(img: Image.Image) -> float:
@@ -135,3 +145,9 @@ def audit(records: list[Record], threshold: float = 0.6, folds: int = 5, seed: i
     real = y == 1
     return AuditResult(float(acc), 0.5, threshold, len(records), singles, float(grid[real].mean()),
                        float(grid[~real].mean()))
+
+
+def audit_source(cfg: AuditConfig) -> AuditResult:
+    """`audit` of the records `cfg.source` lists (those of `cfg.split` when given)."""
+    records = read_source(cfg.source, strict=True)
+    return audit([r for r in records if not cfg.split or r.split == cfg.split], threshold=cfg.threshold)

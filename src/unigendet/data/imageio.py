@@ -23,7 +23,12 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".ti
 
 
 class ImageError(DataError):
-    """An input that is not a readable image, with the reason."""
+    """An input that is not a readable image, with the reason; `too_large` when it was refused for
+    its size (a caller may answer that differently, e.g. HTTP 413)."""
+
+    def __init__(self, where: object, reason: str | None = None, too_large: bool = False):
+        super().__init__(where, reason)
+        self.too_large = too_large
 
 
 def is_image_file(path: Path) -> bool:
@@ -36,34 +41,36 @@ def open_image(source: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_
     try:
         if isinstance(source, bytes):
             if not source:
-                raise ImageError(f"{name}: empty file")
+                raise ImageError(name, "empty file")
             fp = io.BytesIO(source)
         else:
             p = Path(source)
             if not p.is_file():
-                raise ImageError(f"{name}: no such file")
+                raise ImageError(name, "no such file")
             if p.stat().st_size == 0:
-                raise ImageError(f"{name}: empty file")
+                raise ImageError(name, "empty file")
             fp = p.open("rb")
         with fp, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(fp)
             w, h = img.size
             if w * h > max_pixels:
-                raise ImageError(f"{name}: {w}x{h} is too large (limit {max_pixels:,} pixels)")
+                raise ImageError(name, f"{w}x{h} is too large (limit {max_pixels:,} pixels)",
+                                 too_large=True)
             if w < 1 or h < 1:
-                raise ImageError(f"{name}: image has no pixels")
+                raise ImageError(name, "image has no pixels")
             img.seek(0)
             img.load()
             return to_rgb(img)
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise ImageError(f"{name}: too large, refused by the decompression-bomb guard ({e})") from None
+        raise ImageError(name, f"too large, refused by the decompression-bomb guard ({e})",
+                         too_large=True) from None
     except UnidentifiedImageError:
-        raise ImageError(f"{name}: not a readable image (unknown format)") from None
+        raise ImageError(name, "not a readable image (unknown format)") from None
     except (OSError, SyntaxError, ValueError, EOFError) as e:
-        raise ImageError(f"{name}: corrupt or truncated image ({e})") from None
+        raise ImageError(name, f"corrupt or truncated image ({e})") from None
 
 
 def to_rgb(img: Image.Image) -> Image.Image:

@@ -27,7 +27,7 @@ class Issues(list):
 
     def add(self, where: str, reason: str, strict: bool) -> None:
         if strict:
-            raise DataError(f"{where}: {reason}")
+            raise DataError(where, reason)
         self.append((where, reason))
 
 
@@ -53,14 +53,14 @@ def read_manifest(csv_path: str | Path, *, strict: bool = False, verify: bool = 
         reader = csv.DictReader(f)
         missing = {"path", "label", "generator"} - set(reader.fieldnames or [])
         if missing:
-            raise DataError(f"{csv_path}: missing columns {sorted(missing)}")
+            raise DataError(csv_path, f"missing columns {sorted(missing)}")
         records = []
         for line, row in enumerate(reader, start=2):
             where = f"{csv_path}:{line}"
             try:
                 label = parse_label(row["label"], where)
             except DataError as e:
-                issues.add(where, str(e).split(": ", 1)[-1], strict)
+                issues.add(where, e.reason, strict)
                 continue
             path = root / row["path"]
             if not _check_file(path, where, verify, issues, strict):
@@ -92,7 +92,7 @@ def read_genimage(root: str | Path, *, strict: bool = False, verify: bool = Fals
                     if _check_file(path, str(path), verify, issues, strict):
                         records.append(Record(path, parse_label(cls), gen_dir.name, split))
     if not records:
-        raise DataError(f"{root}: no images in a GenImage layout (<generator>/{{train,val}}/{{ai,nature}}/)")
+        raise DataError(root, "no images in a GenImage layout (<generator>/{train,val}/{ai,nature}/)")
     return records
 
 
@@ -111,7 +111,7 @@ def read_ufd(root: str | Path, *, split: str = "", strict: bool = False, verify:
             if _check_file(path, str(path), verify, issues, strict):
                 records.append(Record(path, parse_label(label_dir.name), generator, split))
     if not records:
-        raise DataError(f"{root}: no 0_real / 1_fake folders found")
+        raise DataError(root, "no 0_real / 1_fake folders found")
     return records
 
 
@@ -123,13 +123,13 @@ def read_fakeclue(json_path: str | Path, *, image_root: str | Path | None = None
     root = Path(image_root) if image_root else json_path.parent
     entries = json.loads(json_path.read_text(encoding="utf-8"))
     if not isinstance(entries, list):
-        raise DataError(f"{json_path}: expected a JSON list of entries")
+        raise DataError(json_path, "expected a JSON list of entries")
     records = []
     for i, e in enumerate(entries):
         where = f"{json_path}[{i}]"
         try:
             if not isinstance(e, dict) or "image" not in e or "label" not in e:
-                raise DataError(f"{where}: needs 'image' and 'label'")
+                raise DataError(where, "needs 'image' and 'label'")
             label = parse_label(e["label"], where)
             turns = e.get("conversations") or []
             answer = next((t.get("value", "") for t in turns if t.get("from") in ("gpt", "assistant")), "")
@@ -175,16 +175,16 @@ def detect_layout(source: str | Path) -> str:
             return "captions"
         if suffix == ".json":
             return "fakeclue"
-        raise DataError(f"{p}: unknown data file type {suffix!r} (expected .csv, .json or .jsonl)")
+        raise DataError(p, f"unknown data file type {suffix!r} (expected .csv, .json or .jsonl)")
     if not p.is_dir():
-        raise DataError(f"{p}: no such file or directory")
+        raise DataError(p, "no such file or directory")
     if (p / "manifest.csv").is_file():
         return "manifest"
     if any(d.name in ("0_real", "1_fake") for d in p.rglob("*") if d.is_dir()):
         return "ufd"
     if any((d / s).is_dir() for d in p.iterdir() if d.is_dir() for s in ("train", "val")):
         return "genimage"
-    raise DataError(f"{p}: no known dataset layout (manifest.csv, GenImage or 0_real/1_fake folders)")
+    raise DataError(p, "no known dataset layout (manifest.csv, GenImage or 0_real/1_fake folders)")
 
 
 READERS: dict[str, Callable[..., list[Record]]] = {

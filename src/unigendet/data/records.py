@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ..prompts import FAKE, REAL
+from ..labels import FAKE, REAL
 
 FAKE_LABEL, REAL_LABEL = FAKE, REAL
 
@@ -19,7 +19,12 @@ _LABELS = {
 
 
 class DataError(ValueError):
-    """A malformed data entry (bad label, missing file, unreadable image), naming its path."""
+    """A malformed data entry (bad label, missing file, unreadable image): `where` names the file,
+    line or folder, `reason` says what is wrong (the message is "where: reason")."""
+
+    def __init__(self, where: object, reason: str | None = None):
+        super().__init__(str(where) if reason is None else f"{where}: {reason}")
+        self.where, self.reason = ("", str(where)) if reason is None else (str(where), reason)
 
 
 def parse_label(value: str | int, where: str = "") -> int:
@@ -29,7 +34,7 @@ def parse_label(value: str | int, where: str = "") -> int:
     key = str(value).strip().lower()
     if key in _LABELS:
         return _LABELS[key]
-    raise DataError(f"{where}: label {value!r} is neither real nor fake")
+    raise DataError(where, f"label {value!r} is neither real nor fake")
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,10 @@ import numpy as np
 from ..data.degrade import get_degradation
 from ..data.imageio import open_image
 from ..data.records import Record
+from ..detectors import Explainer
+from ..labels import FAKE
 from ..metrics import calibrate_threshold, css, detection_report, rouge_l
-from ..prompts import FAKE, parse_verdict
+from ..unified.prompts import parse_verdict
 
 SHARED = ("", "real")
 
@@ -85,7 +87,7 @@ def evaluate_detector(detector, records: Sequence[Record], calibration: Sequence
                       cache_root=None, explain: bool = False) -> DetectorResult:
     paths = [str(r.path) for r in records]
     texts = None
-    if explain and hasattr(detector, "explain"):
+    if explain and isinstance(detector, Explainer):
         found = detector.explain(paths)
         scores = np.array([d.p_fake for d in found], dtype=np.float64)
         texts = [d.text for d in found]

@@ -1,4 +1,4 @@
-"""Generation quality: images from prompts, their backbone features, and the distances
+"""Generation quality: generated images' backbone features, and the distances
 from held-out real images (Frechet / kernel distance named for the backbone),
 diversity within one prompt."""
 
@@ -10,27 +10,7 @@ import numpy as np
 import torch
 
 from ..images import tensor_to_pil
-from ..inference import DEFAULT_GUIDANCE, Guidance, generate_latents
 from ..metrics import frechet_distance, kernel_distance, mean_pairwise_cosine
-
-
-@torch.no_grad()
-def generate_images(model, codec, builder, prompts: Sequence[str], size: int | None = None, steps: int = 50,
-                    shift: float = 3.0, guidance: Guidance | None = DEFAULT_GUIDANCE, seed: int = 0,
-                    batch: int = 16) -> torch.Tensor:
-    """(N, 3, S, S) images in [-1, 1], one per prompt; prompt i always uses noise seed (seed, i)."""
-    size = size or model.config.image_size
-    side = size // model.config.latent.pixels_per_token
-    out = []
-    for start in range(0, len(prompts), batch):
-        chunk = list(prompts[start:start + batch])
-        lat = [generate_latents(model, builder, [p], (side, side), steps=steps, shift=shift, guidance=guidance,
-                                generator=torch.Generator().manual_seed(seed * 1_000_003 + start + j))
-               for j, p in enumerate(chunk)]
-        param = next(codec.parameters(), None)
-        z = torch.cat(lat).to(param.device, param.dtype) if param is not None else torch.cat(lat).float().cpu()
-        out.append(codec.decode(z).float().cpu())
-    return torch.cat(out)
 
 
 @torch.no_grad()

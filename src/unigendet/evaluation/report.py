@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from ..data.records import Record
+from ..labels import FAKE
 from ..metrics import pr_curve, roc_curve
-from ..prompts import FAKE
 from .detection import DetectorResult, fmt
 
 MEAN_COLS = [("acc_real", "acc real"), ("acc_fake", "acc fake"), ("acc", "acc@0.5"), ("ap", "AP"), ("auc", "AUC"),

@@ -7,7 +7,7 @@ import json
 import platform
 import shlex
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,7 @@ import numpy as np
 from ..data.degrade import GENIMAGE_DEGRADATIONS
 from ..data.readers import read_source
 from ..data.records import Record
-from ..prompts import FAKE
+from ..labels import FAKE
 from .detection import degradation_sweep, evaluate_detector
 from .report import (
     degradation_table,
@@ -71,21 +71,24 @@ def read_calibration(spec: str | None, records: list[Record]) -> list[Record]:
     return cal
 
 
-@dataclass
-class DetectArgs:
-    checkpoints: list[str]
-    data: str
-    out: str
-    split: str | None = None
-    calibrate_on: str | None = None
-    degrade: list[str] | None = None
-    explain: bool = False
-    cache: str | None = None
-    tsne: int = 400
+@dataclass(frozen=True)
+class EvalDetectConfig:
+    """`unigendet eval detect`: detectors side by side with the field's protocol."""
+
+    checkpoints: list[str]  # a training run or checkpoint directory (any detector kind); repeatable
+    data: str  # manifest CSV, GenImage/UFD folders or FakeClue JSON
+    out: str  # the report folder (metrics.json, table.md, report.html)
+    split: str | None = None  # default: the test split when the source has one, else all
+    calibrate_on: str | None = field(default=None, metadata={"help": (
+        "SOURCE[:split] whose accuracy-maximising threshold is reported beside 0.5 (default: the source's val split)")})
+    degrade: tuple[str, ...] | None = None  # 'all' or GenImage specs such as jpeg65 blur3 down64
+    explain: bool = False  # UniGenDet: also write and score text verdicts
+    cache: str | None = None  # feature cache folder for frozen-backbone detectors
+    tsne: int = 400  # images in the t-SNE plots (0: none)
     device: str = "cpu"
 
 
-def eval_detect(a: DetectArgs) -> dict:
+def eval_detect(a: EvalDetectConfig) -> dict:
     from ..detectors import load_detector
 
     out = Path(a.out)
@@ -93,7 +96,8 @@ def eval_detect(a: DetectArgs) -> dict:
     every = read_source(a.data, strict=True)
     records = select(every, a.split)
     calibration = read_calibration(a.calibrate_on, every)
-    specs = list(GENIMAGE_DEGRADATIONS) if a.degrade == ["all"] else (a.degrade or [])
+    specs = list(a.degrade or ())
+    specs = list(GENIMAGE_DEGRADATIONS) if specs == ["all"] else specs
     results, detectors = [], []
     for ckpt in a.checkpoints:
         det = load_detector(ckpt, device=a.device)
@@ -144,36 +148,37 @@ def _name_uniquely(results, checkpoints) -> None:
             r.name = f"{r.name} ({Path(c).name})"
 
 
-@dataclass
-class GenerateArgs:
-    checkpoint: str
-    data: str
-    out: str
-    split: str | None = None
-    per_prompt: int = 2
+@dataclass(frozen=True)
+class EvalGenerateConfig:
+    """`unigendet eval generate`: generation quality against held-out real images."""
+
+    checkpoint: str  # a UniGenDet run or checkpoint directory
+    data: str  # real images with captions (reals of the chosen split)
+    out: str  # the report folder (metrics.json, samples.png)
+    split: str | None = None  # default: the test split when the source has one, else all
+    per_prompt: int = 2  # images per prompt (diversity needs >= 2)
     max_prompts: int = 64
-    steps: int = 30
-    shift: float = 3.0
-    guidance: float = 4.0
+    steps: int = 30  # flow-matching sampling steps
+    shift: float = 3.0  # timestep shift of the sampling schedule
+    guidance: float = 4.0  # classifier-free guidance scale
     seed: int = 0
-    backbone: str = "efficientnet-lite0"
+    backbone: str = "efficientnet-lite0"  # the feature extractor of the Frechet and kernel distances
     device: str = "cpu"
 
 
-def eval_generate(a: GenerateArgs) -> dict:
+def eval_generate(a: EvalGenerateConfig) -> dict:
     """Prompts are the captions of the chosen split's real images; those reals are the
     reference set (held out from training when the split is)."""
     import dataclasses
 
     import torch
 
-    from ..checkpoint import resolve_checkpoint
-    from ..data.backbones import create_backbone
+    from ..backbones import create_backbone
     from ..data.imageio import open_image
-    from ..flow import Guidance
     from ..images import detection_view, save_image
-    from ..unified_detector import load_unigendet
-    from .generation import generate_images, generation_report, image_features
+    from ..unified.flow import Guidance
+    from ..unified.pipeline import UniGenDetPipeline
+    from .generation import generation_report, image_features
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -181,11 +186,11 @@ def eval_generate(a: GenerateArgs) -> dict:
     if not reals:
         raise ValueError(f"{a.data}: no real images with captions to compare with")
     reals = reals[:a.max_prompts]
-    det = load_unigendet(resolve_checkpoint(a.checkpoint), device=a.device)
-    size = det.model.config.image_size
+    pipeline = UniGenDetPipeline.from_pretrained(a.checkpoint, device=a.device)
+    size = pipeline.config.image_size
     prompts = [r.caption for r in reals for _ in range(a.per_prompt)]
     guidance = dataclasses.replace(Guidance(), scale=a.guidance)
-    gen = generate_images(det.model, det.codec, det.builder, prompts, size=size, steps=a.steps, shift=a.shift,
+    gen = pipeline.generate(prompts, size=size, steps=a.steps, shift=a.shift,
                           guidance=guidance, seed=a.seed)
     backbone, pre = create_backbone(a.backbone, device=a.device)
     real_images = torch.stack([detection_view(open_image(r.path), size, "resize") for r in reals])

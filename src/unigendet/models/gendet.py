@@ -1,4 +1,4 @@
-"""GenDet (Zhu et al.; METHOD.md section 2): teacher-student discrepancy detection on frozen features.
+"""GenDet (Zhu et al.): teacher-student discrepancy detection on frozen features.
 
 Four small networks sit on a frozen backbone's pooled feature x (B, D); each is one pre-norm
 transformer block (1 layer, 4 heads, MLP ratio 4, width `dim`; the paper uses 196):
@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..gendet_losses import discrepancy
+from .gendet_losses import discrepancy
 
 EMBEDS = ("project", "split")
 VARIANTS = ("teacher", "ts-real", "ts-fakes", "full")

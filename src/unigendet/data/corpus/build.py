@@ -26,8 +26,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ...codecs import ConvVAE
+from ...codecs.fit import train_autoencoder
 from ...images import pil_to_tensor
-from ...prompts import FAKE, REAL
+from ...labels import FAKE, REAL
 from ..records import Record
 from . import texts
 from .fakes import (
@@ -40,10 +42,10 @@ from .fakes import (
     RealESRGAN,
     TextToImage,
 )
-from .sources import SourcePhoto, check_photo_count, discover_photos
+from .sources import MIN_PHOTOS, PHOTO_SOURCES, SourcePhoto, check_photo_count, discover_photos
 
 DEFAULT_GENERATORS = ("realesrgan-x4plus", "realesrgan-x4plus-anime", "realesrgan-animevideov3-x2", "conv-ae")
-# More fake processes: several upsamplers and autoencoder families (issue 8's richer data)
+# More fake processes: several upsamplers and autoencoder families
 RICH_GENERATORS = (*DEFAULT_GENERATORS, "nearest-x2", "bilinear-x2", "bicubic-x2", "conv-ae-transposed",
                    "conv-ae-bilinear", "conv-ae-pixelshuffle")
 # Fake processes no default or rich build uses: the held-out check
@@ -55,25 +57,31 @@ GENERATOR_SETS = {"default": DEFAULT_GENERATORS, "rich": RICH_GENERATORS, "heldo
 
 @dataclass(frozen=True)
 class CorpusConfig:
-    out: str
-    size: int = 128
-    margin: int = 8
+    """`unigendet data build`: the built-in real/fake corpus, offline."""
+
+    out: str  # the corpus folder (images, manifest.csv, DATACARD.md)
+    size: int = 128  # image side in pixels
+    margin: int = 8  # pixels cropped off each side after generation (generator border effects)
     crops_per_photo: int = 8
-    fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
-    generators: tuple[str, ...] = DEFAULT_GENERATORS
+    fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)  # train / val / test shares of the photos
+    generators: tuple[str, ...] = field(default=DEFAULT_GENERATORS, metadata={"choices": GENERATORS})  # fake processes
     taef2: str | None = None  # folder holding taef2_encoder.pth / taef2_decoder.pth
     generator_checkpoint: str | None = None  # a UniGenDet run: adds its text-to-image fakes
-    extra_photo_dirs: tuple[str, ...] = field(default_factory=tuple)
-    photo_sources: str = "all"  # all | python (only pip-installed photos: the same set on every machine)
-    allow_small: bool = False  # build even when fewer than sources.MIN_PHOTOS photos are installed
-    autoencoder_steps: int = 200
+    extra_photo_dirs: tuple[str, ...] = field(default_factory=tuple)  # extra folders of real photos
+    photo_sources: str = field(default="all", metadata={"choices": PHOTO_SOURCES, "help": (
+        "all installed photo packages, or only the photos pip installs (the same set on every machine)")})
+    allow_small: bool = field(default=False, metadata={"help": (
+        f"build even with fewer than {MIN_PHOTOS} source photos installed (without the Debian photo packages: "
+        "a fraction of the documented corpus)")})
+    autoencoder_steps: int = 200  # training steps of each autoencoder generator
     jpeg_history: float = 0.0  # share of pairs JPEG-compressed (same quality for real and fake)
-    jpeg_quality: tuple[int, int] = (60, 95)
-    only_split: str | None = None  # keep one split's photos (a held-out set shares the split seed)
+    jpeg_quality: tuple[int, int] = (60, 95)  # the range of those JPEG qualities
+    only_split: str | None = field(default=None, metadata={"choices": SPLITS, "help": (
+        "keep one split's photos (a held-out set shares the split seed)")})
     seed: int = 0
 
 
-# Corpus recipes of issue 8 (bench/generalisation.py, `make demo`): CorpusConfig fields
+# Corpus recipes (bench/generalisation.py, `make demo`): CorpusConfig fields
 PRESETS = {
     "default": {},
     "rich": {"generators": RICH_GENERATORS, "crops_per_photo": 16, "jpeg_history": 0.3},
@@ -117,10 +125,6 @@ def make_generators(cfg: CorpusConfig, train_crops: list[Image.Image]) -> list[F
         elif name in INTERPOLATORS:
             gens.append(Interpolation(name))
         elif name in AUTOENCODERS:
-            from unigendet_train.codec import train_autoencoder
-
-            from ...codecs import ConvVAE
-
             if not train_crops:
                 raise ValueError(f"{name} is trained on the train split's crops, and there are none")
             torch.manual_seed(cfg.seed)

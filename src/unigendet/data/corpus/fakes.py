@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from ...images import pil_to_tensor, tensor_to_pil
+from ...unified.pipeline import UniGenDetPipeline
 
 
 class FakeGenerator(Protocol):
@@ -117,30 +118,12 @@ class TextToImage:
     """The project's own generator: a UniGenDet checkpoint generating from the crop's caption."""
 
     def __init__(self, checkpoint: str | Path, steps: int = 20, seed: int = 0):
-        from ...checkpoint import load_model
-        from ...codecs import build_codec
-        from ...samples import SampleBuilder
-        from ...tokenizer import get_tokenizer
-
-        self.model = load_model(checkpoint)
-        cfg = self.model.config
-        self.builder = SampleBuilder(cfg, get_tokenizer(cfg.tokenizer))
-        codec_file = Path(checkpoint) / "codec.safetensors"
-        self.codec = build_codec(cfg.latent.codec, cfg.latent.channels, cfg.latent.downsample)
-        if codec_file.is_file():
-            from ...checkpoint import load_weights
-
-            load_weights(self.codec, codec_file)
+        self.pipeline = UniGenDetPipeline.from_pretrained(checkpoint)
         self.steps, self.generator = steps, torch.Generator().manual_seed(seed)
-        self.name = f"unigendet-{cfg.name}"
-        self.how = f"was generated from its caption by the project's own text-to-image model ({cfg.name} preset)"
+        self.name = self.pipeline.name
+        self.how = ("was generated from its caption by the project's own text-to-image model "
+                    f"({self.pipeline.config.name} preset)")
 
-    @torch.no_grad()
     def __call__(self, crop: Image.Image, caption: str) -> Image.Image:
-        from ...inference import generate_latents
-
-        side = self.model.config.image_size // self.model.config.latent.pixels_per_token
-        z = generate_latents(self.model, self.builder, [caption], (side, side), steps=self.steps,
-                             generator=self.generator)
-        img = tensor_to_pil(self.codec.decode(z)[0])
-        return img.resize(crop.size, Image.Resampling.BICUBIC)
+        img = self.pipeline.generate([caption], steps=self.steps, generator=self.generator)[0]
+        return tensor_to_pil(img).resize(crop.size, Image.Resampling.BICUBIC)

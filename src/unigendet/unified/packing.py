@@ -12,7 +12,7 @@ Samples never see each other. Text gets consecutive RoPE positions; every token
 of one image block (vision-start, tokens, vision-end) shares a single position,
 and a clean block then advances the position by one (a noised block does not).
 
-A detection sample (SMSA, METHOD.md 1.3) and a text-to-image sample, with
+A detection sample (SMSA) and a text-to-image sample, with
 ``#`` = may attend (row = query, column = key)::
 
     detection: [L L | V V | q q | a a]      text-to-image: [c c | N N]

@@ -26,7 +26,7 @@ import torch
 
 from ..images import high_pass
 from ..models.npr import npr_residual
-from .backbones import Backbone, Preprocess, register_backbone
+from .base import Backbone, Preprocess, register_backbone
 
 SIDE = 128
 RADIAL_BINS = 16

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..config import ModelConfig
-from ..packing import PackedBatch
+from .config import ModelConfig
 from .layers import PositionTable, TimestepEmbedder
 from .mot import KVCache, MoTModel
+from .packing import PackedBatch
 from .vit import MLPConnector, SiglipNaViT
 
 

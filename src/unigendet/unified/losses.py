@@ -1,6 +1,6 @@
 """Loss functions (pure) and the named losses of one packed batch.
 
-Stage weights (METHOD.md): GDUF = ce + mse + 0.2 * cls; DIGA = mse + 0.5 * align.
+Stage weights (the paper's): GDUF = ce + mse + 0.2 * cls; DIGA = mse + 0.5 * align.
 
 Losses of a packed batch come as (sum, count) pairs so that a step split over
 micro-batches and processes can be normalised by the *global* count: the result is
@@ -31,7 +31,7 @@ def flow_sq_error(v_pred: torch.Tensor, v_target: torch.Tensor) -> torch.Tensor:
 
 
 def alignment_loss(projected: torch.Tensor, teacher: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """DIGA / REPA alignment: 1 - cosine similarity, token by token (METHOD.md 1.5)."""
+    """DIGA / REPA alignment: 1 - cosine similarity, token by token."""
     d = 1 - F.cosine_similarity(projected.float(), teacher.float(), dim=-1)
     return d.mean() if reduction == "mean" else d.sum()
 

@@ -15,48 +15,24 @@ leaves a half-written checkpoint behind.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import nn
 
+from ..weights import (
+    FORMAT_VERSION,
+    CheckpointError,
+    atomic_directory,
+    load_weights,
+    read_weights,
+    tensors_for_saving,
+)
 from .config import ModelConfig
-
-FORMAT_VERSION = 1
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, truncated or does not fit the model."""
-
-
-@contextlib.contextmanager
-def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a fresh temporary directory beside `path`; when the block succeeds it takes
-    `path`'s place in one rename (an existing `path` is swapped out only then)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
-        yield tmp
-        old = None
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            path.rename(old)
-        tmp.rename(path)
-        if old is not None:
-            shutil.rmtree(old)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
 
 
 def save_checkpoint(
@@ -76,29 +52,18 @@ def save_checkpoint(
         (tmp / "config.json").write_text(config.to_json())
         info = {"format_version": FORMAT_VERSION, **(meta or {})}
         (tmp / "meta.json").write_text(json.dumps(info, indent=2, sort_keys=True))
-        save_file(_tensors(_state(model)), str(tmp / "model.safetensors"))
+        save_file(tensors_for_saving(_state(model)), str(tmp / "model.safetensors"))
         if ema is not None:
-            save_file(_tensors(_state(ema)), str(tmp / "ema.safetensors"))
+            save_file(tensors_for_saving(_state(ema)), str(tmp / "ema.safetensors"))
         if optimizer is not None:
             opt_tensors, rest = _split_optimizer(_state(optimizer))
             save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
             (tmp / "optimizer.json").write_text(json.dumps(rest))
         if tensors:
-            save_file(_tensors(tensors), str(tmp / "state.safetensors"))
+            save_file(tensors_for_saving(tensors), str(tmp / "state.safetensors"))
         for name, module in (files or {}).items():
-            save_file(_tensors(module.state_dict()), str(tmp / f"{name}.safetensors"))
+            save_file(tensors_for_saving(module.state_dict()), str(tmp / f"{name}.safetensors"))
     return Path(path)
-
-
-def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """A checkpoint directory, or a training run directory (its `checkpoints/latest`)."""
-    path = Path(path)
-    pointer = path / "checkpoints" / "latest"
-    if pointer.is_file():
-        path = pointer.parent / pointer.read_text().strip()
-    if not path.is_dir():
-        raise CheckpointError(f"{path}: no such checkpoint directory")
-    return path
 
 
 def load_config(path: str | os.PathLike) -> ModelConfig:
@@ -119,41 +84,9 @@ def load_meta(path: str | os.PathLike) -> dict[str, Any]:
     return meta
 
 
-def read_weights(file: str | os.PathLike) -> dict[str, torch.Tensor]:
-    try:
-        return load_file(str(file))
-    except FileNotFoundError:
-        raise CheckpointError(f"{file}: file not found") from None
-    except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{file}: unreadable or truncated safetensors file ({e})") from e
-
-
-def load_weights(model: nn.Module, file: str | os.PathLike) -> None:
-    """Load weights strictly: every key present, none extra, every shape equal."""
-    state = read_weights(file)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = [
-        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(v.shape)}"
-        for k, v in expected.items()
-        if k in state and state[k].shape != v.shape
-    ]
-    problems = []
-    if missing:
-        problems.append(f"{len(missing)} missing keys, e.g. {missing[:3]}")
-    if unexpected:
-        problems.append(f"{len(unexpected)} unexpected keys, e.g. {unexpected[:3]}")
-    if wrong:
-        problems.append(f"{len(wrong)} shape mismatches, e.g. {wrong[:3]}")
-    if problems:
-        raise CheckpointError(f"{file} does not fit the model: " + "; ".join(problems))
-    model.load_state_dict(state)
-
-
 def load_model(path: str | os.PathLike, ema: bool = True, device: str | torch.device = "cpu"):
     """Rebuild the model from config.json and load EMA weights when present."""
-    from .registry import create_model
+    from .presets import create_model
 
     path = Path(path)
     if not path.is_dir():
@@ -187,11 +120,6 @@ def load_optimizer(optimizer: torch.optim.Optimizer, path: str | os.PathLike) ->
 
 def _state(obj) -> dict:
     return obj if isinstance(obj, dict) else obj.state_dict()
-
-
-def _tensors(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    # safetensors refuses shared storage (tied weights): store contiguous copies
-    return {k: v.detach().contiguous().clone() for k, v in state.items()}
 
 
 def _split_optimizer(sd: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

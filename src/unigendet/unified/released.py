@@ -16,14 +16,14 @@ from pathlib import Path
 
 import torch
 
-from .codecs.flux_ae import FluxAE
+from ..codecs.flux_ae import FluxAE
 from .config import ModelConfig
 from .loading import DeviceMap, SafetensorsFile, load_large, shard_files, stream_into
-from .registry import get_config
+from .presets import get_config
 from .tokenizer import get_tokenizer
 
 
-def is_official(path: str | os.PathLike) -> bool:
+def is_released(path: str | os.PathLike) -> bool:
     p = Path(path)
     return p.is_dir() and not (p / "config.json").is_file() and (p / "ae.safetensors").is_file()
 
@@ -41,7 +41,7 @@ def flux_ae_from_header(file: str | os.PathLike) -> FluxAE:
         return FluxAE(channels, 2 ** (levels - 1), ch=ch, ch_mult=mult, num_res_blocks=blocks)
 
 
-def official_config(path: str | os.PathLike, config: ModelConfig | None = None) -> ModelConfig:
+def released_config(path: str | os.PathLike, config: ModelConfig | None = None) -> ModelConfig:
     cfg = config or get_config("bagel-7b-mot")
     files = shard_files(path)
     embed = "language_model.model.embed_tokens.weight"
@@ -52,21 +52,17 @@ def official_config(path: str | os.PathLike, config: ModelConfig | None = None) 
     return cfg
 
 
-def load_official(path: str | os.PathLike, config: ModelConfig | None = None, base: str | os.PathLike | None = None,
+def load_released(path: str | os.PathLike, config: ModelConfig | None = None, base: str | os.PathLike | None = None,
                   device: str | torch.device = "cpu", dtype: torch.dtype | None = torch.bfloat16,
                   device_map: DeviceMap | None = None):
-    """(UniGenDetDetector, LoadReport). `base`: a BAGEL directory whose weights fill the keys a
+    """(model, codec, tokenizer, LoadReport). `base`: a BAGEL directory whose weights fill the keys a
     fine-tuned checkpoint lacks (the public evaluation's behaviour, here explicit and reported)."""
-    from .unified_detector import UniGenDetDetector
-
     path = Path(path)
-    cfg = official_config(path, config)
+    cfg = released_config(path, config)
     model, report = load_large(cfg, path, dtype=dtype, device=device, device_map=device_map, fill_from=base)
     codec = flux_ae_from_header(path / "ae.safetensors")
     if (codec.channels, codec.downsample) != (cfg.latent.channels, cfg.latent.downsample):
         raise ValueError(f"ae.safetensors gives {codec.channels} channels x{codec.downsample}, the model expects "
                          f"{cfg.latent.channels} x{cfg.latent.downsample}")
     stream_into(codec, path / "ae.safetensors", dtype=dtype, device=device)
-    tokenizer = get_tokenizer(cfg.tokenizer, path)
-    detector = UniGenDetDetector(f"unigendet-{cfg.name}", model, codec.eval(), device, tokenizer=tokenizer)
-    return detector, report
+    return model, codec.eval(), get_tokenizer(cfg.tokenizer, path), report

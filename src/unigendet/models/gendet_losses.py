@@ -1,4 +1,4 @@
-"""GenDet losses (Zhu et al., section 3; METHOD.md section 2), pure functions.
+"""GenDet losses (Zhu et al., section 3), pure functions.
 
 z_t, z_s are teacher and student outputs of one batch, any shape (B, ...); a sample's output is
 read as one flat vector. Labels: 0 = fake, 1 = real.

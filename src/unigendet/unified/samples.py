@@ -1,6 +1,6 @@
 """Turning images and text into samples of the two layouts the model knows.
 
-- detection (SMSA, METHOD.md 1.3): [clean latents t=0 | ViT | question | answer]
+- detection (SMSA): [clean latents t=0 | ViT | question | answer]
 - text-to-image: [caption | noised latents]
 
 Images are tensors (3, H, W) in [-1, 1]; latents come from a codec, (C, h, w).
@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..images import residual
 from .config import ModelConfig
-from .images import residual
 from .packing import CAUSAL, FULL, NOISE, ImageTokens, PackedBatch, Sample, Split, pack
 from .patches import patchify
 from .prompts import DETECTION_QUESTION

@@ -24,10 +24,10 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from tqdm import tqdm
 
-from .backbones import Backbone, Preprocess
-from .imageio import ImageError, open_image
+from ..data.imageio import ImageError, open_image
+from .base import Backbone, Preprocess
 
-FORMAT_VERSION = 1
+CACHE_FORMAT = 1  # part of every cache key: bump when the stored layout changes
 _SIDECAR = re.compile(r"shard-(\d{5})\.json")
 
 
@@ -38,7 +38,7 @@ def cache_key(backbone: Backbone, preprocess: Preprocess) -> str:
 
 def _key_fields(backbone: Backbone, preprocess: Preprocess) -> dict:
     return {
-        "format": FORMAT_VERSION,
+        "format": CACHE_FORMAT,
         "backbone": backbone.name,
         "weights_sha256": backbone.fingerprint(),
         "preprocess": preprocess.describe(),
@@ -49,7 +49,7 @@ def _read_bytes(path: Path) -> bytes:
     try:
         return Path(path).read_bytes()
     except OSError as e:
-        raise ImageError(f"{path}: cannot read ({e.strerror or type(e).__name__})") from None
+        raise ImageError(path, f"cannot read ({e.strerror or type(e).__name__})") from None
 
 
 def _keys_hash(keys: list[str]) -> str:
@@ -130,7 +130,7 @@ class FeatureCache:
             for key, path in items[s : s + batch_size]:
                 data = _read_bytes(path)
                 if hashlib.sha256(data).hexdigest() != key:
-                    raise ImageError(f"{path}: file changed while its features were being extracted")
+                    raise ImageError(path, "file changed while its features were being extracted")
                 batch.append(self.preprocess(open_image(data, name=str(path))))
             feats = self.backbone(torch.stack(batch).to(self.backbone.device)).float().cpu()
             for (key, _), f in zip(items[s : s + batch_size], feats):

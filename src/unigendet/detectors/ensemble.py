@@ -17,8 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 from PIL import Image
+from torch import nn
 
-from .detectors import Detector, PathList, load_detector
+from .base import Detector, PathList, load_detector, register_detector
 
 _CLIP = 1e-6
 
@@ -52,6 +53,7 @@ def fit_stacking(member_logits: np.ndarray, is_fake: np.ndarray, l2: float = 1e-
     return w.detach().numpy(), float(b.detach())
 
 
+@register_detector
 class EnsembleDetector(Detector):
     kind = "ensemble"
 
@@ -79,12 +81,18 @@ class EnsembleDetector(Detector):
         """The members' logits (N, K): what the ensemble reads its verdict from."""
         return logit(self.member_probs(paths, cache_root))
 
+    def state(self, run_dir: Path) -> tuple[dict[str, Any], dict[str, nn.Module]]:
+        if any(m.source is None for m in self.members):
+            raise ValueError("an ensemble is saved with members loaded from run directories")
+        return {"members": [member_reference(m.source, run_dir) for m in self.members],
+                "weights": self.weights.tolist(), "bias": self.bias}, {}
+
+    @classmethod
+    def from_state(cls, run_dir: Path, config: dict[str, Any], device) -> EnsembleDetector:
+        members = [load_detector(run_dir / m, device) for m in config["members"]]
+        return cls(config.get("name", "ensemble"), members, config["weights"], config["bias"], device)
+
 
 def member_reference(member: str | os.PathLike, run_dir: str | os.PathLike) -> str:
     """How config.json names a member: relative to the ensemble's directory, so runs move together."""
     return os.path.relpath(Path(member).resolve(), Path(run_dir).resolve())
-
-
-def load_ensemble(run_dir: Path, cfg: dict[str, Any], device) -> Detector:
-    members = [load_detector(run_dir / m, device) for m in cfg["members"]]
-    return EnsembleDetector(cfg.get("name", "ensemble"), members, cfg["weights"], cfg["bias"], device)

@@ -1,12 +1,12 @@
-"""Detection prompts and verdict parsing (labels: 0 = fake, 1 = real)."""
+"""Detection prompts and verdict parsing."""
 
 from __future__ import annotations
 
 import re
 
+from ..labels import FAKE, LABEL_NAMES, REAL
+
 DETECTION_QUESTION = "Does this image look real/fake?"
-FAKE, REAL = 0, 1
-LABEL_NAMES = {FAKE: "fake", REAL: "real"}
 
 _VERDICT = re.compile(r"\bthis\s+is\s+an?\s+(real|fake)\s+image\b", re.IGNORECASE)
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ViTConfig
+from .config import ViTConfig
 
 
 class SiglipAttention(nn.Module):

@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .checkpoint import CheckpointError
+from ..weights import CheckpointError
 
 DeviceMap = dict[str, str | torch.device]  # name prefix -> device ("" matches everything)
 
@@ -178,7 +178,7 @@ def stream_into(model: nn.Module, path: str | os.PathLike, dtype: torch.dtype | 
 def load_large(config, path: str | os.PathLike, **kw):
     """Build `config`'s UniGenDet on the meta device and stream the checkpoint into it.
     Returns (model in eval mode, LoadReport)."""
-    from .registry import create_model
+    from .presets import create_model
 
     model = create_model(config, device="meta")
     report = stream_into(model, path, **kw)

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 
 import torch
 
+from ..labels import FAKE
 from .flow import Guidance, euler_sample
-from .models.mot import KVCache
+from .mot import KVCache
 from .packing import CAUSAL, Sample, Split
 from .patches import unpatchify
-from .prompts import DETECTION_QUESTION, FAKE
+from .prompts import DETECTION_QUESTION
 from .samples import SampleBuilder
 
 DEFAULT_GUIDANCE = Guidance()  # text CFG 4.0 with renormalisation, as the paper's sampler

@@ -1,4 +1,4 @@
-"""Rectified flow: the one time convention of this project (METHOD.md 1.2).
+"""Rectified flow: the one time convention of this project.
 
     t = 0 is a clean image, t = 1 is pure noise.
     x_t = (1 - t) * x0 + t * eps          (interpolate)

@@ -1,0 +1,17 @@
+"""Trained real/fake detectors, one module per family, one registry of kinds (`base.py`).
+
+`load_detector(run_dir)` rebuilds any kind; `Detector.save_pretrained(run_dir)` writes one.
+Importing this package registers every family.
+"""
+
+from .base import DETECTORS, Detector, Explainer, Generator, PathList, load_detector, read_run_config
+from .cnn import CNNImageDetector, cnn_from_backbone
+from .ensemble import EnsembleDetector
+from .features import FeatureDetector, GenDetDetector, LinearProbeDetector, OneClassDetector
+from .npr import NPRDetector
+from .recon import ReconDetector
+from .unigendet import UniGenDetDetector
+
+__all__ = ["DETECTORS", "CNNImageDetector", "Detector", "EnsembleDetector", "Explainer", "FeatureDetector",
+           "GenDetDetector", "Generator", "LinearProbeDetector", "NPRDetector", "OneClassDetector", "PathList",
+           "ReconDetector", "UniGenDetDetector", "cnn_from_backbone", "load_detector", "read_run_config"]

@@ -1,0 +1,157 @@
+"""The `Detector` interface, the registry of detector kinds, and run directories.
+
+A detector class owns its `kind`: `@register_detector` enters it in the registry, `state()`
+says what rebuilds it, `save_pretrained(run_dir)` writes the run directory and
+`load_detector(run_dir)` reads any kind back:
+
+    config.json          {"kind", "name", "format_version", ...the class's state, "train": ...}
+    <name>.safetensors   one file per module the state names
+    meta.json            anything JSON (seed, sizes, timings)
+    metrics.json, ...    further JSON files a trainer adds; log.jsonl carried over
+
+Scoring API: `predict(paths) -> p_fake (N,)`, `predict_images(images)`, and `features(paths)`:
+the representation the verdict is read from (e.g. for t-SNE plots). Capabilities beyond scoring
+are protocols (`Explainer`, `Generator`), checked with isinstance, never by kind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from ..data.imageio import open_image
+from ..weights import FORMAT_VERSION, CheckpointError, atomic_directory, resolve_checkpoint, save_weights
+
+PathList = Sequence[str | os.PathLike]
+DETECTORS: dict[str, type[Detector]] = {}
+
+
+def register_detector(cls: type[Detector]) -> type[Detector]:
+    """Class decorator: `cls.kind` becomes loadable from a run directory."""
+    if not cls.kind or DETECTORS.get(cls.kind, cls) is not cls:
+        raise ValueError(f"{cls.__name__}: kind {cls.kind!r} is empty or already registered")
+    DETECTORS[cls.kind] = cls
+    return cls
+
+
+class Detector(ABC):
+    """A trained real/fake detector."""
+
+    kind: ClassVar[str] = ""
+
+    def __init__(self, name: str, device: str | torch.device = "cpu"):
+        self.name, self.device = name, torch.device(device)
+        self.source: Path | None = None  # the run directory it was loaded from
+
+    @abstractmethod
+    def predict(self, paths: PathList, cache_root: str | os.PathLike | None = None) -> np.ndarray:
+        """p_fake (N,) float64 in [0, 1]."""
+
+    @abstractmethod
+    def features(self, paths: PathList, cache_root: str | os.PathLike | None = None) -> np.ndarray:
+        """(N, K): the representation the verdict is read from."""
+
+    @abstractmethod
+    def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """p_fake for decoded RGB images (what the CLI and the server hand over)."""
+
+    # --- persistence ---------------------------------------------------------------------------
+
+    def state(self, run_dir: Path) -> tuple[dict[str, Any], dict[str, nn.Module]]:
+        """(JSON fields, modules saved as `<name>.safetensors`) that rebuild this detector in `run_dir`."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be saved as a run directory")
+
+    @classmethod
+    @abstractmethod
+    def from_state(cls, run_dir: Path, config: dict[str, Any], device) -> Detector:
+        """Rebuild from a run directory's config.json fields (weights loaded strictly)."""
+
+    @classmethod
+    def claims(cls, path: Path) -> bool:
+        """Whether a directory without a "kind" (e.g. a model checkpoint) is this class's."""
+        return False
+
+    def save_pretrained(self, run_dir: str | os.PathLike, *, meta: dict | None = None,
+                        json_files: dict[str, Any] | None = None, train: dict | None = None,
+                        carry: tuple[str, ...] = ("log.jsonl",)) -> Path:
+        """Write the run directory atomically; files named in `carry` are kept from the one replaced."""
+        run_dir = Path(run_dir)
+        fields, modules = self.state(run_dir)
+        config = {"format_version": FORMAT_VERSION, "kind": self.kind, "name": self.name, **fields}
+        if train is not None:
+            config["train"] = train
+        with atomic_directory(run_dir) as tmp:
+            for name, module in modules.items():
+                save_weights({k: v.cpu() for k, v in module.state_dict().items()}, tmp / f"{name}.safetensors")
+            for name, value in {"meta.json": meta or {}, **(json_files or {})}.items():
+                (tmp / name).write_text(json.dumps(value, indent=2, sort_keys=True))
+            for name in carry:
+                if (run_dir / name).is_file():
+                    shutil.copy2(run_dir / name, tmp / name)
+            (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
+        return run_dir
+
+
+@runtime_checkable
+class Explainer(Protocol):
+    """A detector that also writes why (UniGenDet): one result per image, with `.p_fake` and `.text`."""
+
+    def explain(self, paths: PathList) -> list: ...
+
+    def explain_images(self, images: Sequence[Image.Image]) -> list: ...
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """A detector that can also generate images from text (UniGenDet)."""
+
+    def generate(self, prompts: Sequence[str], **options) -> torch.Tensor: ...
+
+
+def read_run_config(run_dir: str | os.PathLike) -> dict[str, Any]:
+    f = Path(run_dir) / "config.json"
+    if not f.is_file():
+        raise CheckpointError(f"{run_dir}: no config.json; is this a detector run directory?")
+    try:
+        cfg = json.loads(f.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{f}: not valid JSON ({e})") from e
+    if cfg.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
+        raise CheckpointError(f"{f}: format version {cfg['format_version']} is newer than this code")
+    return cfg
+
+
+def load_detector(run_dir: str | os.PathLike, device: str | torch.device = "cpu") -> Detector:
+    """Rebuild the detector saved in `run_dir` (a run directory, a UniGenDet checkpoint or training
+    run, or a released UniGenDet directory); weights load strictly."""
+    path = resolve_checkpoint(run_dir)
+    claimed = [cls for cls in DETECTORS.values() if cls.claims(path)]
+    if claimed:
+        detector = claimed[0].from_state(path, {}, device)
+    else:
+        cfg = read_run_config(path)
+        kind = cfg.get("kind")
+        if kind not in DETECTORS:
+            raise CheckpointError(f"{path}/config.json: unknown detector kind {kind!r}; known: {sorted(DETECTORS)}")
+        try:
+            detector = DETECTORS[kind].from_state(path, cfg, device)
+        except (KeyError, TypeError, ValueError) as e:
+            raise CheckpointError(f"{path}/config.json: does not describe a {kind} detector ({e!r})") from e
+    detector.source = path
+    return detector
+
+
+def image_batches(paths: PathList, preprocess, batch_size: int):
+    """Decoded, preprocessed images in batches."""
+    for s in range(0, len(paths), batch_size):
+        yield torch.stack([preprocess(open_image(p)) for p in paths[s : s + batch_size]])

@@ -1,0 +1,68 @@
+"""CNNDetection's detector: an EfficientNet-Lite fine-tuned end to end with a binary head."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from ..backbones import Preprocess, create_backbone
+from ..models.probes import CNNDetector
+from ..weights import load_weights
+from .base import Detector, PathList, image_batches, register_detector
+
+
+def cnn_from_backbone(name: str, path: str | None = None) -> tuple[CNNDetector, Preprocess]:
+    """A trainable CNNDetector starting from a registered EfficientNet-Lite backbone's weights, and
+    the backbone's preprocessing (its normalisation is what the weights expect)."""
+    backbone, preprocess = create_backbone(name, path)
+    if not hasattr(backbone, "net") or not hasattr(backbone.net, "extract_features"):
+        raise ValueError(f"the cnn baseline needs an EfficientNet-Lite backbone, not {name!r}")
+    net = backbone.net.requires_grad_(True)
+    return CNNDetector(net).train(), preprocess
+
+
+@register_detector
+class CNNImageDetector(Detector):
+    kind = "cnn"
+
+    def __init__(self, name: str, model: CNNDetector, preprocess: Preprocess, device="cpu", batch_size: int = 32,
+                 backbone: str = "efficientnet-lite0"):
+        super().__init__(name, device)
+        self.model, self.preprocess, self.batch_size = model.to(self.device).eval(), preprocess, batch_size
+        self.backbone = backbone
+
+    @torch.no_grad()
+    def _run(self, paths: PathList, fn) -> torch.Tensor:
+        outs = [fn(x.to(self.device)).float().cpu() for x in image_batches(paths, self.preprocess, self.batch_size)]
+        return torch.cat(outs) if outs else torch.empty(0)
+
+    def predict(self, paths: PathList, cache_root=None) -> np.ndarray:
+        """`cache_root` is ignored: the whole network was fine-tuned, there is no frozen feature to cache."""
+        return torch.sigmoid(self._run(paths, self.model)).double().numpy()
+
+    @torch.no_grad()
+    def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        x = torch.stack([self.preprocess(im) for im in images]).to(self.device)
+        return torch.sigmoid(self.model(x).float().cpu()).double().numpy()
+
+    def features(self, paths: PathList, cache_root=None) -> np.ndarray:
+        return self._run(paths, self.model.pooled).numpy()
+
+    def state(self, run_dir: Path) -> tuple[dict[str, Any], dict[str, nn.Module]]:
+        return {"backbone": self.backbone, "preprocess": self.preprocess.describe()}, {"model": self.model}
+
+    @classmethod
+    def from_state(cls, run_dir: Path, config: dict[str, Any], device) -> CNNImageDetector:
+        from efficientnet_lite_pytorch import EfficientNet
+
+        model = CNNDetector(EfficientNet.from_name(config["backbone"]))
+        load_weights(model, run_dir / "model.safetensors")
+        fields = {k: v for k, v in config["preprocess"].items() if k != "library"}
+        fields["mean"], fields["std"] = tuple(fields["mean"]), tuple(fields["std"])
+        return cls(config.get("name", "cnn"), model, Preprocess(**fields), device, backbone=config["backbone"])

@@ -1,0 +1,68 @@
+"""UniGenDet as a `Detector` over its pipeline: p_fake from the cls head; it also explains
+(`Explainer`) and generates (`Generator`)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..data.imageio import open_image
+from ..unified.inference import Detection
+from ..unified.pipeline import UniGenDetPipeline
+from ..unified.released import is_released
+from .base import Detector, PathList, register_detector
+
+
+@register_detector
+class UniGenDetDetector(Detector):
+    kind = "unigendet"
+
+    def __init__(self, pipeline: UniGenDetPipeline, batch_size: int = 16, max_new_tokens: int = 256):
+        super().__init__(pipeline.name, pipeline.device)
+        self.pipeline, self.batch_size, self.max_new_tokens = pipeline, batch_size, max_new_tokens
+
+    def _detect(self, images: Sequence[Image.Image], explain: bool = False) -> list[Detection]:
+        return self.pipeline.detect_images(images, explain, batch_size=self.batch_size,
+                                           max_new_tokens=self.max_new_tokens)
+
+    def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        return np.array([d.p_fake for d in self._detect(images)], dtype=np.float64)
+
+    def predict(self, paths: PathList, cache_root=None) -> np.ndarray:
+        """`cache_root` is ignored (no frozen backbone)."""
+        return self.predict_images([open_image(p) for p in paths])
+
+    def explain_images(self, images: Sequence[Image.Image]) -> list[Detection]:
+        return self._detect(images, explain=True)
+
+    def explain(self, paths: PathList) -> list[Detection]:
+        return self.explain_images([open_image(p) for p in paths])
+
+    def generate(self, prompts: Sequence[str], **options) -> torch.Tensor:
+        return self.pipeline.generate(prompts, **options)
+
+    def features(self, paths: PathList, cache_root=None) -> np.ndarray:
+        """The final-normed hidden state the cls head reads, (N, hidden)."""
+        return torch.stack([d.state for d in self._detect([open_image(p) for p in paths])]).numpy()
+
+    # A UniGenDet run is a model checkpoint (or a released directory), not a kind-tagged run directory
+
+    @classmethod
+    def claims(cls, path: Path) -> bool:
+        if is_released(path):
+            return True
+        cfg = path / "config.json"
+        return cfg.is_file() and '"llm"' in cfg.read_text()
+
+    @classmethod
+    def from_state(cls, run_dir: Path, config: dict[str, Any], device) -> UniGenDetDetector:
+        return cls(UniGenDetPipeline.from_pretrained(run_dir, device=device))
+
+    def save_pretrained(self, run_dir: str | os.PathLike, *, meta: dict | None = None, **_) -> Path:
+        return self.pipeline.save_pretrained(run_dir, meta=meta)
