@@ -26,6 +26,7 @@ from torch import nn
 
 from unigendet.data.records import DataError
 from unigendet.detectors import GenDetDetector
+from unigendet.labels import FAKE, REAL
 from unigendet.models import gendet_losses as L
 from unigendet.models.gendet import GenDet, GenDetConfig
 
@@ -174,7 +175,7 @@ def fit_gendet(cfg: GenDetTrainConfig, features: torch.Tensor, labels: torch.Ten
     with torch.no_grad():
         xs = model.standardise(features.to(device))
     labels = labels.to(device)
-    real, fake = xs[labels == 1], xs[labels == 0]
+    real, fake = xs[labels == REAL], xs[labels == FAKE]
     curves: dict[str, list[float]] = {"teacher": []}
     bs, wd = cfg.batch_size, cfg.weight_decay
 

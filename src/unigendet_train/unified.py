@@ -18,7 +18,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from unigendet.codecs import build_codec
 from unigendet.data.readers import read_source
 from unigendet.labels import FAKE
 from unigendet.unified.checkpoint import load_model
@@ -26,11 +25,10 @@ from unigendet.unified.flow import interpolate, sample_t, target_velocity
 from unigendet.unified.inference import detect
 from unigendet.unified.losses import packed_losses
 from unigendet.unified.packing import CAUSAL, FULL, PackedBatch, Sample, Split
+from unigendet.unified.pipeline import codec_for, tokenizer_for
 from unigendet.unified.presets import create_model, get_config
 from unigendet.unified.prompts import detection_answer, parse_verdict
 from unigendet.unified.samples import SampleBuilder
-from unigendet.unified.tokenizer import get_tokenizer
-from unigendet.weights import load_weights
 
 from .config import DIGAConfig, TrainConfig
 from .data import CropBank, ImageBank, load_bank, load_crops, records_of_split
@@ -184,10 +182,9 @@ def build_run(cfg: TrainConfig, dist: DistInfo):
     if cfg.smsa is not None:  # a layout choice, not a weight: the same parameters serve both
         model.config = model.config.replace(smsa=cfg.smsa)
     mc = model.config
-    codec = build_codec(mc.latent.codec, mc.latent.channels, mc.latent.downsample)
-    if cfg.init and (Path(cfg.init) / "codec.safetensors").is_file():
-        load_weights(codec, Path(cfg.init) / "codec.safetensors")
-    builder = SampleBuilder(mc, get_tokenizer(mc.tokenizer))
+    init = Path(cfg.init) if cfg.init else None
+    codec = codec_for(mc, init)
+    builder = SampleBuilder(mc, tokenizer_for(mc, init))
     records = read_source(cfg.data, strict=True)
     train, val = records_of_split(records, "train"), records_of_split(records, "val")
     det = None
