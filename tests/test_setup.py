@@ -28,7 +28,8 @@ def run_system(tmp_path, uid: int, sudo_ok: bool, extra: tuple[str, ...] = ()):
     for name, body in stubs.items():
         (bin_ / name).write_text(f"#!/bin/sh\n{body}\n")
         (bin_ / name).chmod(0o755)
-    env = {**os.environ, "PATH": f"{bin_}:{os.environ['PATH']}"}
+    env = {k: v for k, v in os.environ.items() if k not in ("SYSTEM_PACKAGES", "MAKEFLAGS", "MAKELEVEL")}
+    env["PATH"] = f"{bin_}:{os.environ['PATH']}"
     proc = subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), "system", *extra], env=env,
                           capture_output=True, text=True, timeout=60)
     return proc, (log.read_text() if log.exists() else "")
