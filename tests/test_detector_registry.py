@@ -15,6 +15,7 @@ from unigendet.codecs import ConvVAE
 from unigendet.detectors import (
     DETECTORS,
     EnsembleDetector,
+    ForensicDetector,
     GenDetDetector,
     LinearProbeDetector,
     NPRDetector,
@@ -28,7 +29,7 @@ from unigendet.detectors.cnn import CNNImageDetector
 from unigendet.models.gendet import GenDet, GenDetConfig
 from unigendet.models.npr import NPRConfig, NPRNet
 from unigendet.models.oneclass import GaussianOneClass
-from unigendet.models.probes import LinearProbe
+from unigendet.models.probes import CalibratedLinear, LinearProbe
 from unigendet.unified.pipeline import UniGenDetPipeline, codec_for
 
 GOLDEN = json.loads((Path(__file__).parent / "fixtures" / "golden_pfake.json").read_text())
@@ -80,6 +81,13 @@ def build_runs(root: Path, images: list[Path]) -> dict[str, Path]:
     runs["recon"] = recon.save_pretrained(root / "recon")
     members = [load_detector(runs["npr"]), load_detector(runs["oneclass"])]
     runs["ensemble"] = EnsembleDetector("ensemble", members, [0.7, -0.4], 0.1).save_pretrained(root / "ensemble")
+    torch.manual_seed(8)
+    head = CalibratedLinear(49)
+    with torch.no_grad():
+        head.fc.weight.normal_(0, 0.5)
+        head.scale.fill_(0.8)
+    runs["forensic"] = ForensicDetector("forensic", head, ["residual-stats"], crops=3, threshold=0.4).save_pretrained(
+        root / "forensic")
     torch.manual_seed(7)
     cfg = get_config("tiny")
     model = create_model(cfg)

@@ -30,8 +30,15 @@ def test_reals_pair_with_their_generator_or_are_shared():
     records = [rec(0, REAL, "a"), rec(1, FAKE, "a"), rec(2, REAL, "b"), rec(3, FAKE, "b"), rec(4, REAL, "real")]
     groups = generator_groups(records)
     assert groups["a"].tolist() == [0, 1, 4] and groups["b"].tolist() == [2, 3, 4]
-    with pytest.raises(ValueError, match="no real"):
-        generator_groups([rec(0, FAKE, "a"), rec(1, REAL, "b")])
+    with pytest.raises(ValueError, match="'b' has no real"):
+        generator_groups([rec(0, FAKE, "a"), rec(1, REAL, "a"), rec(2, FAKE, "b")])
+
+
+def test_reals_named_after_no_generator_are_shared_by_all():
+    # wild-train's layout: every real is a "photo", which no fake names
+    records = [rec(0, REAL, "photo"), rec(1, FAKE, "flux.1"), rec(2, FAKE, "sdxl"), rec(3, REAL, "photo")]
+    groups = generator_groups(records)
+    assert groups["flux.1"].tolist() == [0, 1, 3] and groups["sdxl"].tolist() == [0, 2, 3]
 
 
 def test_means_are_over_generators():

@@ -247,28 +247,34 @@ def test_shared_jpeg_gives_both_classes_one_history():
 # --- the default detector of `unigendet detect` ----------------------------------------------------
 
 
-def test_detect_uses_runs_detector_by_default(tmp_path, data, monkeypatch, capsys):
+def test_detect_uses_the_shipped_detector_or_the_environment(tmp_path, data, monkeypatch, capsys):
+    from unigendet import shipped
     from unigendet.cli import main
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("UNIGENDET_DETECTOR", raising=False)
     img = str(next((data / "img").glob("val-*-fake.png")))
-    assert main(["detect", img]) == 2
-    err = capsys.readouterr().err.strip()
-    assert "none at ./runs/detector" in err and "--checkpoint" in err and len(err.splitlines()) == 1
-    run_npr(NPRTrainConfig(data=str(data), out=str(tmp_path / "runs" / "detector"), width=8, stages=2, crop=32,
-                           epochs=1, batch_size=16))
-    capsys.readouterr()
+    # the package's own detector, from any directory
     assert main(["detect", img, "--format", "jsonl", "--quiet"]) == 0
     row = json.loads(capsys.readouterr().out.strip())
-    assert row["path"] == img and 0.0 <= row["p_fake"] <= 1.0
-    # from any other directory through the environment variable
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    monkeypatch.chdir(elsewhere)
+    expected = shipped.load_default_detector().predict([img])[0]
+    assert row["path"] == img and row["p_fake"] == pytest.approx(expected, abs=1e-9) and "spread" in row
+    # a run named by the environment variable wins
+    run_npr(NPRTrainConfig(data=str(data), out=str(tmp_path / "runs" / "detector"), width=8, stages=2, crop=32,
+                           epochs=1, batch_size=16))
     monkeypatch.setenv("UNIGENDET_DETECTOR", str(tmp_path / "runs" / "detector"))
+    capsys.readouterr()
     assert main(["detect", img, "--format", "jsonl", "--quiet"]) == 0
-    assert json.loads(capsys.readouterr().out.strip())["p_fake"] == row["p_fake"]
+    from unigendet.detectors import load_detector
+
+    p = load_detector(tmp_path / "runs" / "detector").predict([img])[0]
+    assert json.loads(capsys.readouterr().out.strip())["p_fake"] == pytest.approx(p, abs=1e-9)
+    # neither: one line saying how to get a detector
+    monkeypatch.delenv("UNIGENDET_DETECTOR")
+    monkeypatch.setattr(shipped, "DEFAULT", "no-such-detector")
+    assert main(["detect", img]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "no shipped detector" in err and "--checkpoint" in err and len(err.splitlines()) == 1
 
 
 def test_photo_half_keeps_photos_together_and_splits_them_evenly():

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 from .stages import STAGES, Stage
 
+STAGE_MODULES = ("anomaly", "baselines", "ensemble", "forensic", "gendet", "npr", "unified", "vit_pretrain")
+
 
 def load_stages() -> dict[str, Stage]:
     """Import the modules that register stages and return the registry: name -> Stage."""
-    from . import anomaly, baselines, ensemble, gendet, npr, unified, vit_pretrain  # noqa: F401  (registration)
+    import importlib
 
+    for name in STAGE_MODULES:
+        importlib.import_module(f"{__package__}.{name}")
     return STAGES

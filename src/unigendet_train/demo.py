@@ -2,13 +2,15 @@
 
 build data -> ViT pre-training (stage 0, small presets only) -> GDUF with that ViT frozen ->
 the trained generator's fakes join a second corpus -> DIGA -> GenDet and the linear
-probe on that corpus -> the default detector of `unigendet detect` (`runs/detector`: the
+probe on that corpus -> the demo's own detector (`runs/detector`: the
 configuration selected in docs/results.md, trained on the rich corpus) -> all five evaluated
-on the built-in test split (`runs/eval/report.html`) -> a summary under `runs/`.
+on the built-in test split beside the shipped in-the-wild detector (`runs/eval/report.html`)
+-> a summary under `runs/`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from pathlib import Path
 
 from unigendet.data.corpus.build import PRESETS, CorpusConfig, build_corpus
 from unigendet.data.corpus.sources import MIN_PHOTOS, check_photo_count, discover_photos, photo_counts, photo_report
+from unigendet.shipped import shipped_path
 
 from .baselines import LinearProbeConfig
 from .catalogue import load_stages
@@ -23,7 +26,7 @@ from .config import DIGAConfig, TrainConfig
 from .unified import run_unified
 from .vit_pretrain import ViTPretrainConfig, run_vit_pretrain
 
-# The default detector (`unigendet detect` without --checkpoint reads runs/detector): the row
+# The demo's detector (`unigendet detect --checkpoint runs/detector`): the row
 # bench/generalisation.py selects on the rich corpus's validation photos (docs/results.md).
 SELECTED_STAGE, SELECTED_CORPUS = "npr", "rich"
 SELECTED_OPTIONS = {"blur_prob": 0.1, "jpeg_prob": 0.1}
@@ -112,6 +115,8 @@ def run_demo(cfg: DemoConfig) -> dict:
     from unigendet.evaluation.run import EvalDetectConfig, eval_detect
 
     runs = [out / "gduf", out / "diga", out / "gendet", out / "linear-probe", out / "detector"]
+    with contextlib.suppress(FileNotFoundError):  # the package's in-the-wild detector, beside the demo's own
+        runs.append(shipped_path())
     evaluation = eval_detect(EvalDetectConfig(checkpoints=[str(r) for r in runs], data=str(data),
                                               out=str(out / "eval"), cache=str(out / "features"), tsne=cfg.tsne))
     summary["eval"] = {name: d["mean"] for name, d in evaluation["detectors"].items()}
@@ -123,5 +128,6 @@ def run_demo(cfg: DemoConfig) -> dict:
     if len(found) < MIN_PHOTOS:
         print(f"SMALL CORPUS: {len(found)} source photos (the documented corpus has at least {MIN_PHOTOS}); "
               "these numbers are not comparable with docs/results.md")
-    print(f"`unigendet detect PATH...` now uses {out / 'detector'} ({SELECTED_STAGE}) unless given --checkpoint")
+    print(f"`unigendet detect PATH...` uses the shipped in-the-wild detector; this demo's ({SELECTED_STAGE}) with "
+          f"--checkpoint {out / 'detector'}")
     return summary

@@ -6,17 +6,14 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..data.imageio import DEFAULT_MAX_PIXELS, ImageError, is_image_file, open_image
+from ..shipped import DETECTOR_ENV, default_detector
 from .predictor import BASE_HELP, Predictor
-
-DEFAULT_DETECTOR = "runs/detector"  # written by `make demo` (relative to the working directory)
-DETECTOR_ENV = "UNIGENDET_DETECTOR"  # a detector run to use when --checkpoint is not given
 
 
 @dataclass(frozen=True)
@@ -25,28 +22,18 @@ class DetectConfig:
 
     paths: tuple[str, ...]  # image files or folders (searched recursively)
     checkpoint: str | None = field(default=None, metadata={"help": (
-        f"a detector run or checkpoint directory (any kind; default: ${DETECTOR_ENV}, else ./{DEFAULT_DETECTOR}, "
-        "the detector `make demo` trains)")})
+        f"a detector run or checkpoint directory (any kind; default: ${DETECTOR_ENV}, else the in-the-wild "
+        "detector shipped in the package)")})
     format: str = field(default="table", metadata={"choices": ("table", "jsonl", "csv")})
     explain: bool = False  # UniGenDet: write an explanation for each image
     verdict: str = field(default="cls", metadata={
         "choices": ("cls", "text"), "help": "UniGenDet: label from the cls head (default) or from the written answer"})
-    threshold: float = 0.5  # p_fake above this is called fake
+    threshold: float | None = None  # p_fake above this is called fake (default: the detector's calibrated one)
     batch: int = 16  # images per forward pass
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are refused, unread
     device: str = "cpu"
     quiet: bool = False  # no progress bar
     base: str | None = field(default=None, metadata={"help": BASE_HELP})
-
-
-def default_detector() -> str:
-    """The detector `detect` uses without --checkpoint: $UNIGENDET_DETECTOR, else ./runs/detector."""
-    if os.environ.get(DETECTOR_ENV):
-        return os.environ[DETECTOR_ENV]
-    if Path(DEFAULT_DETECTOR).exists():
-        return DEFAULT_DETECTOR
-    raise FileNotFoundError(f"no detector given and none at ./{DEFAULT_DETECTOR}: pass --checkpoint RUN (a run "
-                            f"`unigendet train` or `make demo` wrote), or set {DETECTOR_ENV}=RUN")
 
 
 def detect_paths(cfg: DetectConfig, out=None) -> int:
@@ -65,6 +52,7 @@ class Row:
     label: str | None = None
     p_fake: float | None = None
     explanation: str | None = None
+    spread: float | None = None  # disagreement of the image's crops (multi-crop detectors)
     error: str | None = None
 
 
@@ -94,7 +82,7 @@ def run_detect(predictor: Predictor, paths: list[str], explain: bool = False, ba
     def flush() -> None:
         if pending:
             for (row, _), v in zip(pending, predictor.detect([im for _, im in pending], explain), strict=True):
-                row.label, row.p_fake, row.explanation = v.label, v.p_fake, v.explanation
+                row.label, row.p_fake, row.explanation, row.spread = v.label, v.p_fake, v.explanation, v.spread
             pending.clear()
 
     for path, error in tqdm(items, desc="detect", unit="img", disable=not progress, file=sys.stderr):
@@ -118,15 +106,17 @@ def write_rows(rows: list[Row], fmt: str, out=None) -> None:
         for r in rows:
             d = {"path": r.path}
             d.update({"label": r.label, "p_fake": r.p_fake} if r.error is None else {"error": r.error})
+            if r.spread is not None:
+                d["spread"] = r.spread
             if r.explanation is not None:
                 d["explanation"] = r.explanation
             out.write(json.dumps(d) + "\n")
     elif fmt == "csv":
         w = csv.writer(out)
-        w.writerow(["path", "label", "p_fake", "explanation", "error"])
+        w.writerow(["path", "label", "p_fake", "spread", "explanation", "error"])
         for r in rows:
-            w.writerow([r.path, r.label or "", "" if r.p_fake is None else f"{r.p_fake:.6f}", r.explanation or "",
-                        r.error or ""])
+            w.writerow([r.path, r.label or "", "" if r.p_fake is None else f"{r.p_fake:.6f}",
+                        "" if r.spread is None else f"{r.spread:.4f}", r.explanation or "", r.error or ""])
     else:
         width = min(60, max([len(r.path) for r in rows] + [4]))
         out.write(f"{'path':<{width}}  {'verdict':<7}  p_fake\n")

@@ -18,18 +18,22 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..detectors import Explainer, Generator, UniGenDetDetector, load_detector
+from ..detectors import Explainer, ForensicDetector, Generator, UniGenDetDetector, load_detector
 from ..labels import FAKE
 from ..unified.prompts import parse_verdict
 
 BASE_HELP = "released checkpoints: a BAGEL directory supplying keys the checkpoint lacks"  # Predictor(base=...)
 
 
+UNCERTAIN_SPREAD = 0.2  # crops of one image whose p_fake spread (std) reaches this disagree: "uncertain"
+
+
 @dataclass
 class Verdict:
-    label: str  # "fake" | "real"
+    label: str  # "fake" | "real" | "uncertain" (the image's crops disagree)
     p_fake: float
     explanation: str | None = None
+    spread: float | None = None  # std of the crops' p_fake (multi-crop detectors)
 
 
 def label_of(p_fake: float, threshold: float) -> str:
@@ -39,7 +43,7 @@ def label_of(p_fake: float, threshold: float) -> str:
 class Predictor:
     """Serialises model calls (safe under concurrent requests) and keeps the model loaded."""
 
-    def __init__(self, checkpoint: str, device: str = "cpu", threshold: float = 0.5, verdict: str = "cls",
+    def __init__(self, checkpoint: str, device: str = "cpu", threshold: float | None = None, verdict: str = "cls",
                  base: str | None = None, max_batch: int = 16):
         if verdict not in ("cls", "text"):
             raise ValueError("verdict must be 'cls' (cls head / score) or 'text' (UniGenDet's written answer)")
@@ -52,7 +56,9 @@ class Predictor:
         self.kind, self.name = self.detector.kind, self.detector.name
         if verdict == "text" and not self.can_explain:
             raise ValueError(f"a {self.kind} detector writes no answer; --verdict text needs a UniGenDet checkpoint")
-        self.threshold, self.verdict = threshold, verdict
+        # None: the threshold the detector was calibrated with (0.5 for uncalibrated kinds)
+        self.threshold = float(self.detector.threshold if threshold is None else threshold)
+        self.verdict = verdict
         self.lock = threading.Lock()  # held while the model runs
         self.queue_lock = threading.Lock()
         self.queue: list[tuple[Image.Image, Future]] = []
@@ -78,6 +84,11 @@ class Predictor:
                         label_of(d.p_fake, self.threshold)
                     out.append(Verdict(label, d.p_fake, d.text))
                 return out
+        if isinstance(self.detector, ForensicDetector):
+            with self.lock:
+                found = self.detector.crop_scores(images)
+            return [Verdict("uncertain" if c.spread >= UNCERTAIN_SPREAD else label_of(c.p_fake, self.threshold),
+                            c.p_fake, spread=c.spread) for c in found]
         return [Verdict(label_of(p, self.threshold), p) for p in self.scores(images)]
 
     def scores(self, images: Sequence[Image.Image]) -> list[float]:

@@ -18,6 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from ..data.imageio import DEFAULT_MAX_PIXELS, ImageError, open_image
 from ..images import tensor_to_pil
+from ..shipped import default_detector
 from .predictor import BASE_HELP, Predictor, timed
 
 
@@ -32,10 +33,10 @@ class Limits:
 class ServeConfig:
     """`unigendet serve`: the model is loaded once."""
 
-    checkpoint: str  # a detector run or checkpoint directory (UniGenDet: also text-to-image)
+    checkpoint: str | None = None  # a detector run or checkpoint (UniGenDet: also text-to-image); default: shipped
     host: str = "127.0.0.1"
     port: int = 8000
-    threshold: float = 0.5  # p_fake above this is called fake
+    threshold: float | None = None  # p_fake above this is called fake (default: the detector's calibrated one)
     max_bytes: int = Limits.max_bytes  # largest upload
     max_pixels: int = Limits.max_pixels  # larger images are refused, undecoded
     device: str = "cpu"
@@ -76,6 +77,7 @@ def create_app(predictor: Predictor, limits: Limits = Limits()):
             raise HTTPException(status, str(e)) from None
         (verdict,), ms = timed(predictor.detect, [img], explain and predictor.can_explain)
         out = {"label": verdict.label, "p_fake": verdict.p_fake, "explanation": verdict.explanation,
+               "threshold": predictor.threshold, "spread": verdict.spread,
                "model": predictor.name, "elapsed_ms": round(ms, 1), "width": img.width, "height": img.height}
         if heatmap:
             out["heatmap"] = predictor.tile_scores(img, limits.heatmap_grid).round(4).tolist()
@@ -104,6 +106,6 @@ def serve(predictor: Predictor, host: str = "127.0.0.1", port: int = 8000, limit
 
 def run_server(cfg: ServeConfig) -> None:
     """Load the checkpoint and serve until interrupted."""
-    predictor = Predictor(cfg.checkpoint, device=cfg.device, threshold=cfg.threshold, base=cfg.base,
-                          max_batch=cfg.max_batch)
+    predictor = Predictor(cfg.checkpoint or default_detector(), device=cfg.device, threshold=cfg.threshold,
+                          base=cfg.base, max_batch=cfg.max_batch)
     serve(predictor, cfg.host, cfg.port, Limits(max_bytes=cfg.max_bytes, max_pixels=cfg.max_pixels))

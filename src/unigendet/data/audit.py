@@ -26,6 +26,8 @@ from .records import Record
 
 FEATURES = ("width", "height", "file_size", "is_jpeg", "is_png", "jpeg_quality",
             "border_mean_diff", "border_std_ratio", "border_uniformity")
+# what a manifest says about the published original, before the pool re-encoded it
+ORIGINAL_FEATURES = ("original_width", "original_height", "original_jpeg", "original_png", "original_webp")
 GRID = 1.25  # blockiness above this: a visible 8x8 grid
 
 
@@ -92,6 +94,12 @@ class AuditResult:
     top_features: list[tuple[str, float]]  # single-feature balanced accuracies, best first
     grid_real: float  # fraction of reals with a visible 8x8 grid
     grid_fake: float
+    grouped: bool = False  # folds kept each group (crops of one original) on one side
+
+    @property
+    def separating(self) -> list[tuple[str, float]]:
+        """Single features that alone read the label well above chance."""
+        return [(n, a) for n, a in self.top_features if a > self.threshold]
 
     @property
     def jpeg_history_leak(self) -> bool:
@@ -108,9 +116,11 @@ class AuditResult:
         elif self.jpeg_history_leak:
             verdict = "FAIL: real images carry a JPEG block grid that fakes lack (a shortcut)"
         feats = ", ".join(f"{n} {a:.2f}" for n, a in self.top_features[:4])
-        return (f"metadata audit on {self.n} images: balanced accuracy {self.accuracy:.3f} "
-                f"(chance {self.chance:.2f}, fail above {self.threshold:.2f}) -> {verdict}\n"
+        sep = ", ".join(f"{n} {a:.2f}" for n, a in self.separating) or "none"
+        return (f"metadata audit on {self.n} images{' (folds by group)' if self.grouped else ''}: balanced accuracy "
+                f"{self.accuracy:.3f} (chance {self.chance:.2f}, fail above {self.threshold:.2f}) -> {verdict}\n"
                 f"  best single features: {feats}\n"
+                f"  features that separate the classes on their own: {sep}\n"
                 f"  8x8 block grid: {self.grid_real:.1%} of reals, {self.grid_fake:.1%} of fakes")
 
 
@@ -118,22 +128,31 @@ def audit(records: list[Record], threshold: float = 0.6, folds: int = 5, seed: i
     """Cross-validated balanced accuracy of a gradient-boosted tree classifier on metadata."""
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.metrics import balanced_accuracy_score
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_predict
 
     feats = [file_features(r.path) for r in records]
     X = np.array([f for f, _ in feats], dtype=np.float64)
+    names = list(FEATURES)
+    if any(r.original_format or r.original_width for r in records):
+        X = np.concatenate([X, np.array([original_features(r) for r in records])], axis=1)
+        names += ORIGINAL_FEATURES
     grid = np.array([b > GRID for _, b in feats])
     y = np.array([r.label for r in records])
     if len(set(y.tolist())) < 2:
         raise ValueError("the audit needs both real and fake images")
     folds = max(2, min(folds, int(np.bincount(y).min())))
-    cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    grouped = any(r.group for r in records)
+    if grouped:  # crops of one original never on both sides of a fold
+        groups = [r.group_key for r in records]
+        cv = list(StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed).split(X, y, groups))
+    else:
+        cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     # Leaves small enough that a shortcut in a set of a few dozen files can still be split on
     leaf = int(np.clip(len(y) // (4 * folds), 2, 20))
     clf = HistGradientBoostingClassifier(max_depth=3, max_iter=100, min_samples_leaf=leaf, random_state=seed)
     acc = balanced_accuracy_score(y, cross_val_predict(clf, X, y, cv=cv))
     singles = []
-    for j, name in enumerate(FEATURES):
+    for j, name in enumerate(names):
         if np.ptp(X[:, j]) == 0:
             singles.append((name, 0.5))
             continue
@@ -144,7 +163,12 @@ def audit(records: list[Record], threshold: float = 0.6, folds: int = 5, seed: i
     singles.sort(key=lambda t: -t[1])
     real = y == 1
     return AuditResult(float(acc), 0.5, threshold, len(records), singles, float(grid[real].mean()),
-                       float(grid[~real].mean()))
+                       float(grid[~real].mean()), grouped)
+
+
+def original_features(r: Record) -> list[float]:
+    fmt = r.original_format.lower()
+    return [r.original_width, r.original_height, fmt in ("jpeg", "jpg"), fmt == "png", fmt == "webp"]
 
 
 def audit_source(cfg: AuditConfig) -> AuditResult:

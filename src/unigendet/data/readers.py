@@ -1,6 +1,7 @@
 """Readers for the field's dataset layouts. Each returns a list of `Record`.
 
-- manifest CSV: `path,label,generator[,split,caption,explanation,source]`, paths relative to the CSV;
+- manifest CSV: `path,label,generator[,split,caption,explanation,source,group,original_format,
+  original_width,original_height]`, paths relative to the CSV;
 - GenImage: `<generator>/{train,val}/{ai,nature}/<files>`;
 - UniversalFakeDetect / ForenSynths: `<generator>/[<class>/]{0_real,1_fake}/<files>`;
 - FakeClue JSON: a list of `{image, label, conversations: [{from: human, value}, {from: gpt, value}]}`;
@@ -68,9 +69,18 @@ def read_manifest(csv_path: str | Path, *, strict: bool = False, verify: bool = 
             records.append(Record(
                 path=path, label=label, generator=row["generator"].strip(), split=(row.get("split") or "").strip(),
                 caption=row.get("caption") or "", explanation=row.get("explanation") or "",
-                source=row.get("source") or "",
+                source=row.get("source") or "", group=(row.get("group") or "").strip(),
+                original_format=(row.get("original_format") or "").strip().lower(),
+                original_width=_int(row.get("original_width")), original_height=_int(row.get("original_height")),
             ))
     return records
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(float(value)) if value else 0
+    except ValueError:
+        return 0
 
 
 def _walk_images(folder: Path) -> list[Path]:

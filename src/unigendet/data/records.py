@@ -46,6 +46,15 @@ class Record:
     caption: str = ""
     explanation: str = ""
     source: str = ""  # where a real came from (photo id, package), for splits and data cards
+    group: str = ""  # images that must stay on one side of any split (crops of one original, one gallery)
+    original_format: str = ""  # the file format the image was published in, before any re-encoding
+    original_width: int = 0  # the published image's size (0: unknown)
+    original_height: int = 0
+
+    @property
+    def group_key(self) -> str:
+        """What a split keeps together: the group when known, else the source, else the file."""
+        return self.group or self.source or str(self.path)
 
     @property
     def is_fake(self) -> bool:

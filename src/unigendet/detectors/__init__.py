@@ -8,10 +8,12 @@ from .base import DETECTORS, Detector, Explainer, Generator, PathList, load_dete
 from .cnn import CNNImageDetector, cnn_from_backbone
 from .ensemble import EnsembleDetector
 from .features import FeatureDetector, GenDetDetector, LinearProbeDetector, OneClassDetector
+from .forensic import CropScores, ForensicDetector
 from .npr import NPRDetector
 from .recon import ReconDetector
 from .unigendet import UniGenDetDetector
 
-__all__ = ["DETECTORS", "CNNImageDetector", "Detector", "EnsembleDetector", "Explainer", "FeatureDetector",
-           "GenDetDetector", "Generator", "LinearProbeDetector", "NPRDetector", "OneClassDetector", "PathList",
-           "ReconDetector", "UniGenDetDetector", "cnn_from_backbone", "load_detector", "read_run_config"]
+__all__ = ["DETECTORS", "CNNImageDetector", "CropScores", "Detector", "EnsembleDetector", "Explainer",
+           "FeatureDetector", "ForensicDetector", "GenDetDetector", "Generator", "LinearProbeDetector",
+           "NPRDetector", "OneClassDetector", "PathList", "ReconDetector", "UniGenDetDetector", "cnn_from_backbone",
+           "load_detector", "read_run_config"]

@@ -52,6 +52,7 @@ class Detector(ABC):
     def __init__(self, name: str, device: str | torch.device = "cpu"):
         self.name, self.device = name, torch.device(device)
         self.source: Path | None = None  # the run directory it was loaded from
+        self.threshold = 0.5  # p_fake above this is called fake (calibrated kinds store their own)
 
     @abstractmethod
     def predict(self, paths: PathList, cache_root: str | os.PathLike | None = None) -> np.ndarray:

@@ -1,8 +1,8 @@
 """The detection protocol: every detector scored the same way on the same records.
 
 Per generator, its fakes are evaluated against the reals paired with it (reals whose
-generator field names it); reals paired with no generator ("real" or empty) are shared
-by every generator, as in GenImage/UFD-style test sets. Means are taken over
+generator field names it); reals paired with no generator ("real", empty, or a name no fake
+carries, such as "photo") are shared by every generator, as in GenImage/UFD-style test sets. Means are taken over
 generators. A threshold calibrated on a separate validation set is reported beside the
 fixed 0.5, and the oracle threshold only as a labelled upper bound.
 """
@@ -31,9 +31,11 @@ SHARED = ("", "real")
 def generator_groups(records: Sequence[Record]) -> dict[str, np.ndarray]:
     """generator -> indices of its fakes and of the reals it is compared with."""
     fakes = sorted({r.generator for r in records if r.label == FAKE})
+    own_set = set(fakes)
     if not fakes:
         raise ValueError("no fake images to evaluate")
-    shared = [i for i, r in enumerate(records) if r.label != FAKE and r.generator in SHARED]
+    shared = [i for i, r in enumerate(records)
+              if r.label != FAKE and (r.generator in SHARED or r.generator not in own_set)]
     groups = {}
     for g in fakes:
         own = [i for i, r in enumerate(records) if r.generator == g]

@@ -32,3 +32,25 @@ class CNNDetector(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.pooled(images)).squeeze(-1)
+
+
+class CalibratedLinear(nn.Module):
+    """Standardised features -> one linear logit -> a calibrated fake logit.
+
+    `mean`/`std` standardise the features (fitted on the training set), `fc` is the fitted
+    logistic regression, and `scale`/`shift` are Platt scaling fitted on held-out data:
+    calibrated logit = scale * raw logit + shift, so sigmoid of it reads as a probability."""
+
+    def __init__(self, feature_dim: int):
+        super().__init__()
+        self.fc = nn.Linear(feature_dim, 1)
+        self.register_buffer("mean", torch.zeros(feature_dim))
+        self.register_buffer("std", torch.ones(feature_dim))
+        self.register_buffer("scale", torch.ones(()))
+        self.register_buffer("shift", torch.zeros(()))
+
+    def raw(self, features: torch.Tensor) -> torch.Tensor:
+        return self.fc((features - self.mean) / self.std).squeeze(-1)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.scale * self.raw(features) + self.shift

@@ -1,0 +1,104 @@
+"""Speed and memory of the shipped in-the-wild detector against the NPR network, side by side.
+
+Prints, measured in one run on this machine: the fp32 matmul peak; for each detector and image
+size (256 and 1024 px), images/s of `predict_images`, the forward FLOPs per image (counted by
+torch's FlopCounterMode) and the fraction of the matmul peak that reaches; and, each in a fresh
+process, the peak resident memory of scoring one 4000x3000 photo.
+
+    python bench/detector_speed.py [--npr runs/detector] [--reps 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def matmul_peak(n: int = 2048, reps: int = 5) -> float:
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    t = statistics.median([_time(lambda: a @ b) for _ in range(reps)])
+    return 2 * n**3 / t / 1e9
+
+
+def _time(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def photo(w: int, h: int, seed: int = 0) -> Image.Image:
+    rng = np.random.RandomState(seed)
+    base = rng.randint(0, 255, (h // 8 + 1, w // 8 + 1, 3), dtype=np.uint8)
+    img = Image.fromarray(base).resize((w, h), Image.Resampling.BICUBIC)
+    noise = rng.normal(0, 3, (h, w, 3))
+    return Image.fromarray(np.clip(np.asarray(img) + noise, 0, 255).astype(np.uint8))
+
+
+def load(which: str, npr: str | None):
+    from unigendet.detectors import NPRDetector, load_detector
+    from unigendet.models.npr import NPRNet
+    from unigendet.shipped import shipped_path
+
+    if which == "shipped":
+        return load_detector(shipped_path())
+    if npr:
+        return load_detector(npr)
+    return NPRDetector("npr (untrained, default size)", NPRNet())
+
+
+def flops(detector, images) -> float:
+    with FlopCounterMode(display=False) as counter:
+        detector.predict_images(images)
+    return counter.get_total_flops() / len(images)
+
+
+def peak_memory(which: str, npr: str | None) -> float:
+    """MiB of peak RSS of a fresh process that scores one 4000x3000 photo."""
+    code = (f"import resource, sys; sys.path[:0] = {sys.path[:1]!r}; from bench.detector_speed import load, photo; "
+            f"d = load({which!r}, {npr!r}); d.predict_images([photo(4000, 3000)]); "
+            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return int(out.stdout.strip().splitlines()[-1]) / 1024
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--npr", default=None, help="an NPR run (default: an untrained NPR network of the default size)")
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--out", default=None, help="write the numbers as JSON here")
+    args = ap.parse_args(argv)
+    peak = matmul_peak()
+    print(f"threads={torch.get_num_threads()}  fp32 matmul peak {peak:.1f} GFLOP/s")
+    rows = []
+    for which in ("shipped", "npr"):
+        det = load(which, args.npr)
+        for side in (256, 1024):
+            images = [photo(side, side, s) for s in range(4)]
+            det.predict_images(images[:1])  # warm-up (and lazy backbone construction)
+            t = statistics.median([_time(lambda d=det, x=images: d.predict_images(x)) for _ in range(args.reps)])
+            f = flops(det, images[:1])
+            rows.append({"detector": which, "side": side, "images_per_s": len(images) / t, "gflop": f / 1e9,
+                         "of_peak": f * len(images) / t / 1e9 / peak})
+            r = rows[-1]
+            print(f"{which:<8} {side:>5}px  {r['images_per_s']:7.2f} img/s  {r['gflop']:6.2f} GFLOP/img  "
+                  f"{r['of_peak']:6.1%} of peak", flush=True)
+    mem = {which: peak_memory(which, args.npr) for which in ("shipped", "npr")}
+    for which, mib in mem.items():
+        print(f"{which:<8} peak RSS scoring a 4000x3000 photo: {mib:.0f} MiB")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"matmul_peak_gflops": peak, "rows": rows, "peak_rss_mib": mem}, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()

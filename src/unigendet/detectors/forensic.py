@@ -1,0 +1,133 @@
+"""The in-the-wild detector: frozen forensic features of native-resolution crops, a calibrated
+linear head, and several crops per image.
+
+Each image is scored on up to `crops` native crops (never resized): the centre and, for larger
+images, crops spread over it. Their calibrated logits are averaged into the verdict; the spread
+of the crops' probabilities says how much the image's parts disagree ("uncertain" when large).
+The head's Platt scaling and the decision threshold are fitted on held-out data by the trainer
+and travel in the run directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from ..backbones import Backbone, Preprocess, create_backbone
+from ..data.imageio import open_image
+from ..models.probes import CalibratedLinear
+from ..weights import load_weights
+from .base import Detector, PathList, register_detector
+
+
+@dataclass(frozen=True)
+class CropScores:
+    """One image's verdict inputs: p_fake (from the mean logit) and the spread of its crops' p_fake."""
+
+    p_fake: float
+    spread: float
+    crops: tuple[float, ...]
+
+
+def crop_boxes(width: int, height: int, side: int, n: int) -> list[tuple[int, int, int, int]]:
+    """Up to `n` side x side boxes: the centre first, then the centres of a 2x2 grid of quadrants
+    (clipped to the image), skipping duplicates. An image smaller than `side` gives one box."""
+    def box(cx: float, cy: float) -> tuple[int, int, int, int]:
+        left = int(min(max(cx - side / 2, 0), max(width - side, 0)))
+        top = int(min(max(cy - side / 2, 0), max(height - side, 0)))
+        return left, top, left + min(side, width), top + min(side, height)
+
+    centres = [(width / 2, height / 2)] + [(width * fx, height * fy) for fy in (0.25, 0.75) for fx in (0.25, 0.75)]
+    out: list[tuple[int, int, int, int]] = []
+    for c in centres:
+        b = box(*c)
+        if b not in out:
+            out.append(b)
+    return out[: max(1, n)]
+
+
+@register_detector
+class ForensicDetector(Detector):
+    kind = "forensic"
+
+    def __init__(self, name: str, head: CalibratedLinear, backbones: Sequence[str], crops: int = 5,
+                 threshold: float = 0.5, backbone_path: str | None = None, device="cpu", batch_size: int = 16):
+        super().__init__(name, device)
+        self.head = head.to(self.device).eval()
+        self.backbone_names, self.backbone_path = tuple(backbones), backbone_path
+        self.crops, self.threshold, self.batch_size = crops, float(threshold), batch_size
+        self._backbones: list[tuple[Backbone, Preprocess]] | None = None
+
+    def backbones(self) -> list[tuple[Backbone, Preprocess]]:
+        if self._backbones is None:
+            self._backbones = [create_backbone(n, self.backbone_path if n.startswith("efficientnet") else None,
+                                               device=self.device) for n in self.backbone_names]
+        return self._backbones
+
+    @property
+    def side(self) -> int:
+        return max(pre.crop or pre.size for _, pre in self.backbones())
+
+    @torch.no_grad()
+    def image_features(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """(N, D) features of images taken as they are (each one crop: its centre)."""
+        parts = []
+        for model, pre in self.backbones():
+            rows = []
+            for s in range(0, len(images), self.batch_size):
+                x = torch.stack([pre(im) for im in images[s : s + self.batch_size]]).to(self.device)
+                rows.append(model(x).float().cpu())
+            parts.append(torch.cat(rows) if rows else torch.empty(0, model.feature_dim))
+        return torch.cat(parts, dim=1)
+
+    @torch.no_grad()
+    def logits(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features.to(self.device)).float().cpu()
+
+    def crop_scores(self, images: Sequence[Image.Image]) -> list[CropScores]:
+        side = self.side
+        crops, owner = [], []
+        for i, im in enumerate(images):
+            for b in crop_boxes(*im.size, side, self.crops):
+                crops.append(im.crop(b))
+                owner.append(i)
+        z = self.logits(self.image_features(crops)).numpy() if crops else np.empty(0)
+        owner_arr = np.array(owner)
+        out = []
+        for i in range(len(images)):
+            zi = z[owner_arr == i].astype(np.float64)
+            p = 1.0 / (1.0 + np.exp(-zi))
+            out.append(CropScores(float(1.0 / (1.0 + np.exp(-zi.mean()))), float(p.std()), tuple(p.tolist())))
+        return out
+
+    def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        return np.array([c.p_fake for c in self.crop_scores(images)], dtype=np.float64)
+
+    def predict(self, paths: PathList, cache_root=None) -> np.ndarray:
+        """`cache_root` is ignored (crops depend on each image's size)."""
+        out = []
+        for s in range(0, len(paths), self.batch_size):
+            out.append(self.predict_images([open_image(p) for p in paths[s : s + self.batch_size]]))
+        return np.concatenate(out) if out else np.empty(0)
+
+    def features(self, paths: PathList, cache_root=None) -> np.ndarray:
+        return self.image_features([open_image(p) for p in paths]).numpy()
+
+    def state(self, run_dir: Path) -> tuple[dict[str, Any], dict[str, nn.Module]]:
+        return ({"backbones": list(self.backbone_names), "feature_dim": self.head.fc.in_features,
+                 "crops": self.crops, "threshold": self.threshold, "backbone_path": self.backbone_path},
+                {"model": self.head})
+
+    @classmethod
+    def from_state(cls, run_dir: Path, config: dict[str, Any], device) -> ForensicDetector:
+        head = CalibratedLinear(int(config["feature_dim"]))
+        load_weights(head, run_dir / "model.safetensors")
+        return cls(config.get("name", cls.kind), head, config["backbones"], int(config.get("crops", 5)),
+                   float(config.get("threshold", 0.5)), config.get("backbone_path"), device)

@@ -1,0 +1,179 @@
+"""The in-the-wild detector: views, crops, calibration, the feature cache, the training stage,
+the leave-one-family-out folds, and the shipped default."""
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from unigendet.data.augment import ViewConfig, make_view
+from unigendet.data.records import Record
+from unigendet.detectors import ForensicDetector, load_detector
+from unigendet.detectors.forensic import crop_boxes
+from unigendet.evaluation.families import family_of, logo_folds
+from unigendet.labels import FAKE, REAL
+from unigendet.metrics import expected_calibration_error
+from unigendet.models.probes import CalibratedLinear
+from unigendet_train.forensic import ForensicConfig, ViewFeatures, calibrate, fit_head, run_forensic
+
+FAST = dict(backbones="residual-stats", side=128, views=2, crops=3)
+
+
+def noise_image(seed: int, size=(200, 160)) -> Image.Image:
+    rng = np.random.RandomState(seed)
+    return Image.fromarray(rng.randint(0, 255, (size[1], size[0], 3), dtype=np.uint8))
+
+
+def test_views_are_reproducible_native_crops():
+    img = noise_image(0)
+    cfg = ViewConfig(side=128, jpeg_prob=0.0, blur_prob=0.0, flip=False, rot90=False)
+    a, b = make_view(img, cfg, random.Random(3)), make_view(img, cfg, random.Random(3))
+    assert a.size == (128, 128) and np.array_equal(np.asarray(a), np.asarray(b))
+    # a crop of the original pixels, never resampled
+    arr, crop = np.asarray(img), np.asarray(a)
+    hits = [(y, x) for y in range(arr.shape[0] - 127) for x in range(arr.shape[1] - 127)
+            if np.array_equal(arr[y, x], crop[0, 0]) and np.array_equal(arr[y : y + 128, x : x + 128], crop)]
+    assert hits
+    small = noise_image(1, (90, 70))
+    assert make_view(small, cfg, random.Random(0)).size == (90, 70)
+
+
+def test_views_treat_both_classes_alike():
+    # the draws depend on the rng only, not on the image: a real and a fake get the same degradations
+    cfg = ViewConfig(side=64, jpeg_prob=0.5, blur_prob=0.5, jitter=0.2, mask_prob=0.3)
+    flat = Image.new("RGB", (64, 64), (128, 128, 128))
+    for seed in range(5):
+        r1, r2 = random.Random(seed), random.Random(seed)
+        make_view(noise_image(seed, (64, 64)), cfg, r1)
+        make_view(flat, cfg, r2)
+        assert r1.random() == r2.random()
+
+
+def test_crop_boxes_cover_large_images_and_keep_small_ones_whole():
+    assert crop_boxes(100, 80, 256, 5) == [(0, 0, 100, 80)]
+    boxes = crop_boxes(1024, 768, 256, 5)
+    assert len(boxes) == 5 and boxes[0] == (384, 256, 640, 512)
+    assert all(r - l == 256 and b - t == 256 and r <= 1024 and b <= 768 for l, t, r, b in boxes)
+    assert len(crop_boxes(300, 256, 256, 5)) < 5  # overlapping positions collapse
+
+
+def test_platt_scaling_makes_probabilities_honest():
+    rng = np.random.RandomState(0)
+    is_fake = rng.rand(2000) < 0.5
+    raw = np.where(is_fake, 1.0, -1.0) * 8 + rng.normal(0, 8, 2000)  # over-confident logits
+    head = CalibratedLinear(1)
+    before = 1 / (1 + np.exp(-raw))
+    threshold = calibrate(head, raw, is_fake)
+    after = torch.sigmoid(head.scale * torch.from_numpy(raw) + head.shift).numpy()
+    assert expected_calibration_error(after, is_fake) < expected_calibration_error(before, is_fake) / 2
+    assert 0.3 < threshold < 0.7 and head.scale.item() < 0.5
+
+
+def test_fit_head_separates_and_standardises():
+    rng = np.random.RandomState(0)
+    x = rng.normal(0, 1, (200, 5)) * [1, 100, 1, 1, 1]
+    y = x[:, 1] > 0
+    head = fit_head(x, y, c=1.0)
+    z = head(torch.from_numpy(x).float()).detach().numpy()
+    assert ((z > 0) == y).mean() > 0.95
+    assert np.allclose(head.mean.numpy(), x.mean(0), atol=1e-4)
+
+
+def corpus_records(corpus: Path) -> list[Record]:
+    from unigendet.data.readers import read_source
+
+    return read_source(corpus, strict=True)
+
+
+def test_view_features_are_cached_and_reused(corpus, tmp_path, one_thread):
+    cfg = ForensicConfig(data=str(corpus), cache=str(tmp_path / "cache"), **FAST)
+    recs = corpus_records(corpus)[:6]
+    x = ViewFeatures(cfg)(recs, 2, augmented=True)
+    files = list((tmp_path / "cache").glob("*.npz"))
+    assert x.shape == (12, 49) and len(files) == 1
+    stamp = files[0].stat().st_mtime_ns
+    again = ViewFeatures(cfg)(recs[:3], 2, augmented=True)
+    assert np.array_equal(again, x[:6]) and files[0].stat().st_mtime_ns == stamp  # nothing recomputed
+    assert not np.array_equal(x[0], x[1])  # two different views
+
+
+def test_the_stage_trains_calibrates_and_round_trips(corpus, tmp_path, one_thread):
+    out = tmp_path / "forensic"
+    result = run_forensic(ForensicConfig(data=str(corpus), out=str(out), cache=str(tmp_path / "cache"), **FAST))
+    assert 0 < result["threshold"] < 1 and result["val_auc"] > 0.5
+    det = load_detector(out)
+    assert isinstance(det, ForensicDetector) and det.threshold == pytest.approx(result["threshold"])
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["kind"] == "forensic" and cfg["train"]["backbones"] == "residual-stats"
+    imgs = [noise_image(0, (400, 300)), noise_image(1, (100, 100))]
+    scores = det.crop_scores(imgs)
+    assert len(scores[0].crops) == 3 and len(scores[1].crops) == 1 and scores[1].spread == 0.0
+    p = det.predict_images(imgs)
+    assert np.allclose(p, [s.p_fake for s in scores]) and ((p >= 0) & (p <= 1)).all()
+    # the verdict is the mean logit of the crops
+    z = np.log(np.array(scores[0].crops) / (1 - np.array(scores[0].crops)))
+    assert scores[0].p_fake == pytest.approx(1 / (1 + np.exp(-z.mean())), abs=1e-6)
+
+
+def rec(i: int, label: int, gen: str, split: str, group: str) -> Record:
+    return Record(Path(f"/x/{i}.png"), label, gen, split, group=group)
+
+
+def test_leave_one_family_out_never_trains_on_the_held_out_family():
+    gens = ["sdxl", "sdxl-turbo", "playground-v2.5", "flux.1", "flux.2", "midjourney-v6", "dall-e-3", "kolors"]
+    recs = [rec(i, FAKE, g, "train" if i % 3 else "val", f"{g}:{i // 2}") for i, g in
+            enumerate(gens * 6)]
+    recs += [rec(100 + i, REAL, "photo", "train" if i % 3 else "val", f"p:{i}") for i in range(30)]
+    folds = logo_folds(recs, min_fakes=7)
+    assert {f.family for f in folds} == {"sdxl", "flux", "small families"}
+    for f in folds:
+        held = {family_of(g) for g in f.generators}
+        assert not any(r.label == FAKE and family_of(r.generator) in held for r in f.train + f.calibrate)
+        test_reals = {r.path for r in f.test if r.label == REAL}
+        cal_reals = {r.path for r in f.calibrate if r.label == REAL}
+        assert test_reals and cal_reals and not test_reals & cal_reals
+        assert all(r.split == "train" for r in f.train)
+    small = next(f for f in folds if f.family == "small families")
+    assert set(small.generators) == {"midjourney-v6", "dall-e-3", "kolors"}
+    assert family_of("SDXL-finetune") == "sdxl" and family_of("unknown-model") == "unknown-model"
+
+
+def test_manifest_groups_and_original_formats_are_read(tmp_path):
+    from unigendet.data.readers import read_manifest
+
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    (tmp_path / "manifest.csv").write_text(
+        "path,label,generator,split,source,original_format,original_width,original_height,group\n"
+        "a.png,real,photo,val,owner/repo,JPEG,640,480,owner/repo:g1\n")
+    (r,) = read_manifest(tmp_path / "manifest.csv", strict=True)
+    assert (r.group, r.original_format, r.original_width, r.original_height) == ("owner/repo:g1", "jpeg", 640, 480)
+    assert r.group_key == "owner/repo:g1"
+
+
+def test_serve_without_a_checkpoint_uses_the_shipped_detector(monkeypatch):
+    import io
+
+    from fastapi.testclient import TestClient
+
+    from unigendet.apps.predictor import Predictor
+    from unigendet.apps.server import create_app
+    from unigendet.shipped import default_detector, load_default_detector
+
+    monkeypatch.delenv("UNIGENDET_DETECTOR", raising=False)
+    shipped = load_default_detector()
+    assert shipped.kind == "forensic" and 0 < shipped.threshold < 1
+    client = TestClient(create_app(Predictor(default_detector())))
+    health = client.get("/healthz").json()
+    assert health["kind"] == "forensic" and not health["generate"] and not health["explain"]
+    img = noise_image(3, (600, 400))
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    out = client.post("/api/detect", files={"image": ("x.png", buf.getvalue(), "image/png")}).json()
+    crops = shipped.crop_scores([img])[0]
+    assert out["p_fake"] == pytest.approx(crops.p_fake, abs=1e-9) and out["spread"] == pytest.approx(crops.spread)
+    assert out["threshold"] == pytest.approx(shipped.threshold) and out["label"] in ("real", "fake", "uncertain")
+    assert np.array(out["heatmap"]).shape == (4, 4)
