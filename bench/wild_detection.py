@@ -42,8 +42,12 @@ def recipes(taef2: Path | None, corpus: Path | None) -> dict[str, ForensicConfig
     rows = {
         "taps, no augmentation": dataclasses.replace(base, backbones="efficientnet-lite0-taps", **NO_AUG),
         "taps, aligned augmentation": dataclasses.replace(base, backbones="efficientnet-lite0-taps"),
-        "taps + residual stats, aligned augmentation": base,
+        "taps + residual stats, aligned augmentation": dataclasses.replace(
+            base, backbones="efficientnet-lite0-taps,residual-stats"),
     }
+    rows["high-pass taps + residual stats, aligned augmentation"] = dataclasses.replace(
+        base, backbones="efficientnet-lite0-taps-hp,residual-stats")
+    rows["taps + high-pass taps + residual stats, aligned augmentation (shipped)"] = base
     if taef2 is not None:
         rows["+ TAEF2 reconstruction pairs"] = dataclasses.replace(base, recon=str(taef2))
     if corpus is not None:
@@ -114,6 +118,12 @@ def table(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def save(out: Path, results: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    (out / "table.md").write_text(table(results))
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(SHARED / "data" / "wild-train"))
@@ -152,6 +162,7 @@ def main(argv=None) -> None:
 
         results[name] = evaluate_row(name, fold_scores, cnn_scores, folds, cnn)
         results[name]["config"] = dataclasses.asdict(cfg)
+        save(out, results)  # after every row: a stopped run keeps what it measured
     for run in args.baseline:
         det = load_detector(run)
         p = dict(zip([str(r.path) for r in pool + cnn], det.predict([str(r.path) for r in pool + cnn]), strict=True))
@@ -169,9 +180,7 @@ def main(argv=None) -> None:
             return scores_of(cnn), fit_threshold(val)
 
         results[f"{det.kind} ({run}, built-in data only)"] = evaluate_row(run, fold_base, cnn_base, folds, cnn)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=2))
-    (out / "table.md").write_text(table(results))
+    save(out, results)
     print(table(results))
     print(f"{time.time() - t0:.0f} s")
 

@@ -73,7 +73,7 @@ def test_cli_formats_and_explanations(ckpt, odd, capsys):
     assert main(["detect", "--checkpoint", ckpt, str(root / "rgba.png"), str(root / "empty.jpg"), "--format", "csv",
                  "--quiet"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "path,label,p_fake,explanation,error" and lines[2].endswith("empty file")
+    assert lines[0] == "path,label,p_fake,spread,explanation,error" and lines[2].endswith("empty file")
     rc, rows = detect_jsonl(capsys, "--checkpoint", ckpt, str(root / "rgba.png"), "--explain")
     assert rc == 0 and isinstance(rows[0]["explanation"], str)
     assert main(["detect", "--checkpoint", ckpt, str(root / "rgba.png"), "--quiet"]) == 0

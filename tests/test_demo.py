@@ -28,8 +28,10 @@ def test_demo_loop_runs_every_phase(tmp_path):
     for run in ("gduf", "diga"):
         assert (tmp_path / run / "checkpoints" / "latest").is_file()
     assert json.loads((tmp_path / "demo_summary.json").read_text())["gduf"]["steps"] == 3
-    assert len(summary["eval"]) == 5 and (tmp_path / "eval" / "report.html").is_file()
+    # the demo's five detectors and, beside them, the one the package ships
+    assert len(summary["eval"]) == 6 and "forensic-wild" in summary["eval"]
+    assert (tmp_path / "eval" / "report.html").is_file()
     from unigendet.detectors import load_detector
 
-    assert load_detector(tmp_path / "detector").kind == "npr"  # what `unigendet detect` uses by default
+    assert load_detector(tmp_path / "detector").kind == "npr"  # the demo's own detector
     assert "conv-ae-transposed" in (tmp_path / "data-rich" / "manifest.csv").read_text()

@@ -177,3 +177,27 @@ def test_serve_without_a_checkpoint_uses_the_shipped_detector(monkeypatch):
     assert out["p_fake"] == pytest.approx(crops.p_fake, abs=1e-9) and out["spread"] == pytest.approx(crops.spread)
     assert out["threshold"] == pytest.approx(shipped.threshold) and out["label"] in ("real", "fake", "uncertain")
     assert np.array(out["heatmap"]).shape == (4, 4)
+
+
+TAEF2 = Path(__file__).resolve().parents[2] / "shared" / "weights" / "taef2"
+
+
+@pytest.mark.skipif(not (TAEF2 / "taef2_encoder.pth").is_file(), reason="TAEF2 weights not in ../shared/weights")
+def test_reconstruction_views_are_aligned_with_their_reals(corpus, tmp_path, one_thread):
+    cfg = ForensicConfig(data=str(corpus), cache=str(tmp_path / "cache"), recon=str(TAEF2), backbones="residual-stats",
+                         side=64, jitter=0.0)
+    real = [r for r in corpus_records(corpus) if r.label == REAL][:1]
+    plain, recon = ViewFeatures(cfg), ViewFeatures(cfg, recon=True)
+    a, b = np.asarray(plain.image(real[0], 0, True)), np.asarray(recon.image(real[0], 0, True))
+    assert a.shape == b.shape  # the same crop and geometry, the content kept, the pixels re-synthesised
+    assert 2.0 < np.abs(a.astype(float) - b.astype(float)).mean() < 40.0
+    assert recon(real, 1, augmented=True).shape == (1, 49)
+
+
+def test_the_word_shipped_names_the_packaged_detector():
+    from unigendet.shipped import resolve, shipped_path
+
+    assert resolve("shipped") == str(shipped_path()) == resolve("shipped:wild")
+    assert resolve("runs/detector") == "runs/detector"
+    with pytest.raises(FileNotFoundError, match="no shipped detector 'nope'"):
+        resolve("shipped:nope")

@@ -101,7 +101,7 @@ def run_demo(cfg: DemoConfig) -> dict:
         phase(f"detector: {name}")
         summary[name] = stages[name].run(config)
     # The default detector, on the corpus it was selected with
-    phase(f"the default detector: {SELECTED_STAGE} on the {SELECTED_CORPUS} corpus")
+    phase(f"the demo's detector: {SELECTED_STAGE} on the {SELECTED_CORPUS} corpus")
     rich = out / f"data-{SELECTED_CORPUS}"
     if not (rich / "manifest.csv").is_file():
         recipe = {**PRESETS[SELECTED_CORPUS], "crops_per_photo": cfg.rich_crops_per_photo}

@@ -38,7 +38,8 @@ class ForensicConfig:
     data: str = "../shared/data/wild-train"  # the pool: train split to fit, val split to calibrate
     extra: str = ""  # a second source whose train split joins training (e.g. runs/data, the built-in corpus)
     out: str = "runs/forensic"
-    backbones: str = "efficientnet-lite0-taps,residual-stats"  # comma-separated; features are concatenated
+    # comma-separated; features are concatenated
+    backbones: str = "efficientnet-lite0-taps,efficientnet-lite0-taps-hp,residual-stats"
     backbone_path: str | None = None  # EfficientNet-Lite0 weights file (default: the pip package's)
     views: int = 2  # augmented views per training image
     side: int = 256  # view crop side
@@ -122,33 +123,41 @@ class ViewFeatures:
         return tensor_to_pil(self.codec.decode(self.codec.encode(x[..., :h, :w]))[0].clamp(-1, 1))
 
     def __call__(self, records: list[Record], views: int, augmented: bool) -> np.ndarray:
-        """(len(records) * views, D): view v of record i at row i * views + v."""
-        keys = [(str(r.path), v) for r in records for v in range(views)]
-        parts = []
-        for name, (model, pre) in zip(self.detector.backbone_names, self.detector.backbones(), strict=True):
+        """(len(records) * views, D): view v of record i at row i * views + v. A view missing from
+        some backbone's cache is made once and passed through every backbone that lacks it."""
+        keys = [f"{Path(r.path).resolve()}#{v}" for r in records for v in range(views)]  # one key however named
+        by_key = dict(zip(keys, [(r, v) for r in records for v in range(views)], strict=True))
+        tables = []
+        for name, (model, _) in zip(self.detector.backbone_names, self.detector.backbones(), strict=True):
             file = Path(self.cfg.cache) / f"{name}-{self.key(name, augmented)}.npz"
             table = dict(np.load(file, allow_pickle=False)) if file.is_file() else {}
             index = {k: i for i, k in enumerate(table.get("keys", np.empty(0, dtype=str)).tolist())}
             rows = table.get("rows", np.empty((0, model.feature_dim), dtype=np.float32))
-            todo = [(p, v) for p, v in dict.fromkeys(keys) if f"{p}#{v}" not in index]
-            if todo:
-                by_path = {str(r.path): r for r in records}
-                new = []
-                for s in range(0, len(todo), 32):
-                    ims = [self.image(by_path[p], v, augmented) for p, v in todo[s : s + 32]]
+            tables.append([file, index, [rows]])
+        todo = [k for k in dict.fromkeys(keys) if any(k not in index for _, index, _ in tables)]
+        for s in range(0, len(todo), 32):
+            chunk = todo[s : s + 32]
+            images = [self.image(*by_key[k], augmented) for k in chunk]
+            for (model, pre), (_, index, rows) in zip(self.detector.backbones(), tables, strict=True):
+                need = [j for j, k in enumerate(chunk) if k not in index]
+                if need:
                     with torch.no_grad():
-                        new.append(model(torch.stack([pre(im) for im in ims]).to(model.device)).float().cpu().numpy())
-                start = len(rows)
-                rows = np.concatenate([rows, *new])
-                for j, (p, v) in enumerate(todo):
-                    index[f"{p}#{v}"] = start + j
+                        x = torch.stack([pre(images[j]) for j in need]).to(model.device)
+                        new = model(x).float().cpu().numpy()
+                    start = sum(len(r) for r in rows)
+                    rows.append(new)
+                    for i, j in enumerate(need):
+                        index[chunk[j]] = start + i
+        parts = []
+        for file, index, rows in tables:
+            table = np.concatenate(rows)
+            if todo:
                 file.parent.mkdir(parents=True, exist_ok=True)
                 tmp = file.with_suffix(".tmp.npz")
-                np.savez(tmp, keys=np.array(sorted(index, key=index.get)), rows=rows)
+                np.savez(tmp, keys=np.array(sorted(index, key=index.get)), rows=table)
                 tmp.replace(file)
-            parts.append(rows[[index[f"{p}#{v}"] for p, v in keys]])
+            parts.append(table[[index[k] for k in keys]])
         return np.concatenate(parts, axis=1)
-
 
 
 def fit_head(x: np.ndarray, is_fake: np.ndarray, c: float, seed: int = 0) -> CalibratedLinear:
@@ -276,7 +285,9 @@ def model_card(cfg: ForensicConfig, train: list[Record], val: list[Record], dete
         f"and the threshold ({detector.threshold:.3f}) fitted on the val split",
         f"- inference: up to {cfg.crops} native crops per image, mean calibrated logit; the spread of the crops' "
         "p_fake is reported (verdict `uncertain` at 0.2 or more)", "",
-        "## Metrics (wild-train val split, means over generators)",
+        "## Metrics",
+        "On the wild-train val split (means over generators; the calibration was fitted on this split, so its ECE "
+        "is in-sample, AUC and AP are not affected by it):",
         "- " + ", ".join(f"{k.upper()} {v[k]:.3f}" for k in ("auc", "ap", "ece") if k in v),
     ]
     if cfg.bench and Path(cfg.bench).is_file():

@@ -20,6 +20,7 @@ from PIL import Image
 
 from ..detectors import Explainer, ForensicDetector, Generator, UniGenDetDetector, load_detector
 from ..labels import FAKE
+from ..shipped import resolve
 from ..unified.prompts import parse_verdict
 
 BASE_HELP = "released checkpoints: a BAGEL directory supplying keys the checkpoint lacks"  # Predictor(base=...)
@@ -52,7 +53,7 @@ class Predictor:
 
             self.detector = UniGenDetDetector(UniGenDetPipeline.from_pretrained(checkpoint, device, base=base))
         else:
-            self.detector = load_detector(checkpoint, device=device)
+            self.detector = load_detector(resolve(checkpoint), device=device)
         self.kind, self.name = self.detector.kind, self.detector.name
         if verdict == "text" and not self.can_explain:
             raise ValueError(f"a {self.kind} detector writes no answer; --verdict text needs a UniGenDet checkpoint")

@@ -16,6 +16,7 @@ from ..data.degrade import GENIMAGE_DEGRADATIONS
 from ..data.readers import read_source
 from ..data.records import Record
 from ..labels import FAKE
+from ..shipped import resolve
 from .detection import degradation_sweep, evaluate_detector
 from .report import (
     degradation_table,
@@ -100,7 +101,7 @@ def eval_detect(a: EvalDetectConfig) -> dict:
     specs = list(GENIMAGE_DEGRADATIONS) if specs == ["all"] else specs
     results, detectors = [], []
     for ckpt in a.checkpoints:
-        det = load_detector(ckpt, device=a.device)
+        det = load_detector(resolve(ckpt), device=a.device)
         res = evaluate_detector(det, records, calibration, cache_root=a.cache, explain=a.explain)
         if specs:
             res.degraded = degradation_sweep(det, records, specs, res.threshold, workdir=out)

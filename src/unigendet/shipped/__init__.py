@@ -20,6 +20,13 @@ def shipped_path(name: str | None = None) -> Path:
     return path
 
 
+def resolve(checkpoint: str) -> str:
+    """"shipped" (or "shipped:NAME") names a shipped detector; anything else is a path, unchanged."""
+    if checkpoint == "shipped" or checkpoint.startswith("shipped:"):
+        return str(shipped_path(checkpoint.partition(":")[2] or None))
+    return checkpoint
+
+
 def load_default_detector(device: str = "cpu"):
     """The shipped in-the-wild detector, loaded."""
     from ..detectors import load_detector
