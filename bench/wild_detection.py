@@ -24,14 +24,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from unigendet.data.readers import read_source
 from unigendet.detectors import load_detector
 from unigendet.evaluation.families import logo_folds
 from unigendet.labels import FAKE
 from unigendet.metrics import average_precision, expected_calibration_error, roc_auc
-from unigendet_train.forensic import ForensicConfig, ViewFeatures, best_balanced_threshold, fit_calibrated
+from unigendet_train.forensic import ForensicConfig, ViewFeatures, best_balanced_threshold, calibrated_p, fit_calibrated
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 NO_AUG = dict(views=1, jpeg_prob=0.0, blur_prob=0.0, flip=False, rot90=False, jitter=0.0)
@@ -83,9 +82,7 @@ class Row:
         return head, threshold
 
     def score(self, head, records) -> np.ndarray:
-        with torch.no_grad():
-            z = head(torch.from_numpy(self.feats(records, 1, augmented=False))).numpy().astype(np.float64)
-        return 1 / (1 + np.exp(-z))
+        return calibrated_p(head, self.feats, records)
 
 
 def evaluate_row(name, score_fold, score_cnn, folds, cnn) -> dict:

@@ -204,6 +204,12 @@ def raw_logits(head: CalibratedLinear, feats: ViewFeatures, records: list[Record
         return head.raw(torch.from_numpy(feats(records, 1, augmented=False))).numpy().astype(np.float64)
 
 
+def calibrated_p(head: CalibratedLinear, feats: ViewFeatures, records: list[Record]) -> np.ndarray:
+    """The head's calibrated p_fake on the records' centre crops."""
+    with torch.no_grad():
+        return torch.sigmoid(head(torch.from_numpy(feats(records, 1, augmented=False)))).numpy().astype(np.float64)
+
+
 def fit_calibrated(cfg: ForensicConfig, feats: ViewFeatures, train: list[Record], cal: list[Record],
                    recon: ViewFeatures | None = None) -> tuple[CalibratedLinear, float, int]:
     """(head fitted on views of `train` and calibrated on `cal`, threshold, number of training views)."""
@@ -240,9 +246,7 @@ def fit_detector(cfg: ForensicConfig, train: list[Record], val: list[Record]) ->
     head, threshold, n_views = fit_calibrated(cfg, feats, train, val)
     detector = untrained(cfg)
     detector.head, detector.threshold = head, threshold
-    raw = raw_logits(head, feats, val)
-    p = 1 / (1 + np.exp(-(head.scale.item() * raw + head.shift.item())))
-    report = score_report(p, val, detector.threshold)
+    report = score_report(calibrated_p(head, feats, val), val, detector.threshold)
     return detector, {"val": report["mean"], "val_pooled": report["all"], "train_views": n_views}
 
 

@@ -15,19 +15,14 @@ convolution (the high-frequency input of SAFE-style detectors, with pretrained f
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
+from ..images import high_pass
 from .base import Backbone, Preprocess, efficientnet_lite0, register_backbone
 
 TAPS = (1, 2, 4, 7, 10, 14)  # block indices: strides 2, 2, 4, 8, 8, 16 relative to the stem
 SIDE = 256
 HIGH_PASS_GAIN = 4.0
-
-
-def high_pass(x: torch.Tensor) -> torch.Tensor:
-    """Images in [0, 1] -> x minus its 3x3 box mean (reflect-padded), amplified."""
-    return (x - F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), 3, 1)) * HIGH_PASS_GAIN
 
 
 class EfficientNetTaps(Backbone):
@@ -47,7 +42,7 @@ class EfficientNetTaps(Backbone):
             setattr(self.net, attr, nn.Identity())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = high_pass(x) if self.input == "highpass" else (x - 0.498) / 0.502  # the TF Lite normalisation
+        x = high_pass(x) * HIGH_PASS_GAIN if self.input == "highpass" else (x - 0.498) / 0.502  # TF Lite norm
         x = self.net._swish(self.net._bn0(self.net._conv_stem(x)))
         stats = []
         for i, block in enumerate(self.net._blocks):
