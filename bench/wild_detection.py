@@ -29,8 +29,14 @@ from unigendet.data.readers import read_source
 from unigendet.detectors import load_detector
 from unigendet.evaluation.families import logo_folds
 from unigendet.labels import FAKE
-from unigendet.metrics import average_precision, expected_calibration_error, roc_auc
-from unigendet_train.forensic import ForensicConfig, ViewFeatures, best_balanced_threshold, calibrated_p, fit_calibrated
+from unigendet.metrics import (
+    average_precision,
+    balanced_accuracy,
+    balanced_threshold,
+    expected_calibration_error,
+    roc_auc,
+)
+from unigendet_train.forensic import ForensicConfig, ViewFeatures, calibrated_p, fit_calibrated
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 NO_AUG = dict(views=1, jpeg_prob=0.0, blur_prob=0.0, flip=False, rot90=False, jitter=0.0)
@@ -55,8 +61,8 @@ def recipes(taef2: Path | None, corpus: Path | None) -> dict[str, ForensicConfig
 
 
 def metrics(p: np.ndarray, is_fake: np.ndarray, threshold: float) -> dict[str, float]:
-    bal = (np.mean(p[is_fake] > threshold) + np.mean(p[~is_fake] <= threshold)) / 2
-    return {"auc": roc_auc(p, is_fake), "ap": average_precision(p, is_fake), "bal_acc": float(bal),
+    return {"auc": roc_auc(p, is_fake), "ap": average_precision(p, is_fake),
+            "bal_acc": balanced_accuracy(p, is_fake, threshold),
             "ece": expected_calibration_error(p, is_fake)}
 
 
@@ -168,7 +174,7 @@ def main(argv=None) -> None:
             return np.array([p[str(r.path)] for r in records])
 
         def fit_threshold(records, scores_of=scores_of):
-            return best_balanced_threshold(scores_of(records), np.array([r.label == FAKE for r in records]))
+            return balanced_threshold(scores_of(records), np.array([r.label == FAKE for r in records]))
 
         def fold_base(fold, scores_of=scores_of, fit_threshold=fit_threshold):
             return scores_of(fold.test), fit_threshold(fold.calibrate)

@@ -13,7 +13,7 @@ from PIL import Image
 from unigendet.data.augment import ViewConfig, make_view
 from unigendet.data.records import Record
 from unigendet.detectors import ForensicDetector, load_detector
-from unigendet.detectors.forensic import crop_boxes
+from unigendet.detectors.forensic import crop_boxes, tile_boxes
 from unigendet.evaluation.families import family_of, logo_folds
 from unigendet.labels import FAKE, REAL
 from unigendet.metrics import expected_calibration_error
@@ -59,6 +59,35 @@ def test_crop_boxes_cover_large_images_and_keep_small_ones_whole():
     assert len(boxes) == 5 and boxes[0] == (384, 256, 640, 512)
     assert all(r - l == 256 and b - t == 256 and r <= 1024 and b <= 768 for l, t, r, b in boxes)
     assert len(crop_boxes(300, 256, 256, 5)) < 5  # overlapping positions collapse
+
+
+def test_tile_windows_are_native_and_centred_on_their_cells():
+    boxes = tile_boxes(1024, 512, 4, 256)
+    assert len(boxes) == 16 and all(r - l == 256 and b - t == 256 for l, t, r, b in boxes)
+    assert boxes[0] == (0, 0, 256, 256) and boxes[5] == (256, 64, 512, 320)  # cell (1, 1) centre (384, 192)
+    assert tile_boxes(100, 80, 2, 256) == [(0, 0, 100, 80)] * 4  # smaller than a window: the whole image
+
+
+def test_predictor_queues_crop_scores_and_tiles_native_windows():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from unigendet.apps.predictor import Predictor
+    from unigendet.shipped import default_detector
+
+    pred = Predictor(default_detector())
+    det = pred.detector
+    images = [noise_image(s, (300 + 40 * s, 280)) for s in range(6)]
+    want = det.crop_scores(images)
+    with ThreadPoolExecutor(3) as pool:  # concurrent callers share the queue and get their own results
+        got = list(pool.map(lambda im: pred.detect([im])[0], images))
+    # batches differ in size, so float32 sums differ in the last bits
+    assert [v.p_fake for v in got] == pytest.approx([c.p_fake for c in want], abs=1e-5)
+    assert [v.spread for v in got] == pytest.approx([c.spread for c in want], abs=1e-5)
+    img = noise_image(7, (800, 600))
+    tiles = pred.tile_scores(img, grid=2)
+    windows = [img.crop(b) for b in tile_boxes(800, 600, 2, det.side)]
+    assert all(w.size == (det.side, det.side) for w in windows)
+    assert tiles.ravel() == pytest.approx(det.predict_images(windows), abs=1e-5)
 
 
 def test_platt_scaling_makes_probabilities_honest():

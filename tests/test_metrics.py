@@ -7,6 +7,8 @@ from sklearn import metrics as skm
 from unigendet.metrics import (
     accuracy_at,
     average_precision,
+    balanced_accuracy,
+    balanced_threshold,
     calibrate_threshold,
     css,
     detection_report,
@@ -66,6 +68,21 @@ def test_calibrated_threshold_comes_from_validation():
     assert 0.2 < t < 0.3
     rep = detection_report([0.25, 0.35, 0.05, 0.9], [0, 1, 0, 1], threshold=t)
     assert rep["threshold"] == t and rep["acc_calibrated"] == 1.0 and rep["acc"] == 0.75
+
+
+def test_balanced_accuracy_ignores_the_class_ratio():
+    # 1 fake, 9 reals: calling everything real scores 0.9 accuracy but 0.5 balanced accuracy
+    s, y = [0.1] * 9 + [0.2], [0] * 9 + [1]
+    assert balanced_accuracy(s, y, 0.5) == 0.5
+    assert balanced_accuracy(S, Y, 0.5) == pytest.approx((1 + 2 / 3) / 2)
+    t = balanced_threshold(s, y)
+    assert 0.1 < t < 0.2 and balanced_accuracy(s, y, t) == 1.0
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    s = rng.random(300) * 0.5 + 0.3 * y
+    assert balanced_accuracy(s, y, 0.4) == pytest.approx(skm.balanced_accuracy_score(y, s > 0.4))
+    assert balanced_accuracy(s, y, balanced_threshold(s, y)) >= max(
+        balanced_accuracy(s, y, t) for t in np.linspace(0, 1, 101))
 
 
 def test_bad_inputs_are_refused():

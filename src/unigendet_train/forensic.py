@@ -26,6 +26,7 @@ from unigendet.data.records import DataError, Record
 from unigendet.detectors import ForensicDetector
 from unigendet.evaluation.detection import score_report
 from unigendet.labels import FAKE
+from unigendet.metrics.detection import balanced_threshold
 from unigendet.models.probes import CalibratedLinear
 
 from .stages import register_stage
@@ -187,15 +188,7 @@ def calibrate(head: CalibratedLinear, raw_logits: np.ndarray, is_fake: np.ndarra
         head.scale.fill_(float(lr.coef_[0, 0]))
         head.shift.fill_(float(lr.intercept_[0]))
     p = 1 / (1 + np.exp(-(lr.coef_[0, 0] * raw_logits + lr.intercept_[0])))
-    return best_balanced_threshold(p, is_fake)
-
-
-def best_balanced_threshold(p: np.ndarray, is_fake: np.ndarray) -> float:
-    cands = np.unique(np.r_[p, 0.5])
-    bal = [(np.mean(p[is_fake] > t) + np.mean(p[~is_fake] <= t)) / 2 for t in cands]
-    i = int(np.argmax(bal))
-    # the midpoint to the next candidate, so the threshold does not sit on a training score
-    return float((cands[i] + cands[min(i + 1, len(cands) - 1)]) / 2)
+    return balanced_threshold(p, is_fake)
 
 
 def raw_logits(head: CalibratedLinear, feats: ViewFeatures, records: list[Record]) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..detectors import Explainer, ForensicDetector, Generator, UniGenDetDetector, load_detector
+from ..detectors import CropScorer, CropScores, Explainer, Generator, UniGenDetDetector, load_detector, tile_boxes
 from ..labels import FAKE
 from ..shipped import resolve
 from ..unified.prompts import parse_verdict
@@ -85,15 +85,22 @@ class Predictor:
                         label_of(d.p_fake, self.threshold)
                     out.append(Verdict(label, d.p_fake, d.text))
                 return out
-        if isinstance(self.detector, ForensicDetector):
-            with self.lock:
-                found = self.detector.crop_scores(images)
+        if isinstance(self.detector, CropScorer):
             return [Verdict("uncertain" if c.spread >= UNCERTAIN_SPREAD else label_of(c.p_fake, self.threshold),
-                            c.p_fake, spread=c.spread) for c in found]
-        return [Verdict(label_of(p, self.threshold), p) for p in self.scores(images)]
+                            c.p_fake, spread=c.spread) for c in self._queued(images)]
+        return [Verdict(label_of(p, self.threshold), p) for p in self._queued(images)]
 
     def scores(self, images: Sequence[Image.Image]) -> list[float]:
         """p_fake per image, batched together with other threads' pending images."""
+        return [r.p_fake if isinstance(r, CropScores) else r for r in self._queued(images)]
+
+    def _score_batch(self, images: list[Image.Image]) -> list:
+        if isinstance(self.detector, CropScorer):
+            return self.detector.crop_scores(images)
+        return [float(p) for p in self.detector.predict_images(images)]
+
+    def _queued(self, images: Sequence[Image.Image]) -> list:
+        """Each image's result (CropScores or p_fake), through the queue shared by all threads."""
         futures = [Future() for _ in images]
         with self.queue_lock:
             self.queue.extend(zip(images, futures, strict=True))
@@ -106,9 +113,9 @@ class Predictor:
                     batch, self.queue = self.queue[:self.max_batch], self.queue[self.max_batch:]
                 if batch:
                     try:
-                        p = self.detector.predict_images([im for im, _ in batch])
-                        for (_, f), x in zip(batch, p, strict=True):
-                            f.set_result(float(x))
+                        found = self._score_batch([im for im, _ in batch])
+                        for (_, f), r in zip(batch, found, strict=True):
+                            f.set_result(r)
                     except Exception as e:  # every waiting caller gets the error, not a hang
                         for _, f in batch:
                             f.set_exception(e)
@@ -118,15 +125,17 @@ class Predictor:
 
     def tile_scores(self, image: Image.Image, grid: int = 4) -> np.ndarray:
         """(grid, grid) p_fake of each tile of the image, scored on its own: where the evidence
-        lies. Tiles smaller than the detector's input are upsampled by its preprocessing; an
-        image narrower than `grid` pixels gets fewer, one-pixel-or-larger tiles."""
+        lies. A crop-reading detector scores the native window of its input side centred on each
+        tile (nothing resized); others score the tile itself, which their preprocessing resizes.
+        An image narrower than `grid` pixels gets fewer, one-pixel-or-larger tiles."""
         w, h = image.size
         grid = max(1, min(grid, w, h))
-        tiles = [image.crop((c * w // grid, r * h // grid, (c + 1) * w // grid, (r + 1) * h // grid))
-                 for r in range(grid) for c in range(grid)]
-        with self.lock:
-            p = self.detector.predict_images(tiles)
-        return np.asarray(p, dtype=np.float64).reshape(grid, grid)
+        if isinstance(self.detector, CropScorer):
+            boxes = tile_boxes(w, h, grid, self.detector.side)
+        else:
+            boxes = [(c * w // grid, r * h // grid, (c + 1) * w // grid, (r + 1) * h // grid)
+                     for r in range(grid) for c in range(grid)]
+        return np.asarray(self.scores([image.crop(b) for b in boxes]), dtype=np.float64).reshape(grid, grid)
 
     def generate(self, prompt: str, size: int | None = None, steps: int = 50, guidance: float = 4.0,
                  shift: float = 3.0, seed: int = 0, n: int = 1) -> torch.Tensor:

@@ -4,16 +4,26 @@
 Importing this package registers every family.
 """
 
-from .base import DETECTORS, Detector, Explainer, Generator, PathList, load_detector, read_run_config
+from .base import (
+    DETECTORS,
+    CropScorer,
+    CropScores,
+    Detector,
+    Explainer,
+    Generator,
+    PathList,
+    load_detector,
+    read_run_config,
+)
 from .cnn import CNNImageDetector, cnn_from_backbone
 from .ensemble import EnsembleDetector
 from .features import FeatureDetector, GenDetDetector, LinearProbeDetector, OneClassDetector
-from .forensic import CropScores, ForensicDetector
+from .forensic import ForensicDetector, crop_boxes, tile_boxes
 from .npr import NPRDetector
 from .recon import ReconDetector
 from .unigendet import UniGenDetDetector
 
-__all__ = ["DETECTORS", "CNNImageDetector", "CropScores", "Detector", "EnsembleDetector", "Explainer",
+__all__ = ["DETECTORS", "CNNImageDetector", "CropScorer", "CropScores", "Detector", "EnsembleDetector", "Explainer",
            "FeatureDetector", "ForensicDetector", "GenDetDetector", "Generator", "LinearProbeDetector",
            "NPRDetector", "OneClassDetector", "PathList", "ReconDetector", "UniGenDetDetector", "cnn_from_backbone",
-           "load_detector", "read_run_config"]
+           "crop_boxes", "load_detector", "read_run_config", "tile_boxes"]

@@ -11,7 +11,7 @@ says what rebuilds it, `save_pretrained(run_dir)` writes the run directory and
 
 Scoring API: `predict(paths) -> p_fake (N,)`, `predict_images(images)`, and `features(paths)`:
 the representation the verdict is read from (e.g. for t-SNE plots). Capabilities beyond scoring
-are protocols (`Explainer`, `Generator`), checked with isinstance, never by kind.
+are protocols (`Explainer`, `CropScorer`, `Generator`), checked with isinstance, never by kind.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import os
 import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -110,6 +111,26 @@ class Explainer(Protocol):
     def explain(self, paths: PathList) -> list: ...
 
     def explain_images(self, images: Sequence[Image.Image]) -> list: ...
+
+
+@dataclass(frozen=True)
+class CropScores:
+    """One image's verdict inputs: p_fake (from the mean logit) and the spread of its crops' p_fake."""
+
+    p_fake: float
+    spread: float
+    crops: tuple[float, ...]
+
+
+@runtime_checkable
+class CropScorer(Protocol):
+    """A detector that reads several native `side` x `side` crops of an image and reports how much
+    they disagree (the forensic detector)."""
+
+    @property
+    def side(self) -> int: ...
+
+    def crop_scores(self, images: Sequence[Image.Image]) -> list[CropScores]: ...
 
 
 @runtime_checkable

@@ -11,7 +11,6 @@ and travel in the run directory.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,33 +23,33 @@ from ..backbones import Backbone, Preprocess, create_backbone
 from ..data.imageio import open_image
 from ..models.probes import CalibratedLinear
 from ..weights import load_weights
-from .base import Detector, PathList, register_detector
+from .base import CropScores, Detector, PathList, register_detector
 
 
-@dataclass(frozen=True)
-class CropScores:
-    """One image's verdict inputs: p_fake (from the mean logit) and the spread of its crops' p_fake."""
-
-    p_fake: float
-    spread: float
-    crops: tuple[float, ...]
+def centred_box(cx: float, cy: float, side: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """The side x side box centred on (cx, cy), shifted inside the image (and cut to it when smaller)."""
+    left = int(min(max(cx - side / 2, 0), max(width - side, 0)))
+    top = int(min(max(cy - side / 2, 0), max(height - side, 0)))
+    return left, top, left + min(side, width), top + min(side, height)
 
 
 def crop_boxes(width: int, height: int, side: int, n: int) -> list[tuple[int, int, int, int]]:
     """Up to `n` side x side boxes: the centre first, then the centres of a 2x2 grid of quadrants
     (clipped to the image), skipping duplicates. An image smaller than `side` gives one box."""
-    def box(cx: float, cy: float) -> tuple[int, int, int, int]:
-        left = int(min(max(cx - side / 2, 0), max(width - side, 0)))
-        top = int(min(max(cy - side / 2, 0), max(height - side, 0)))
-        return left, top, left + min(side, width), top + min(side, height)
-
     centres = [(width / 2, height / 2)] + [(width * fx, height * fy) for fy in (0.25, 0.75) for fx in (0.25, 0.75)]
     out: list[tuple[int, int, int, int]] = []
     for c in centres:
-        b = box(*c)
+        b = centred_box(*c, side, width, height)
         if b not in out:
             out.append(b)
     return out[: max(1, n)]
+
+
+def tile_boxes(width: int, height: int, grid: int, side: int) -> list[tuple[int, int, int, int]]:
+    """grid x grid boxes, row by row: for each cell of the image, the native side x side window
+    centred on it (windows overlap when cells are smaller than `side`; nothing is resized)."""
+    return [centred_box((c + 0.5) * width / grid, (r + 0.5) * height / grid, side, width, height)
+            for r in range(grid) for c in range(grid)]
 
 
 @register_detector

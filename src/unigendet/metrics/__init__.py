@@ -3,6 +3,8 @@
 from .detection import (
     accuracy_at,
     average_precision,
+    balanced_accuracy,
+    balanced_threshold,
     calibrate_threshold,
     detection_metrics,
     detection_report,
@@ -17,7 +19,7 @@ from .generation import frechet_distance, kernel_distance, mean_pairwise_cosine
 from .text import css, rouge_l
 
 __all__ = [
-    "accuracy_at", "average_precision", "calibrate_threshold", "css", "detection_metrics", "detection_report",
-    "expected_calibration_error", "frechet_distance", "kernel_distance", "macro_f1", "mean_pairwise_cosine",
-    "oracle_accuracy", "pr_curve", "roc_auc", "roc_curve", "rouge_l",
+    "accuracy_at", "average_precision", "balanced_accuracy", "balanced_threshold", "calibrate_threshold", "css",
+    "detection_metrics", "detection_report", "expected_calibration_error", "frechet_distance", "kernel_distance",
+    "macro_f1", "mean_pairwise_cosine", "oracle_accuracy", "pr_curve", "roc_auc", "roc_curve", "rouge_l",
 ]

@@ -37,6 +37,25 @@ def accuracy_at(scores, is_fake, threshold: float = 0.5) -> dict[str, float]:
     }
 
 
+def balanced_accuracy(scores, is_fake, threshold: float = 0.5) -> float:
+    """Mean of the accuracy on reals and the accuracy on fakes (blind to the class ratio)."""
+    s, y = _arrays(scores, is_fake)
+    _both_classes(y, "balanced accuracy")
+    pred = s > threshold
+    return float((np.mean(pred[y]) + np.mean(~pred[~y])) / 2)
+
+
+def balanced_threshold(scores, is_fake) -> float:
+    """The threshold that maximises balanced accuracy: the midpoint between the best score and the
+    next, so it never sits on a score it was fitted to."""
+    s, y = _arrays(scores, is_fake)
+    _both_classes(y, "a balanced threshold")
+    cands = np.unique(np.r_[s, 0.5])
+    bal = [(np.mean(s[y] > t) + np.mean(s[~y] <= t)) / 2 for t in cands]
+    i = int(np.argmax(bal))
+    return float((cands[i] + cands[min(i + 1, len(cands) - 1)]) / 2)
+
+
 def roc_curve(scores, is_fake) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(false-positive rate, true-positive rate, thresholds), one point per distinct score,
     starting at (0, 0) with threshold +inf."""
