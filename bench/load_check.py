@@ -37,11 +37,12 @@ def tiny_checkpoint(root: Path) -> str:
     import torch
 
     from unigendet.unified.checkpoint import save_checkpoint
+    from unigendet.unified.pipeline import codec_for
     from unigendet.unified.presets import create_model, get_config
 
     torch.manual_seed(0)
     cfg = get_config("tiny")
-    save_checkpoint(root / "ckpt", create_model(cfg), cfg)
+    save_checkpoint(root / "ckpt", create_model(cfg), cfg, files={"codec": codec_for(cfg)})
     return str(root / "ckpt")
 
 

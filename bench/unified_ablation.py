@@ -1,16 +1,19 @@
 """UniGenDet ablations side by side, one run, built-in corpus, tiny preset.
 
-1. Detection with the symbiotic latent tokens (SMSA, the paper's layout) vs latent-free:
-   two GDUF runs from the same pre-trained, frozen ViT (`vit-pretrain`), same seed and steps;
-   cls-head accuracy at 0.5, AUC and AP on the val and test splits.
-2. Generation after DIGA vs after the same number of flow-only steps (DIGA with align
-   weight 0), both from the SMSA GDUF checkpoint: Frechet and kernel distance on
-   EfficientNet-Lite0 features between images generated from the test reals' captions
-   and those reals, and the validation flow loss.
+One chain as `make demo` runs it - ViT pre-training, the codec, text-to-image pre-training - then:
 
-    python bench/unified_ablation.py [--data runs/data] [--out runs/ablation] [--gduf-steps 300] [--diga-steps 100]
+1. Detection with the symbiotic latent tokens (SMSA, the paper's layout) vs latent-free: two GDUF
+   runs from the same checkpoint, same seed and steps; cls-head accuracy at 0.5, AUC and AP on
+   the val and test splits.
+2. Generation after DIGA vs after the same number of flow-only steps (DIGA with align weight 0),
+   both from the SMSA GDUF checkpoint, for several seeds (the seed drives the training batches,
+   the time and noise draws and the sampling noise): Frechet and kernel distance on
+   EfficientNet-Lite0 features and prompt adherence against crops held out from the training
+   photos (`unigendet eval generate`), mean and spread over seeds, beside the references.
 
-Minutes on 2 CPU cores; every number comes from this run.
+    python bench/unified_ablation.py [--data runs/data] [--out runs/ablation] [--seeds 0 1 2]
+
+About 15 minutes on 2 CPU cores; every number comes from this run.
 """
 
 from __future__ import annotations
@@ -25,22 +28,24 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unigendet.backbones import create_backbone
 from unigendet.data.readers import read_source
-from unigendet.evaluation.generation import generation_report, image_features
+from unigendet.evaluation.run import EvalGenerateConfig, eval_generate
 from unigendet.labels import FAKE
 from unigendet.metrics import detection_report
 from unigendet.unified.pipeline import UniGenDetPipeline
-from unigendet_train.config import DIGAConfig, TrainConfig
+from unigendet_train.codec import CodecConfig, run_codec
+from unigendet_train.config import DIGAConfig, T2IConfig, TrainConfig
 from unigendet_train.data import load_bank
+from unigendet_train.demo import GDUF_AFTER_T2I
 from unigendet_train.unified import run_unified, score_bank
 from unigendet_train.vit_pretrain import ViTPretrainConfig, run_vit_pretrain
+
+FD = "frechet_efficientnet-lite0"
+KD = "kernel_efficientnet-lite0"
 
 
 def checkpoint(run: Path) -> Path:
     return run / "checkpoints" / (run / "checkpoints" / "latest").read_text().strip()
-
-
 
 
 def detection_rows(runs: dict[str, Path], records) -> dict[str, dict]:
@@ -55,20 +60,6 @@ def detection_rows(runs: dict[str, Path], records) -> dict[str, dict]:
     return rows
 
 
-def generation_rows(runs: dict[str, Path], records, steps: int) -> dict[str, dict]:
-    backbone, pre = create_backbone("efficientnet-lite0")
-    reals = [r for r in records if r.split == "test" and r.label != FAKE and r.caption]
-    rows = {}
-    for name, run in runs.items():
-        pipe = UniGenDetPipeline.from_pretrained(run)
-        bank = load_bank(reals, pipe.config.image_size, pipe.codec)
-        real = image_features(bank.images, backbone, pre)
-        gen = pipe.generate([r.caption for r in reals], steps=steps, seed=0)
-        rows[name] = generation_report(image_features(gen, backbone, pre), real, "effnet")
-        rows[name]["val_mse"] = json.loads((run / "metrics.json").read_text())["val_mse"]
-    return rows
-
-
 def table(rows: dict[str, dict], cols: list[str]) -> str:
     w = max(len(k) for k in rows) + 2
     lines = ["".ljust(w) + "".join(c.rjust(16) for c in cols)]
@@ -77,39 +68,63 @@ def table(rows: dict[str, dict], cols: list[str]) -> str:
     return "\n".join(lines)
 
 
+def spread(per_seed: list[dict[str, dict]], name: str) -> dict[str, float]:
+    out = {}
+    for k in (FD, KD, "adherence"):
+        vals = np.array([rows[name][k] for rows in per_seed])
+        out[k], out[f"{k}_std"] = float(vals.mean()), float(vals.std())
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="runs/data")
     ap.add_argument("--out", default="runs/ablation")
-    ap.add_argument("--vit-steps", type=int, default=800)
-    ap.add_argument("--gduf-steps", type=int, default=300)
+    ap.add_argument("--vit-steps", type=int, default=600)
+    ap.add_argument("--codec-steps", type=int, default=600)
+    ap.add_argument("--t2i-steps", type=int, default=800)
+    ap.add_argument("--gduf-steps", type=int, default=200)
     ap.add_argument("--diga-steps", type=int, default=100)
-    ap.add_argument("--gen-steps", type=int, default=20, help="sampling steps per generated image")
-    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--prompts", type=int, default=48, help="held-out captions (2 images each)")
     args = ap.parse_args()
     torch.set_num_threads(min(2, torch.get_num_threads()))
     out, t0 = Path(args.out), time.time()
     records = read_source(args.data, strict=True)
     vit = run_vit_pretrain(ViTPretrainConfig(data=args.data, out=str(out / "vit"), steps=args.vit_steps,
-                                             seed=args.seed, progress=False))
-    common = dict(data=args.data, steps=args.gduf_steps, seed=args.seed, progress=False,
-                  ckpt_every=args.gduf_steps, init=vit["checkpoint"], freeze_vit=True)
+                                             progress=False))
+    run_codec(CodecConfig(data=args.data, out=str(out / "codec"), steps=args.codec_steps, progress=False))
+    run_unified(T2IConfig(data=args.data, out=str(out / "t2i"), init=vit["checkpoint"], codec=str(out / "codec"),
+                          steps=args.t2i_steps, ckpt_every=args.t2i_steps, eval_every=args.t2i_steps,
+                          progress=False))
+    common = dict(data=args.data, steps=args.gduf_steps, progress=False, ckpt_every=args.gduf_steps,
+                  init=str(checkpoint(out / "t2i")), freeze_vit=True, **GDUF_AFTER_T2I)
     run_unified(TrainConfig(out=str(out / "gduf-smsa"), **common))
     run_unified(TrainConfig(out=str(out / "gduf-latent-free"), smsa=False, **common))
-    gduf = str(checkpoint(out / "gduf-smsa"))
-    for name, w in (("diga", 0.5), ("flow-only", 0.0)):
-        run_unified(DIGAConfig(data=args.data, out=str(out / name), init=gduf, steps=args.diga_steps,
-                               align_weight=w, seed=args.seed, progress=False, ckpt_every=args.diga_steps))
+    gduf = checkpoint(out / "gduf-smsa")
     det = detection_rows({"GDUF SMSA": out / "gduf-smsa", "GDUF latent-free": out / "gduf-latent-free"}, records)
-    gen = generation_rows({"GDUF": out / "gduf-smsa", "GDUF + flow-only": out / "flow-only",
-                           "GDUF + DIGA": out / "diga"}, records, args.gen_steps)
+    per_seed = []
+    for seed in args.seeds:
+        runs = {}
+        for name, w in (("DIGA", 0.5), ("flow-only", 0.0)):
+            runs[name] = out / f"{name.lower()}-seed{seed}"
+            run_unified(DIGAConfig(data=args.data, out=str(runs[name]), init=str(gduf), steps=args.diga_steps,
+                                   align_weight=w, seed=seed, progress=False, ckpt_every=args.diga_steps))
+        ev = eval_generate(EvalGenerateConfig(
+            checkpoints=[str(checkpoint(out / "t2i")), str(gduf), str(runs["DIGA"]), str(runs["flow-only"])],
+            data=args.data, out=str(out / f"eval-generate-seed{seed}"), max_prompts=args.prompts, seed=seed))
+        names = list(ev["rows"])
+        per_seed.append(dict(zip(["t2i", "GDUF", "GDUF + DIGA", "GDUF + flow-only", *names[4:]],
+                                 ev["rows"].values(), strict=True)))
+    gen = {name: spread(per_seed, name) for name in per_seed[0]}
     print(f"# {' '.join(shlex.quote(a) for a in sys.argv)}  ({time.time() - t0:.0f} s)")
     print(f"ViT pre-training probe val accuracy: {vit['val_acc']:.3f}\n")
     print("Detection (cls head, fake = positive):")
     print(table(det, ["acc", "acc_real", "acc_fake", "auc", "ap"]))
-    print("\nGeneration (lower is better; effnet = EfficientNet-Lite0 features):")
-    print(table(gen, ["frechet_effnet", "kernel_effnet", "val_mse"]))
-    (out / "ablation.json").write_text(json.dumps({"vit": vit, "detection": det, "generation": gen}, indent=2))
+    print(f"\nGeneration over seeds {args.seeds} (mean, std; Frechet/kernel: lower is better):")
+    print(table(gen, [FD, f"{FD}_std", KD, f"{KD}_std", "adherence", "adherence_std"]))
+    (out / "ablation.json").write_text(json.dumps({"vit": vit, "detection": det, "generation": gen,
+                                                   "per_seed": per_seed, "seeds": args.seeds}, indent=2))
 
 
 if __name__ == "__main__":

@@ -35,6 +35,16 @@ def corpus(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session")
+def codec_run(corpus, tmp_path_factory):
+    """The tiny preset's generation codec, briefly trained on the corpus (`unigendet train codec`)."""
+    from unigendet_train.codec import CodecConfig, run_codec
+
+    out = tmp_path_factory.mktemp("codec")
+    run_codec(CodecConfig(data=str(corpus), out=str(out), steps=20, batch=8))
+    return out
+
+
 @pytest.fixture
 def tiny():
     cfg = get_config("tiny")

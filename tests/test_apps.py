@@ -15,6 +15,7 @@ from unigendet.apps.predictor import Predictor
 from unigendet.apps.server import Limits, create_app
 from unigendet.cli import main
 from unigendet.unified.checkpoint import save_checkpoint
+from unigendet.unified.pipeline import codec_for
 from unigendet.unified.presets import create_model, get_config
 
 
@@ -24,7 +25,7 @@ def ckpt(tmp_path_factory):
     cfg = get_config("tiny")
     model = create_model(cfg)
     path = tmp_path_factory.mktemp("ckpt") / "step-000001"
-    save_checkpoint(path, model, cfg, ema=model)
+    save_checkpoint(path, model, cfg, ema=model, files={"codec": codec_for(cfg)})  # an untrained codec
     return str(path)
 
 

@@ -113,7 +113,7 @@ def test_help_says_how_long_the_demo_takes():
     from unigendet_train.demo import DemoConfig
 
     (demo,) = (p for name, p in commands(build_parser()) if name == "demo")
-    assert "about 20 minutes on 2 CPU cores" in DemoConfig.__doc__
+    assert "about 15 minutes on 2 CPU cores" in DemoConfig.__doc__
     assert DemoConfig.__doc__ in " ".join(demo.format_help().split())
 
 

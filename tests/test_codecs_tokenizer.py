@@ -110,5 +110,6 @@ def test_unified_model_runs_with_a_local_tokenizer(tmp_path):
     model = create_model(cfg).eval()
     builder = SampleBuilder(cfg, tok)
     image = torch.rand(3, 64, 64) * 2 - 1
-    out = detect(model, builder, [torch.randn(48, 16, 16)], [image], explain=True, max_new_tokens=5)
+    latent = torch.randn(cfg.latent.channels, 16, 16)
+    out = detect(model, builder, [latent], [image], explain=True, max_new_tokens=5)
     assert 0 <= out[0].p_fake <= 1 and isinstance(out[0].text, str)

@@ -17,15 +17,24 @@ def test_demo_stops_at_once_on_a_small_corpus_unless_chosen(tmp_path, capsys):
 
 
 def test_demo_loop_runs_every_phase(tmp_path):
-    cfg = DemoConfig(out=str(tmp_path), vit_steps=4, gduf_steps=3, diga_steps=2, size=64, crops_per_photo=3,
-                     autoencoder_steps=5, rich_crops_per_photo=2, detector_epochs=2, tsne=0, progress=False,
-                     photo_sources="python", small_corpus=True)
+    cfg = DemoConfig(out=str(tmp_path), vit_steps=4, codec_steps=5, t2i_steps=3, gduf_steps=3, diga_steps=2, size=64,
+                     crops_per_photo=3, autoencoder_steps=5, detector_epochs=2, tsne=0, generate_prompts=4,
+                     progress=False, photo_sources="python", small_corpus=True)
     summary = run_demo(cfg)
-    assert set(summary) == {"photos", "vit-pretrain", "gduf", "diga", "gendet", "linear-probe", "detector",
-                            "eval"}
-    coevo = (tmp_path / "data-coevo" / "manifest.csv").read_text()
-    assert "unigendet-tiny" in coevo  # the trained generator's fakes joined the corpus
-    for run in ("gduf", "diga"):
+    assert set(summary) == {"photos", "vit-pretrain", "codec", "t2i", "gduf", "diga", "gendet", "linear-probe",
+                            "detector", "eval", "generation"}
+    from unigendet.data.readers import read_source
+
+    coevo = [r for r in read_source(tmp_path / "data-coevo") if r.generator == "unigendet-tiny"]
+    # the trained generator's fakes joined the corpus as content-aligned pairs: for every real crop,
+    # the image generated from its caption, both at the generator's size
+    reals, fakes = [r for r in coevo if r.label == 1], [r for r in coevo if r.label == 0]
+    assert len(reals) == len(fakes) > 0
+    assert sorted(r.caption for r in reals) == sorted(r.caption for r in fakes)
+    from PIL import Image
+
+    assert {Image.open(r.path).size for r in coevo} == {(64, 64)}
+    for run in ("t2i", "gduf", "diga"):
         assert (tmp_path / run / "checkpoints" / "latest").is_file()
     assert json.loads((tmp_path / "demo_summary.json").read_text())["gduf"]["steps"] == 3
     # the demo's five detectors and, beside them, the one the package ships
@@ -34,4 +43,6 @@ def test_demo_loop_runs_every_phase(tmp_path):
     from unigendet.detectors import load_detector
 
     assert load_detector(tmp_path / "detector").kind == "npr"  # the demo's own detector
-    assert "conv-ae-transposed" in (tmp_path / "data-rich" / "manifest.csv").read_text()
+    # the generator after each stage, beside the references
+    assert {"t2i", "gduf", "diga", "reference: noise"} <= set(summary["generation"])
+    assert (tmp_path / "eval-generate" / "report.html").is_file()

@@ -30,6 +30,7 @@ from unigendet.models.gendet import GenDet, GenDetConfig
 from unigendet.models.npr import NPRConfig, NPRNet
 from unigendet.models.oneclass import GaussianOneClass
 from unigendet.models.probes import CalibratedLinear, LinearProbe
+from unigendet.unified.config import LatentConfig
 from unigendet.unified.pipeline import UniGenDetPipeline, codec_for
 
 GOLDEN = json.loads((Path(__file__).parent / "fixtures" / "golden_pfake.json").read_text())
@@ -89,7 +90,8 @@ def build_runs(root: Path, images: list[Path]) -> dict[str, Path]:
     runs["forensic"] = ForensicDetector("forensic", head, ["residual-stats"], crops=3, threshold=0.4).save_pretrained(
         root / "forensic")
     torch.manual_seed(7)
-    cfg = get_config("tiny")
+    # the tiny preset as it was when the values were recorded: pixel-patch latents
+    cfg = get_config("tiny", latent=LatentConfig(codec="pixel", channels=48, downsample=4, max_latent_side=16))
     model = create_model(cfg)
     uni = UniGenDetDetector(UniGenDetPipeline(model, codec_for(cfg)))
     runs["unigendet"] = uni.save_pretrained(root / "unigendet")

@@ -2,6 +2,7 @@
 `unigendet eval detect / generate` end to end on the small corpus."""
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ from unigendet.evaluation.detection import (
 from unigendet.labels import FAKE, REAL
 from unigendet.metrics import roc_auc
 from unigendet.unified.inference import Detection
+from unigendet.unified.pipeline import codec_for
 
 
 def rec(i, label, gen, explanation=None):
@@ -106,7 +108,7 @@ def test_degraded_copies_keep_labels_and_change_pixels(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def trained(corpus, tmp_path_factory):
+def trained(corpus, codec_run, tmp_path_factory):
     from unigendet_train.baselines import LinearProbeConfig, run_linear_probe
     from unigendet_train.vit_pretrain import ViTPretrainConfig, run_vit_pretrain
 
@@ -114,6 +116,7 @@ def trained(corpus, tmp_path_factory):
     run_linear_probe(LinearProbeConfig(data=str(corpus), out=str(root / "lp"), cache=str(root / "cache"), epochs=5))
     vit = run_vit_pretrain(ViTPretrainConfig(data=str(corpus), out=str(root / "uni"), steps=2, batch=4, warmup=1,
                                              eval_every=2, progress=False))
+    shutil.copy(codec_run / "codec.safetensors", vit["checkpoint"])  # a complete UniGenDet: it can generate
     return root, vit["checkpoint"]
 
 
@@ -138,11 +141,22 @@ def test_eval_detect_end_to_end(corpus, trained, tmp_path):
 def test_eval_generate_end_to_end(corpus, trained, tmp_path):
     _, uni = trained
     out = tmp_path / "gen"
-    assert main(["eval", "generate", "--checkpoint", uni, "--data", str(corpus), "--out", str(out),
-                 "--max-prompts", "6", "--per-prompt", "2", "--steps", "2"]) == 0
-    m = json.loads((out / "metrics.json").read_text())
+    assert main(["eval", "generate", "--checkpoint", uni, "--checkpoint", uni, "--data", str(corpus), "--out",
+                 str(out), "--max-prompts", "6", "--per-prompt", "2", "--steps", "2"]) == 0
+    rows = json.loads((out / "metrics.json").read_text())["rows"]
+    assert list(rows) == ["uni", "uni-2", "reference: codec reconstructions", "reference: noise",
+                          "reference: training crops"]
+    m = rows["uni"]
     assert m["n_generated"] == 12 and m["frechet_efficientnet-lite0"] > 0 and -1 <= m["within_prompt_cosine"] <= 1
-    assert Image.open(out / "samples.png").size == (2 * 64, 6 * 64)
+    assert 0 <= m["adherence"] <= 1 and 0 < m["chance"] <= 0.5
+    assert rows["uni"] == rows["uni-2"]  # the same checkpoint and seed: the same images
+    # the references bracket the scale: noise is far from photos, other crops of the same photos close
+    fd = {k: v["frechet_efficientnet-lite0"] for k, v in rows.items()}
+    assert fd["reference: training crops"] < fd["reference: noise"]
+    assert rows["reference: training crops"]["adherence"] > rows["reference: noise"]["adherence"]
+    # each grid row: a held-out real crop, then its caption's generated images
+    assert Image.open(out / "samples-uni.png").size == (3 * 64, 6 * 64)
+    assert (out / "report.html").read_text().count("data:image/png;base64,") == 2
 
 
 CNNDET = Path(__file__).resolve().parents[2] / "shared" / "data" / "cnndetection-ranking" / "manifest.csv"
@@ -157,7 +171,7 @@ def test_eval_on_the_shared_cnndetection_set_lists_all_ten_generators(tmp_path):
 
     torch.manual_seed(0)
     cfg = get_config("tiny")
-    save_checkpoint(tmp_path / "ckpt", create_model(cfg), cfg)
+    save_checkpoint(tmp_path / "ckpt", create_model(cfg), cfg, files={"codec": codec_for(cfg)})
     out = tmp_path / "ev"
     assert main(["eval", "detect", "--checkpoint", str(tmp_path / "ckpt"), "--data", str(CNNDET), "--out", str(out),
                  "--tsne", "0"]) == 0

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from unigendet.unified.checkpoint import save_checkpoint
+from unigendet.unified.pipeline import codec_for
 from unigendet.unified.presets import create_model, get_config
 
 
@@ -27,7 +28,7 @@ def server(tmp_path_factory):
     root = tmp_path_factory.mktemp("serve")
     torch.manual_seed(0)
     cfg = get_config("tiny")
-    save_checkpoint(root / "ckpt", create_model(cfg), cfg)
+    save_checkpoint(root / "ckpt", create_model(cfg), cfg, files={"codec": codec_for(cfg)})
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "unigendet.cli", "serve", "--checkpoint", str(root / "ckpt"),
                              "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)

@@ -27,9 +27,10 @@ def mean(xs):
 
 
 @pytest.fixture(scope="module")
-def gduf_run(corpus, tmp_path_factory):
+def gduf_run(corpus, codec_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("gduf")
-    cfg = TrainConfig(stage="gduf", data=str(corpus), out=str(out), steps=30, ckpt_every=30, **FAST)
+    cfg = TrainConfig(stage="gduf", data=str(corpus), out=str(out), steps=30, ckpt_every=30, codec=str(codec_run),
+                      **FAST)
     metrics = run_unified(cfg)
     rows = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
     return out, metrics, [r for r in rows if r["kind"] == "train"]
@@ -61,8 +62,8 @@ def test_diga_trains_only_the_generation_side(gduf_run, corpus, tmp_path):
     assert any("diga_mlp" in k for k in changed) and any("mlp_moe_gen" in k for k in changed)
 
 
-def test_a_failing_step_stops_the_run(corpus, tmp_path):
-    cfg = TrainConfig(data=str(corpus), out=str(tmp_path), steps=3, ckpt_every=100, **FAST)
+def test_a_failing_step_stops_the_run(corpus, codec_run, tmp_path):
+    cfg = TrainConfig(data=str(corpus), out=str(tmp_path), steps=3, ckpt_every=100, codec=str(codec_run), **FAST)
     dist = init_distributed()
     model, _, task = build_run(cfg, dist)
 
@@ -76,16 +77,17 @@ def test_a_failing_step_stops_the_run(corpus, tmp_path):
         Trainer(model, task, cfg, dist).fit()
 
 
-def train_cmd(corpus, out, steps, extra=()):
-    return [sys.executable, "-m", "unigendet_train", "gduf", "--data", str(corpus), "--out", str(out),
+def train_cmd(corpus, codec, out, steps, extra=()):
+    return [sys.executable, "-m", "unigendet_train", "gduf", "--data", str(corpus), "--codec", str(codec),
+            "--out", str(out),
             "--steps", str(steps), "--det-per-step", "4", "--t2i-per-step", "2", "--eval-every", "0",
             "--ckpt-every", "3", "--no-progress", "--warmup", "2", "--log-every", "1", *extra]
 
 
-def test_killed_run_resumes_to_the_same_weights(corpus, tmp_path):
+def test_killed_run_resumes_to_the_same_weights(corpus, codec_run, tmp_path):
     steps = 12
-    subprocess.run(train_cmd(corpus, tmp_path / "full", steps), check=True, capture_output=True)
-    proc = subprocess.Popen(train_cmd(corpus, tmp_path / "killed", steps), stdout=subprocess.DEVNULL,
+    subprocess.run(train_cmd(corpus, codec_run, tmp_path / "full", steps), check=True, capture_output=True)
+    proc = subprocess.Popen(train_cmd(corpus, codec_run, tmp_path / "killed", steps), stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
     latest = tmp_path / "killed" / "checkpoints" / "latest"
     deadline = time.time() + 300
@@ -99,7 +101,8 @@ def test_killed_run_resumes_to_the_same_weights(corpus, tmp_path):
     for d in (tmp_path / "killed" / "checkpoints").iterdir():  # never a half-written checkpoint
         if d.is_dir():
             assert d.name.startswith("step-") and (d / "model.safetensors").is_file() and (d / "meta.json").is_file()
-    subprocess.run(train_cmd(corpus, tmp_path / "killed", steps, ["--resume"]), check=True, capture_output=True)
+    subprocess.run(train_cmd(corpus, codec_run, tmp_path / "killed", steps, ["--resume"]), check=True,
+                   capture_output=True)
     name = f"step-{steps:06d}"
     a = load_file(str(tmp_path / "full" / "checkpoints" / name / "model.safetensors"))
     b = load_file(str(tmp_path / "killed" / "checkpoints" / name / "model.safetensors"))
@@ -115,12 +118,12 @@ def torchrun(args, port):
 
 
 @pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
-def test_two_processes_give_the_same_loss_as_one(corpus, tmp_path, strategy):
+def test_two_processes_give_the_same_loss_as_one(corpus, codec_run, tmp_path, strategy):
     steps = 4
-    one = subprocess.run(train_cmd(corpus, tmp_path / "one", steps), capture_output=True, text=True)
+    one = subprocess.run(train_cmd(corpus, codec_run, tmp_path / "one", steps), capture_output=True, text=True)
     assert one.returncode == 0, one.stderr[-2000:]
     extra = ["--parallel", strategy] + (["--activation-checkpointing"] if strategy == "fsdp" else [])
-    two = torchrun(train_cmd(corpus, tmp_path / "two", steps, extra), 29517 if strategy == "ddp" else 29518)
+    two = torchrun(train_cmd(corpus, codec_run, tmp_path / "two", steps, extra), 29517 if strategy == "ddp" else 29518)
     assert two.returncode == 0, two.stderr[-3000:]
 
     def losses(d):
@@ -134,18 +137,18 @@ def test_two_processes_give_the_same_loss_as_one(corpus, tmp_path, strategy):
         assert ra[1:] == pytest.approx(rb[1:], rel=2e-4, abs=1e-5)
 
 
-def test_sharded_run_resumes_and_its_checkpoint_loads_anywhere(corpus, tmp_path):
+def test_sharded_run_resumes_and_its_checkpoint_loads_anywhere(corpus, codec_run, tmp_path):
     """FSDP checkpoints hold full, FQN-keyed state: resuming under FSDP or in one process
     continues the same run."""
     fsdp = ["--parallel", "fsdp"]
-    full = torchrun(train_cmd(corpus, tmp_path / "full", 4, fsdp), 29519)
+    full = torchrun(train_cmd(corpus, codec_run, tmp_path / "full", 4, fsdp), 29519)
     assert full.returncode == 0, full.stderr[-3000:]
-    half = torchrun(train_cmd(corpus, tmp_path / "sharded", 3, fsdp), 29520)
+    half = torchrun(train_cmd(corpus, codec_run, tmp_path / "sharded", 3, fsdp), 29520)
     assert half.returncode == 0, half.stderr[-3000:]
     shutil.copytree(tmp_path / "sharded", tmp_path / "single")
-    again = torchrun(train_cmd(corpus, tmp_path / "sharded", 4, [*fsdp, "--resume"]), 29521)
+    again = torchrun(train_cmd(corpus, codec_run, tmp_path / "sharded", 4, [*fsdp, "--resume"]), 29521)
     assert again.returncode == 0, again.stderr[-3000:]
-    subprocess.run(train_cmd(corpus, tmp_path / "single", 4, ["--resume"]), check=True, capture_output=True)
+    subprocess.run(train_cmd(corpus, codec_run, tmp_path / "single", 4, ["--resume"]), check=True, capture_output=True)
     ref = load_file(str(tmp_path / "full" / "checkpoints" / "step-000004" / "model.safetensors"))
     for run, tol in (("sharded", 0.0), ("single", 1e-6)):
         got = load_file(str(tmp_path / run / "checkpoints" / "step-000004" / "model.safetensors"))

@@ -158,7 +158,7 @@ def cmd_eval_generate(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     eval_generate(cfg)
-    print(f"[eval] wrote {cfg.out}/metrics.json and samples.png")
+    print(f"[eval] wrote {cfg.out}/metrics.json, table.md, report.html and the sample grids")
     return 0
 
 
@@ -221,8 +221,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="eval_command", required=True)
     command(ev, "detect", cmd_eval_detect, "detectors side by side: per-generator tables, plots, report.html",
             options=_options(".evaluation.run:EvalDetectConfig", flags={"checkpoints": "--checkpoint"}))
-    command(ev, "generate", cmd_eval_generate, "Frechet/kernel distance to held-out reals, diversity, a sample grid",
-            options=_options(".evaluation.run:EvalGenerateConfig"))
+    command(ev, "generate", cmd_eval_generate, "distances, prompt adherence: held-out reals, noise, codec",
+            options=_options(".evaluation.run:EvalGenerateConfig", flags={"checkpoints": "--checkpoint"}))
     return parser
 
 

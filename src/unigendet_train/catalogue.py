@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .stages import STAGES, Stage
 
-STAGE_MODULES = ("anomaly", "baselines", "ensemble", "forensic", "gendet", "npr", "unified", "vit_pretrain")
+STAGE_MODULES = ("anomaly", "baselines", "codec", "ensemble", "forensic", "gendet", "npr", "unified", "vit_pretrain")
 
 
 def load_stages() -> dict[str, Stage]:

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class TrainConfig:
-    stage: str = "gduf"  # gduf | diga | gendet | linear-probe | cnn
+    stage: str = "gduf"  # t2i | gduf | diga
     preset: str = "tiny"  # model preset (UniGenDet stages)
     data: str = "runs/data"  # any layout the readers accept
     out: str = "runs/gduf"
     init: str | None = None  # checkpoint to start from (DIGA: the GDUF run)
+    codec: str | None = None  # a codec run (`unigendet train codec`) whose weights the model generates through
     steps: int = 300
     det_per_step: int = 10  # detection samples per step (global)
     t2i_per_step: int = 2  # text-to-image samples per step (global); paper ratio 5:1
@@ -50,6 +51,24 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class T2IConfig(TrainConfig):
+    """Text-to-image pre-training of the generation side before GDUF (as BAGEL is pre-trained on
+    generation before it is fine-tuned): caption -> latent samples only, a cosine schedule and a
+    slow EMA, whose weights sample."""
+
+    stage: str = "t2i"
+    out: str = "runs/t2i"
+    steps: int = 800
+    det_per_step: int = 0
+    t2i_per_step: int = 16
+    warmup: int = 50
+    schedule: str = "cosine"
+    ema_decay: float = 0.998
+    eval_every: int = 500
+    ckpt_every: int = 500
 
 
 @dataclass(frozen=True)

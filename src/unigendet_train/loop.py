@@ -106,7 +106,7 @@ class Trainer:
                                               cfg.grad_clip)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        self.ema.update(self.model)
+        self.ema.update(self.model, step)
         sums = all_reduce_sum(sums).cpu().tolist()
         row = {k: s / counts[k] for k, s in zip(names, sums, strict=True) if counts[k]}
         row["loss"] = sum(self.task.weights[k] * v for k, v in row.items())

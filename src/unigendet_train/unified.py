@@ -1,5 +1,6 @@
-"""The UniGenDet stages on the unified model: GDUF and DIGA.
+"""The UniGenDet stages on the unified model: text-to-image pre-training, GDUF and DIGA.
 
+T2I: caption -> latent samples only (flow MSE), so that the generator learns before GDUF.
 GDUF: label-balanced detection samples in the SMSA layout (answer CE + cls-head CE)
 mixed with text-to-image samples (flow MSE) in a fixed ratio; everything trains
 but the codec. DIGA: text-to-image samples only; a frozen snapshot of the GDUF
@@ -18,6 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from unigendet.data.generation import generation_split
 from unigendet.data.readers import read_source
 from unigendet.labels import FAKE
 from unigendet.unified.checkpoint import load_model
@@ -30,7 +32,7 @@ from unigendet.unified.presets import create_model, get_config
 from unigendet.unified.prompts import detection_answer, parse_verdict
 from unigendet.unified.samples import SampleBuilder
 
-from .config import DIGAConfig, TrainConfig
+from .config import DIGAConfig, T2IConfig, TrainConfig
 from .data import CropBank, ImageBank, load_bank, load_crops, records_of_split
 from .dist import DistInfo, cleanup, init_distributed
 from .loop import Trainer
@@ -126,7 +128,10 @@ class UnifiedTask:
     @torch.no_grad()
     def evaluate(self, model, explain: bool = False, max_eval: int = 256) -> dict[str, float]:
         """Detection accuracy on the validation split (cls head; and the written verdict when
-        `explain`), and the flow loss on validation text-to-image samples at fixed times."""
+        `explain`), and the flow loss on validation text-to-image samples at fixed times (alone for
+        the text-to-image stage, which trains no detection)."""
+        if self.cfg.stage == "t2i":
+            return {"val_mse": self.val_flow_loss(model)}
         n = min(len(self.val), max_eval)
         labels = np.array(self.val.labels[:n])
         res = detect_bank(model, self.builder, self.val, n, explain)
@@ -183,22 +188,37 @@ def build_run(cfg: TrainConfig, dist: DistInfo):
         model.config = model.config.replace(smsa=cfg.smsa)
     mc = model.config
     init = Path(cfg.init) if cfg.init else None
-    codec = codec_for(mc, init)
+    codec = codec_for(mc, Path(cfg.codec) if cfg.codec else init)
+    if not (cfg.codec or init) and any(True for _ in codec.parameters()):
+        raise ValueError(f"the {mc.name} preset generates through a {mc.latent.codec} codec that is trained, not "
+                         "given: train it with `unigendet train codec --data DATA --out RUN` and pass --codec RUN")
+    codec.eval().requires_grad_(False)
     builder = SampleBuilder(mc, tokenizer_for(mc, init))
     records = read_source(cfg.data, strict=True)
     train, val = records_of_split(records, "train"), records_of_split(records, "val")
     det = None
     if cfg.stage == "gduf":
         det = load_crops(train, mc.image_size) if mc.detect_view == "crop" else load_bank(train, mc.image_size, codec)
-    t2i = load_bank([r for r in train if r.label != FAKE and r.caption], mc.image_size, codec)
+    gen_train, gen_held = generation_split(records)
+    if not gen_train:
+        raise ValueError(f"{cfg.data}: no captioned real images in the train split for text-to-image samples")
+    t2i = mirrored(load_bank(gen_train, mc.image_size, codec), codec)
     valb = load_bank(val, mc.image_size, codec, view=mc.detect_view)
-    val_gen = load_bank([r for r in val if r.label != FAKE], mc.image_size, codec)
+    val_gen = load_bank(gen_held or [r for r in val if r.label != FAKE], mc.image_size, codec)
     teacher = None
     if cfg.stage == "diga":
         if not cfg.init:
             raise ValueError("DIGA starts from a GDUF checkpoint: pass --init RUN/checkpoints/step-N")
         teacher = copy.deepcopy(model).eval().requires_grad_(False)  # frozen snapshot of the detector
     return model, codec, UnifiedTask(cfg, model, builder, codec, det, t2i, valb, val_gen, dist, teacher)
+
+
+@torch.no_grad()
+def mirrored(bank: ImageBank, codec) -> ImageBank:
+    """The bank and its left-right mirror images (a mirrored photo is a photo too)."""
+    flipped = bank.images.flip(-1)
+    latents = torch.cat([codec.encode(flipped[i:i + 64]) for i in range(0, len(flipped), 64)])
+    return ImageBank(bank.records * 2, torch.cat([bank.images, flipped]), torch.cat([bank.latents, latents]))
 
 
 def run_unified(cfg: TrainConfig) -> dict:
@@ -225,5 +245,6 @@ def run_unified(cfg: TrainConfig) -> dict:
     return metrics
 
 
+register_stage("t2i", T2IConfig)(run_unified)
 register_stage("gduf", TrainConfig)(run_unified)
 register_stage("diga", DIGAConfig)(run_unified)

@@ -40,7 +40,7 @@ def run_smoke(cfg: SmokeConfig) -> Path:
     model = create_model(config)
     builder = SampleBuilder(config, get_tokenizer(config.tokenizer))
     lat = config.latent
-    codec = build_codec(lat.codec, lat.channels, lat.downsample)
+    codec = build_codec(lat.codec, lat.channels, lat.downsample, lat.width)
     print(f"[demo] preset {config.name}: {model.num_parameters():,} parameters (untrained; training comes with "
           "`train`)")
 
@@ -55,7 +55,8 @@ def run_smoke(cfg: SmokeConfig) -> Path:
     sum(losses.values()).backward()
     print("[demo] losses of one packed batch:", {k: round(v.item(), 4) for k, v in losses.items()})
 
-    ckpt = save_checkpoint(out / "checkpoint", model, config, meta={"step": 0, "note": "untrained demo"})
+    ckpt = save_checkpoint(out / "checkpoint", model, config, meta={"step": 0, "note": "untrained demo"},
+                           files={"codec": codec})
     model = load_model(ckpt)
     print(f"[demo] checkpoint written and reloaded: {ckpt}")
 

@@ -42,10 +42,11 @@ def register_codec(name: str):
     return wrap
 
 
-def build_codec(name: str, channels: int, downsample: int) -> Codec:
+def build_codec(name: str, channels: int, downsample: int, width: int | None = None) -> Codec:
+    """`width`: the convolution width of a trainable codec (None: its default)."""
     if name not in CODECS:
         raise ValueError(f"unknown codec {name!r}; available: {sorted(CODECS)}")
-    codec = CODECS[name](channels=channels, downsample=downsample)
+    codec = CODECS[name](channels=channels, downsample=downsample, **({"width": width} if width else {}))
     if (codec.channels, codec.downsample) != (channels, downsample):
         raise ValueError(f"codec {name} gives {codec.channels} channels / x{codec.downsample}")
     return codec

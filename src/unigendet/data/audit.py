@@ -141,9 +141,10 @@ def audit(records: list[Record], threshold: float = 0.6, folds: int = 5, seed: i
     if len(set(y.tolist())) < 2:
         raise ValueError("the audit needs both real and fake images")
     folds = max(2, min(folds, int(np.bincount(y).min())))
-    grouped = any(r.group for r in records)
+    groups = [r.group_key for r in records]
+    grouped = any(r.group for r in records) and len(set(groups)) >= 2
     if grouped:  # crops of one original never on both sides of a fold
-        groups = [r.group_key for r in records]
+        folds = min(folds, len(set(groups)))
         cv = list(StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed).split(X, y, groups))
     else:
         cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)

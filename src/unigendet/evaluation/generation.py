@@ -1,6 +1,6 @@
 """Generation quality: generated images' backbone features, and the distances
 from held-out real images (Frechet / kernel distance named for the backbone),
-diversity within one prompt."""
+prompt adherence, diversity within one prompt; the noise images of the ceiling."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from ..images import tensor_to_pil
-from ..metrics import frechet_distance, kernel_distance, mean_pairwise_cosine
+from ..metrics import frechet_distance, kernel_distance, mean_pairwise_cosine, nearest_centroid_accuracy
 
 
 @torch.no_grad()
@@ -23,11 +23,22 @@ def image_features(images: torch.Tensor, backbone, preprocess, batch: int = 32) 
     return torch.cat(feats).numpy()
 
 
+def noise_images(n: int, size: int, seed: int = 0) -> torch.Tensor:
+    """(n, 3, size, size) independent per-pixel colour noise in [-1, 1]: what an untrained
+    generator draws, the ceiling of the distances."""
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(n, 3, size, size, generator=g) * 0.5).clamp(-1, 1)
+
+
 def generation_report(generated: np.ndarray, real: np.ndarray, backbone: str,
-                      groups: Sequence[int] | None = None) -> dict[str, float]:
-    """Distances from real features, plus diversity (mean pairwise cosine within each prompt
-    group, when several images share a prompt)."""
+                      groups: Sequence[int] | None = None, classes: Sequence | None = None,
+                      real_classes: Sequence | None = None) -> dict[str, float]:
+    """Distances from real features; prompt adherence when each image's class (the source photo its
+    prompt describes) and the reals' classes are given; diversity (mean pairwise cosine within
+    each prompt group, when several images share a prompt)."""
     out = {f"frechet_{backbone}": frechet_distance(generated, real)}
+    if classes is not None and real_classes is not None:
+        out["adherence"], out["chance"] = nearest_centroid_accuracy(generated, classes, real, real_classes)
     out[f"kernel_{backbone}"], out[f"kernel_{backbone}_std"] = kernel_distance(generated, real)
     if groups is not None:
         g = np.asarray(groups)

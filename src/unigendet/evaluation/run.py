@@ -151,25 +151,41 @@ def _name_uniquely(results, checkpoints) -> None:
 
 @dataclass(frozen=True)
 class EvalGenerateConfig:
-    """`unigendet eval generate`: generation quality against held-out real images."""
+    """`unigendet eval generate`: generators side by side against held-out real images, with the
+    noise ceiling and the codec floor measured in the same run."""
 
-    checkpoint: str  # a UniGenDet run or checkpoint directory
-    data: str  # real images with captions (reals of the chosen split)
-    out: str  # the report folder (metrics.json, samples.png)
-    split: str | None = None  # default: the test split when the source has one, else all
+    checkpoints: list[str]  # a UniGenDet run or checkpoint directory; repeatable
+    data: str  # real images with captions
+    out: str  # the report folder (metrics.json, table.md, report.html, sample grids)
+    split: str = "heldout"  # heldout: crops of the training photos kept from text-to-image training; or a split
     per_prompt: int = 2  # images per prompt (diversity needs >= 2)
     max_prompts: int = 64
     steps: int = 30  # flow-matching sampling steps
     shift: float = 3.0  # timestep shift of the sampling schedule
     guidance: float = 4.0  # classifier-free guidance scale
     seed: int = 0
-    backbone: str = "efficientnet-lite0"  # the feature extractor of the Frechet and kernel distances
+    backbone: str = "efficientnet-lite0"  # the feature extractor of the distances and of prompt adherence
     device: str = "cpu"
 
 
+def generation_references(data: str, split: str) -> tuple[list[Record], list[Record]]:
+    """(the reals whose captions prompt and which are compared with, the captioned train reals)."""
+    from ..data.generation import generation_split
+
+    records = read_source(data, strict=True)
+    train, held = generation_split(records)
+    reals = held if split == "heldout" else [r for r in select(records, split) if r.label != FAKE and r.caption]
+    if not reals:
+        raise ValueError(f"{data}: no captioned real images in {split!r} to compare with")
+    return reals, train
+
+
 def eval_generate(a: EvalGenerateConfig) -> dict:
-    """Prompts are the captions of the chosen split's real images; those reals are the
-    reference set (held out from training when the split is)."""
+    """Prompts are the captions of the chosen reals (by default crops held out from the training
+    photos); those reals are the reference set. Rows: each checkpoint, then references measured
+    the same way - the codec's reconstructions of the reals (the floor a generator decoding
+    through that codec works against), the training crops of the same photos (what copying the
+    training set scores) and per-pixel noise images (the ceiling)."""
     import dataclasses
 
     import torch
@@ -179,33 +195,80 @@ def eval_generate(a: EvalGenerateConfig) -> dict:
     from ..images import detection_view, save_image
     from ..unified.flow import Guidance
     from ..unified.pipeline import UniGenDetPipeline
-    from .generation import generation_report, image_features
+    from .generation import generation_report, image_features, noise_images
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    reals = [r for r in select(read_source(a.data, strict=True), a.split) if r.label != FAKE and r.caption]
-    if not reals:
-        raise ValueError(f"{a.data}: no real images with captions to compare with")
+    reals, train = generation_references(a.data, a.split)
     reals = reals[:a.max_prompts]
-    pipeline = UniGenDetPipeline.from_pretrained(a.checkpoint, device=a.device)
-    size = pipeline.config.image_size
+    classes = [r.group_key for r in reals]
     prompts = [r.caption for r in reals for _ in range(a.per_prompt)]
-    guidance = dataclasses.replace(Guidance(), scale=a.guidance)
-    gen = pipeline.generate(prompts, size=size, steps=a.steps, shift=a.shift,
-                          guidance=guidance, seed=a.seed)
+    prompt_classes = [c for c in classes for _ in range(a.per_prompt)]
+    groups = [i // a.per_prompt for i in range(len(prompts))]
     backbone, pre = create_backbone(a.backbone, device=a.device)
-    real_images = torch.stack([detection_view(open_image(r.path), size, "resize") for r in reals])
-    report = generation_report(image_features(gen, backbone, pre), image_features(real_images, backbone, pre),
-                               _slug(a.backbone), groups=[i // a.per_prompt for i in range(len(prompts))])
-    grid = _grid(gen[: 8 * a.per_prompt], a.per_prompt)
-    save_image(grid, out / "samples.png")
-    meta = run_meta() | {"checkpoint": a.checkpoint, "data": a.data, "prompts": len(reals),
-                         "per_prompt": a.per_prompt, "steps": a.steps, "shift": a.shift, "guidance": a.guidance}
-    metrics = {"meta": meta, **report}
+    slug = _slug(a.backbone)
+    guidance = dataclasses.replace(Guidance(), scale=a.guidance)
+    rows, grids, size, real_feats, first_codec = {}, [], None, None, None
+    for ckpt in a.checkpoints:
+        pipeline = UniGenDetPipeline.from_pretrained(resolve(ckpt), device=a.device)
+        if size is None:
+            size, first_codec = pipeline.config.image_size, pipeline.codec
+            real_images = torch.stack([detection_view(open_image(r.path), size, "resize") for r in reals])
+            real_feats = image_features(real_images, backbone, pre)
+        elif pipeline.config.image_size != size:
+            raise ValueError(f"{ckpt}: generates {pipeline.config.image_size} px, the first checkpoint {size} px")
+        gen = pipeline.generate(prompts, size=size, steps=a.steps, shift=a.shift, guidance=guidance, seed=a.seed)
+        name = _unique(_run_name(ckpt) or pipeline.name, rows)
+        rows[name] = generation_report(image_features(gen, backbone, pre), real_feats, slug, groups=groups,
+                                       classes=prompt_classes, real_classes=classes)
+        grid = out / f"samples-{name}.png"
+        save_image(_grid(torch.cat([real_images[:8, None], gen[: 8 * a.per_prompt].view(
+            -1, a.per_prompt, *gen.shape[1:])], dim=1).flatten(0, 1), a.per_prompt + 1), grid)
+        grids.append(grid)
+    with torch.no_grad():
+        recon = torch.cat([first_codec.decode(first_codec.encode(real_images[i:i + 64].to(
+            next(first_codec.parameters(), torch.empty(0)).device))).float().cpu() for i in range(0, len(reals), 64)])
+    train_same = [r for r in train if r.group_key in set(classes)]
+    references = {"codec reconstructions": (recon, classes),
+                  "noise": (noise_images(len(prompts), size, a.seed), prompt_classes)}
+    if len(train_same) >= 2:
+        train_images = torch.stack([detection_view(open_image(r.path), size, "resize") for r in train_same])
+        references["training crops"] = (train_images, [r.group_key for r in train_same])
+    for name, (images, cls) in references.items():
+        rows[f"reference: {name}"] = generation_report(image_features(images, backbone, pre), real_feats, slug,
+                                                       classes=cls, real_classes=classes)
+    table = generation_table(rows, slug)
+    (out / "table.md").write_text(table + "\n")
+    meta = run_meta() | {"checkpoints": a.checkpoints, "data": a.data, "split": a.split, "prompts": len(reals),
+                         "classes": len(set(classes)), "per_prompt": a.per_prompt, "steps": a.steps,
+                         "shift": a.shift, "guidance": a.guidance, "seed": a.seed}
+    write_report(out, "Generation", [("Against the held-out real images", table)], grids, meta)
+    metrics = {"meta": meta, "rows": rows}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    for k, v in report.items():
-        print(f"[eval] {k}: {v:.4f}" if isinstance(v, float) else f"[eval] {k}: {v}")
+    print(table)
     return metrics
+
+
+def _run_name(path: str) -> str:
+    """A checkpoint's row name: its run folder for RUN/checkpoints/step-N, else its own folder."""
+    p = Path(path).resolve()
+    return p.parents[1].name if p.parent.name == "checkpoints" else p.name
+
+
+def _unique(name: str, taken) -> str:
+    k, base = 2, name
+    while name in taken:
+        name, k = f"{base}-{k}", k + 1
+    return name
+
+
+def generation_table(rows: dict[str, dict], slug: str) -> str:
+    lines = ["| images | Frechet distance | kernel distance (x1000) | prompt adherence (top-1) | chance | n |",
+             "|---|---|---|---|---|---|"]
+    for name, m in rows.items():
+        lines.append(f"| {name} | {m[f'frechet_{slug}']:.1f} | {1000 * m[f'kernel_{slug}']:.2f} | "
+                     f"{100 * m['adherence']:.1f}% | {100 * m['chance']:.1f}% | {m['n_generated']} |")
+    return "\n".join(lines)
 
 
 def _grid(images, per_row: int):

@@ -15,11 +15,12 @@ from .detection import (
     roc_auc,
     roc_curve,
 )
-from .generation import frechet_distance, kernel_distance, mean_pairwise_cosine
+from .generation import frechet_distance, kernel_distance, mean_pairwise_cosine, nearest_centroid_accuracy
 from .text import css, rouge_l
 
 __all__ = [
     "accuracy_at", "average_precision", "balanced_accuracy", "balanced_threshold", "calibrate_threshold", "css",
     "detection_metrics", "detection_report", "expected_calibration_error", "frechet_distance", "kernel_distance",
-    "macro_f1", "mean_pairwise_cosine", "oracle_accuracy", "pr_curve", "roc_auc", "roc_curve", "rouge_l",
+    "macro_f1", "mean_pairwise_cosine", "nearest_centroid_accuracy", "oracle_accuracy", "pr_curve", "roc_auc",
+    "roc_curve", "rouge_l",
 ]

@@ -56,3 +56,21 @@ def mean_pairwise_cosine(x) -> float:
     g = x @ x.T
     n = len(x)
     return float((g.sum() - np.trace(g)) / (n * (n - 1)))
+
+
+def nearest_centroid_accuracy(x, labels, ref, ref_labels) -> tuple[float, float]:
+    """(top-1 accuracy, chance): each row of `x` is assigned the class whose mean `ref` row it is
+    closest to by cosine; chance is one over the number of classes. Prompt adherence, when `x` are
+    images generated from a class's captions and `ref` that class's real images."""
+    x, ref = _features(x), _features(ref)
+    labels, ref_labels = np.asarray(labels), np.asarray(ref_labels)
+    if len(labels) != len(x) or len(ref_labels) != len(ref):
+        raise ValueError("one label per feature row")
+    classes = np.unique(ref_labels)
+    if not np.isin(labels, classes).all():
+        raise ValueError("every generated image's class needs real images")
+    cent = np.stack([ref[ref_labels == c].mean(0) for c in classes])
+    cent /= np.linalg.norm(cent, axis=1, keepdims=True).clip(1e-12)
+    xn = x / np.linalg.norm(x, axis=1, keepdims=True).clip(1e-12)
+    pred = classes[np.argmax(xn @ cent.T, axis=1)]
+    return float(np.mean(pred == labels)), 1.0 / len(classes)

@@ -51,6 +51,7 @@ class LatentConfig:
     codec: str = "pixel"  # a name in unigendet.codecs.CODECS
     channels: int = 48  # codec latent channels
     downsample: int = 4  # codec spatial downsampling factor
+    width: int | None = None  # convolution width of a codec the project trains (None: the codec's default)
     patch_size: int = 2  # latent patch side; a token is `channels * patch**2` wide
     max_latent_side: int = 16  # side of the latent position table, in tokens
     timestep_freq_dim: int = 256

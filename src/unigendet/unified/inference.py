@@ -119,16 +119,21 @@ def generate_latents(
     guidance: Guidance | None = DEFAULT_GUIDANCE,
     generator: torch.Generator | None = None,
     use_cache: bool = True,
+    noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Text-to-image latents (B, C, h, w) for a latent token `grid` (h, w).
 
     The conditional context is the prompt; the unconditional one is empty.
-    `use_cache=False` re-runs the prompt at every step (for testing the cache).
+    `use_cache=False` re-runs the prompt at every step (for testing the cache). `noise` (B, C, h*p,
+    w*p), when given, is the starting noise instead of a draw from `generator`.
     """
     cfg = model.config.latent
     p, n = cfg.patch_size, len(prompts)
     h, w = grid
-    noise = torch.randn(n, cfg.channels, h * p, w * p, generator=generator)
+    if noise is None:
+        noise = torch.randn(n, cfg.channels, h * p, w * p, generator=generator)
+    elif noise.shape != (n, cfg.channels, h * p, w * p):
+        raise ValueError(f"noise of shape {tuple(noise.shape)} for {n} prompts on a {h}x{w} token grid")
     noise = noise.to(model.device, model.llm2vae.weight.dtype)  # drawn on CPU: same seed, same image
     cond = prefill(model, builder, [Sample([Split(CAUSAL, text=builder.turn(c))]) for c in prompts])[2]
     use_cfg = guidance is not None and guidance.scale != 1.0

@@ -37,12 +37,14 @@ class KVCache:
 
 
 def _route(x: torch.Tensor, und: torch.Tensor, gen: torch.Tensor, f_und, f_gen) -> torch.Tensor:
-    """Apply f_und to rows `und` and f_gen to rows `gen` of x, in place of each other."""
-    parts = [(idx, f(x[idx])) for idx, f in ((und, f_und), (gen, f_gen)) if idx.numel()]
+    """Apply f_und to rows `und` and f_gen to rows `gen` of x, in place of each other.
+    index_select / index_copy_ rather than x[idx] / out[idx] = y: their backward passes are an
+    index_add and a gather, where advanced indexing's is a sort-based accumulate (slow on CPU)."""
+    parts = [(idx, f(x.index_select(0, idx))) for idx, f in ((und, f_und), (gen, f_gen)) if idx.numel()]
     ref = parts[0][1]  # under autocast the output dtype may differ from x's
     out = ref.new_empty((x.shape[0], *ref.shape[1:]))
     for idx, y in parts:
-        out[idx] = y
+        out.index_copy_(0, idx, y.to(out.dtype))
     return out
 
 

@@ -17,7 +17,7 @@ from PIL import Image
 
 from ..codecs import build_codec
 from ..images import detection_view
-from ..weights import load_weights, resolve_checkpoint
+from ..weights import CheckpointError, load_weights, resolve_checkpoint
 from .checkpoint import load_model, save_checkpoint
 from .inference import DEFAULT_GUIDANCE, Detection, Guidance, detect, generate_latents
 from .released import is_released, load_released
@@ -105,25 +105,35 @@ class UniGenDetPipeline:
         size = size or self.config.image_size
         self.check_size(size)
         side = size // self.config.latent.pixels_per_token
+        lat = self.config.latent
+        shape = (lat.channels, side * lat.patch_size, side * lat.patch_size)
         out = []
         for start in range(0, len(prompts), batch):
             chunk = list(prompts[start:start + batch])
-            lat = [generate_latents(self.model, self.builder, [p], (side, side), steps=steps, shift=shift,
-                                    guidance=guidance,
-                                    generator=generator or torch.Generator().manual_seed(seed * 1_000_003 + start + j))
-                   for j, p in enumerate(chunk)]
+            noise = torch.stack([torch.randn(shape, generator=generator or torch.Generator().manual_seed(
+                seed * 1_000_003 + start + j)) for j in range(len(chunk))])
+            z = generate_latents(self.model, self.builder, chunk, (side, side), steps=steps, shift=shift,
+                                 guidance=guidance, noise=noise)
             param = next(self.codec.parameters(), None)
-            z = torch.cat(lat).to(param.device, param.dtype) if param is not None else torch.cat(lat).float().cpu()
+            z = z.to(param.device, param.dtype) if param is not None else z.float().cpu()
             out.append(self.codec.decode(z).float().cpu())
         return torch.cat(out)
 
 
 def codec_for(config, path: Path | None = None):
-    """The model's latent codec, with trained weights from `path/codec.safetensors` when present."""
+    """The model's latent codec: with no `path`, freshly built; else with its weights from
+    `path/codec.safetensors`, which a codec with weights (one the project trains) requires - a
+    checkpoint without it would decode through random weights."""
     lat = config.latent
-    codec = build_codec(lat.codec, lat.channels, lat.downsample)
-    if path is not None and (path / "codec.safetensors").is_file():
-        load_weights(codec, path / "codec.safetensors")
+    codec = build_codec(lat.codec, lat.channels, lat.downsample, lat.width)
+    if path is None:
+        return codec
+    file = Path(path) / "codec.safetensors"
+    if file.is_file():
+        load_weights(codec, file)
+    elif any(True for _ in codec.parameters()):
+        raise CheckpointError(f"{path}: no codec.safetensors, and the {config.name} preset's {lat.codec} codec is "
+                              "trained, not given (`unigendet train codec`; training stages take it with --codec)")
     return codec
 
 

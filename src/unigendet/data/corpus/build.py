@@ -9,7 +9,7 @@
    the pixels were made. Both are centre-cropped to `size` (generator border
    effects removed) and saved the same way: RGB PNG without compression, so file
    size and encoding carry no label.
-4. `manifest.csv` (path,label,generator,split,caption,explanation,source),
+4. `manifest.csv` (path,label,generator,split,caption,explanation,source,group),
    `captions.jsonl` (reals, for text-to-image) and `DATACARD.md`.
 """
 
@@ -30,6 +30,7 @@ from ...codecs import ConvVAE
 from ...codecs.fit import train_autoencoder
 from ...images import pil_to_tensor
 from ...labels import FAKE, REAL
+from ..readers import read_manifest
 from ..records import Record
 from . import texts
 from .fakes import (
@@ -66,7 +67,7 @@ class CorpusConfig:
     fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)  # train / val / test shares of the photos
     generators: tuple[str, ...] = field(default=DEFAULT_GENERATORS, metadata={"choices": GENERATORS})  # fake processes
     taef2: str | None = None  # folder holding taef2_encoder.pth / taef2_decoder.pth
-    generator_checkpoint: str | None = None  # a UniGenDet run: adds its text-to-image fakes
+    generator_checkpoint: str | None = None  # a UniGenDet run: every real crop also gets a fake from its caption
     extra_photo_dirs: tuple[str, ...] = field(default_factory=tuple)  # extra folders of real photos
     photo_sources: str = field(default="all", metadata={"choices": PHOTO_SOURCES, "help": (
         "all installed photo packages, or only the photos pip installs (the same set on every machine)")})
@@ -141,8 +142,6 @@ def make_generators(cfg: CorpusConfig, train_crops: list[Image.Image]) -> list[F
         d = Path(cfg.taef2)
         gens.append(CodecReconstruction("taef2", TAEF2.from_files(d / "taef2_encoder.pth", d / "taef2_decoder.pth"),
                                         "was reconstructed through the latent space of a tiny FLUX.2 autoencoder"))
-    if cfg.generator_checkpoint:
-        gens.append(TextToImage(cfg.generator_checkpoint, seed=cfg.seed))
     return gens
 
 
@@ -196,18 +195,72 @@ def build_corpus(cfg: CorpusConfig, progress: bool = True) -> list[Record]:
             for label, img, kind in ((REAL, real, "real"), (FAKE, fake, "fake")):
                 path = out / "images" / split / kind / f"{stem}.png"
                 save_png(img, path)
-                records.append(Record(path, label, gen.name, split, caption=text, source=photo.id,
+                records.append(Record(path, label, gen.name, split, caption=text, source=photo.id, group=photo.group,
                                       explanation=texts.explanation(label, img, reference, gen.how)))
             bar.update(1)
     bar.close()
     write_outputs(cfg, records, photos, split_of)
+    if cfg.generator_checkpoint:
+        records = add_text_to_image_pairs(out, out, cfg.generator_checkpoint, cfg.seed, progress)
     return records
 
 
-def write_outputs(cfg: CorpusConfig, records: list[Record], photos: list[SourcePhoto], split_of: dict) -> None:
-    out = Path(cfg.out)
+def add_text_to_image_pairs(corpus: str | Path, out: str | Path, checkpoint: str | Path, seed: int = 0,
+                            progress: bool = True) -> list[Record]:
+    """Content-aligned pairs from the project's own generator: for every real crop of `corpus`, the
+    image generated from its caption beside the crop downscaled to the generator's size, so both
+    sides show the same subject at the same size and only how the pixels were made differs.
+    Written to `out` with the corpus's own images (hard links where possible); `out` may be `corpus`.
+    Returns every record of the result."""
+    corpus, out = Path(corpus), Path(out)
+    records = read_manifest(corpus / "manifest.csv", strict=True)
+    if out.resolve() != corpus.resolve():
+        records = [_linked(r, corpus, out) for r in records]
+    t2i = TextToImage(checkpoint, seed=seed)
+    side = t2i.pipeline.config.image_size
+    seen, reals = set(), []
+    for r in records:
+        if r.label == REAL and r.caption and str(r.path) not in seen:
+            seen.add(str(r.path))
+            reals.append(r)
+    fakes = t2i.many([r.caption for r in reals], progress)
+    small = [Image.open(r.path).convert("RGB").resize((side, side), Image.Resampling.BICUBIC, reducing_gap=3.0)
+             for r in reals]
+    reference = float(np.median([texts.hf_energy(im) for im in small] or [1.0]))
+    for i, (r, real, fake) in enumerate(zip(reals, small, fakes, strict=True)):
+        for label, img, kind in ((REAL, real, "real"), (FAKE, fake, "fake")):
+            path = out / "images" / r.split / f"{kind}-t2i" / f"{i:05d}.png"
+            save_png(img, path)
+            records.append(Record(path, label, t2i.name, r.split, caption=r.caption, source=r.source, group=r.group,
+                                  explanation=texts.explanation(label, img, reference, t2i.how)))
+    write_manifest(out, records)
+    card = out / "DATACARD.md"
+    note = (f"\n## Content-aligned pairs from {t2i.name}\n\n{len(reals)} real crops, each downscaled to {side} px "
+            f"beside the image `{checkpoint}` generated from its caption ({t2i.steps} sampling steps), in "
+            "`images/<split>/real-t2i` and `images/<split>/fake-t2i`.\n")
+    card.write_text((card.read_text() if card.is_file() else "# Corpus\n") + note)
+    return records
+
+
+def _linked(r: Record, corpus: Path, out: Path) -> Record:
+    import dataclasses
+    import os
+    import shutil
+
+    target = out / Path(r.path).relative_to(corpus)
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(r.path, target)
+        except OSError:
+            shutil.copy2(r.path, target)
+    return dataclasses.replace(r, path=target)
+
+
+def write_manifest(out: Path, records: list[Record]) -> None:
+    """`manifest.csv` and `captions.jsonl` (the reals, for text-to-image)."""
     with (out / "manifest.csv").open("w", newline="", encoding="utf-8") as f:
-        cols = ["path", "label", "generator", "split", "caption", "explanation", "source"]
+        cols = ["path", "label", "generator", "split", "caption", "explanation", "source", "group"]
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
         for r in records:
@@ -216,6 +269,11 @@ def write_outputs(cfg: CorpusConfig, records: list[Record], photos: list[SourceP
         for r in records:
             if r.label == REAL:
                 f.write(json.dumps({"image": r.to_row(out)["path"], "caption": r.caption, "split": r.split}) + "\n")
+
+
+def write_outputs(cfg: CorpusConfig, records: list[Record], photos: list[SourcePhoto], split_of: dict) -> None:
+    out = Path(cfg.out)
+    write_manifest(out, records)
     (out / "corpus.json").write_text(json.dumps(asdict(cfg), indent=2))
     (out / "DATACARD.md").write_text(datacard(cfg, records, photos, split_of))
 

@@ -115,7 +115,8 @@ class CodecReconstruction:
 
 
 class TextToImage:
-    """The project's own generator: a UniGenDet checkpoint generating from the crop's caption."""
+    """The project's own generator: a UniGenDet checkpoint generating from real crops' captions (the corpus
+    pairs each result with its real crop at the same size, see `build.text_to_image_pairs`)."""
 
     def __init__(self, checkpoint: str | Path, steps: int = 20, seed: int = 0):
         self.pipeline = UniGenDetPipeline.from_pretrained(checkpoint)
@@ -124,6 +125,12 @@ class TextToImage:
         self.how = ("was generated from its caption by the project's own text-to-image model "
                     f"({self.pipeline.config.name} preset)")
 
-    def __call__(self, crop: Image.Image, caption: str) -> Image.Image:
-        img = self.pipeline.generate([caption], steps=self.steps, generator=self.generator)[0]
-        return tensor_to_pil(img).resize(crop.size, Image.Resampling.BICUBIC)
+    def many(self, captions: list[str], progress: bool = False, batch: int = 16) -> list[Image.Image]:
+        """One image per caption at the model's own size, generated in batches (never resized)."""
+        from tqdm import tqdm
+
+        out = []
+        for s in tqdm(range(0, len(captions), batch), desc="text-to-image", disable=not progress):
+            out += [tensor_to_pil(im) for im in self.pipeline.generate(captions[s:s + batch], steps=self.steps,
+                                                                        generator=self.generator, batch=batch)]
+        return out

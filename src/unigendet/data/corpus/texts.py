@@ -33,7 +33,9 @@ def colour_words(img: Image.Image) -> str:
 
 
 def caption(subject: str, img: Image.Image) -> str:
-    return f"a close-up crop of {subject}, in {colour_words(img)} tones"
+    """What the photo shows and the crop's colour: 'a red apple, in dark red tones'. Short, since every
+    byte is a token the text-to-image samples carry."""
+    return f"{subject}, in {colour_words(img)} tones"
 
 
 def explanation(label: int, img: Image.Image, reference_energy: float, how: str = "") -> str:
