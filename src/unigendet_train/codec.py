@@ -53,7 +53,7 @@ def load_images(records, size: int) -> torch.Tensor:
 def reconstruction_error(codec, images: torch.Tensor) -> dict[str, float]:
     """L1 and PSNR (images in [-1, 1], so peak-to-peak 2) of decode(encode(x))."""
     codec.eval()
-    y = torch.cat([codec.decode(codec.encode(images[i:i + 64])) for i in range(0, len(images), 64)])
+    y = codec.reconstruct(images)
     mse = (y - images).pow(2).mean().item()
     return {"l1": (y - images).abs().mean().item(), "psnr": 10 * math.log10(4.0 / max(mse, 1e-12))}
 
@@ -61,7 +61,7 @@ def reconstruction_error(codec, images: torch.Tensor) -> dict[str, float]:
 def run_codec(cfg: CodecConfig) -> dict:
     lat, size = get_config(cfg.preset).latent, get_config(cfg.preset).image_size
     codec = build_codec(lat.codec, lat.channels, lat.downsample, lat.width)
-    if not any(True for _ in codec.parameters()):
+    if not codec.learned:
         raise ValueError(f"the {cfg.preset} preset's codec ({lat.codec}) has no weights to train")
     train, held = generation_split(read_source(cfg.data, strict=True))
     if not train:

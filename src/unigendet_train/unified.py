@@ -189,7 +189,7 @@ def build_run(cfg: TrainConfig, dist: DistInfo):
     mc = model.config
     init = Path(cfg.init) if cfg.init else None
     codec = codec_for(mc, Path(cfg.codec) if cfg.codec else init)
-    if not (cfg.codec or init) and any(True for _ in codec.parameters()):
+    if not (cfg.codec or init) and codec.learned:
         raise ValueError(f"the {mc.name} preset generates through a {mc.latent.codec} codec that is trained, not "
                          "given: train it with `unigendet train codec --data DATA --out RUN` and pass --codec RUN")
     codec.eval().requires_grad_(False)

@@ -24,6 +24,18 @@ class Codec(nn.Module):
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    @property
+    def learned(self) -> bool:
+        """Whether the codec has weights (trained, so a checkpoint must carry them), not a fixed transform."""
+        return any(True for _ in self.parameters())
+
+    @torch.no_grad()
+    def reconstruct(self, images: torch.Tensor, batch: int = 64) -> torch.Tensor:
+        """decode(encode(images)) in batches, on the codec's device; returned on the CPU as float."""
+        device = next(self.parameters(), torch.empty(0)).device
+        return torch.cat([self.decode(self.encode(images[i:i + batch].to(device))).float().cpu()
+                          for i in range(0, len(images), batch)])
+
     def check_images(self, images: torch.Tensor) -> None:
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"expected images (B, 3, H, W), got {tuple(images.shape)}")

@@ -225,9 +225,7 @@ def eval_generate(a: EvalGenerateConfig) -> dict:
         save_image(_grid(torch.cat([real_images[:8, None], gen[: 8 * a.per_prompt].view(
             -1, a.per_prompt, *gen.shape[1:])], dim=1).flatten(0, 1), a.per_prompt + 1), grid)
         grids.append(grid)
-    with torch.no_grad():
-        recon = torch.cat([first_codec.decode(first_codec.encode(real_images[i:i + 64].to(
-            next(first_codec.parameters(), torch.empty(0)).device))).float().cpu() for i in range(0, len(reals), 64)])
+    recon = first_codec.eval().reconstruct(real_images)
     train_same = [r for r in train if r.group_key in set(classes)]
     references = {"codec reconstructions": (recon, classes),
                   "noise": (noise_images(len(prompts), size, a.seed), prompt_classes)}

@@ -131,7 +131,7 @@ def codec_for(config, path: Path | None = None):
     file = Path(path) / "codec.safetensors"
     if file.is_file():
         load_weights(codec, file)
-    elif any(True for _ in codec.parameters()):
+    elif codec.learned:
         raise CheckpointError(f"{path}: no codec.safetensors, and the {config.name} preset's {lat.codec} codec is "
                               "trained, not given (`unigendet train codec`; training stages take it with --codec)")
     return codec

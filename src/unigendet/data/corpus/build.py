@@ -16,8 +16,11 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
+import os
 import random
+import shutil
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -243,10 +246,6 @@ def add_text_to_image_pairs(corpus: str | Path, out: str | Path, checkpoint: str
 
 
 def _linked(r: Record, corpus: Path, out: Path) -> Record:
-    import dataclasses
-    import os
-    import shutil
-
     target = out / Path(r.path).relative_to(corpus)
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
