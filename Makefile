@@ -10,7 +10,7 @@ SYSTEM_PACKAGES ?= install
 DEBIAN := $(shell grep -v '^\#' debian-packages.txt)
 DEMO_FLAGS := $(if $(filter skip,$(SYSTEM_PACKAGES)),--small-corpus,)
 
-.PHONY: demo test system lint bench shipped clean
+.PHONY: demo test system lint bench shipped explainer clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -61,3 +61,11 @@ shipped: $(STAMP)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
+
+# Trains the explaining UniGenDet the package ships: the demo's text-to-image run (runs/t2i) and corpus
+# (runs/data) with the frozen forensic encoder swapped in, GDUF on wild-train; then its explanations benchmark.
+explainer: $(STAMP)
+	$(VENV)/bin/unigendet train gduf --init runs/t2i --understanding tiny-forensic --det-data $(WILD) \
+		--data runs/data --out runs/explain --steps 600 --det-per-step 16 --t2i-per-step 4 --lr 5e-4 \
+		--eval-every 0 --ckpt-every 300 --ship src/unigendet/shipped/explain
+	$(PY) bench/explanations.py --checkpoint shipped:explain --data $(WILD) --out runs/explanations

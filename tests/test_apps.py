@@ -74,7 +74,7 @@ def test_cli_formats_and_explanations(ckpt, odd, capsys):
     assert main(["detect", "--checkpoint", ckpt, str(root / "rgba.png"), str(root / "empty.jpg"), "--format", "csv",
                  "--quiet"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "path,label,p_fake,spread,explanation,error" and lines[2].endswith("empty file")
+    assert lines[0] == "path,label,p_fake,spread,explanation,error,note" and lines[2].endswith("empty file,")
     rc, rows = detect_jsonl(capsys, "--checkpoint", ckpt, str(root / "rgba.png"), "--explain")
     assert rc == 0 and isinstance(rows[0]["explanation"], str)
     assert main(["detect", "--checkpoint", ckpt, str(root / "rgba.png"), "--quiet"]) == 0
@@ -171,3 +171,28 @@ def test_a_failing_batch_reaches_every_caller(ckpt, monkeypatch):
     for t in threads:
         t.join(timeout=60)
     assert errors == ["model failed"] * 4 and not pred.queue
+
+
+def test_a_detector_that_writes_nothing_is_explained_by_unigendet(ckpt, odd, capsys):
+    """The shipped detector gives the verdict; a UniGenDet checkpoint writes the explanation; where
+    UniGenDet's own verdict differs the output says so."""
+    from unigendet.apps.predictor import disagreement
+
+    root, _ = odd
+    img = Image.open(root / "rgba.png").convert("RGB")
+    alone = Predictor("shipped", explainer=None)
+    assert not alone.can_explain and alone.detect([img], explain=True)[0].explanation is None
+    both = Predictor("shipped", explainer=ckpt)
+    assert both.can_explain and both.kind == "forensic"
+    (v,) = both.detect([img], explain=True)
+    assert isinstance(v.explanation, str) and v.p_fake == pytest.approx(alone.detect([img])[0].p_fake)
+    own = both.explainer().explain_images([img])[0]
+    assert v.note == disagreement(v.label, own.text, own.p_fake)
+    # the note: silent on agreement, explicit on a difference, from the written verdict first
+    assert disagreement("fake", "This is a fake image. No 8-pixel block grid stands out.", 0.1) is None
+    assert "calls the image real" in disagreement("fake", "This is a real image.", 0.9)
+    assert "calls the image fake" in disagreement("real", "gibberish", 0.8)  # unparsed: its cls head
+    assert disagreement("uncertain", "This is a real image.", 0.1) is None
+    main(["detect", "--checkpoint", "shipped", str(root / "rgba.png"), "--explain", "--format", "jsonl", "--quiet"])
+    row = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert "label" in row and ("explanation" in row) == Predictor("shipped").can_explain

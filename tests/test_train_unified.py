@@ -155,3 +155,62 @@ def test_sharded_run_resumes_and_its_checkpoint_loads_anywhere(corpus, codec_run
         assert got.keys() == ref.keys()
         for k in ref:
             torch.testing.assert_close(got[k], ref[k], rtol=0, atol=tol, msg=f"{run}: {k}")
+
+
+def small_detection_set(corpus, out, per_class=4):
+    """A manifest of a few corpus images per class and split (absolute paths): a quick detection set."""
+    import csv
+
+    from unigendet.data.readers import read_source
+
+    records = read_source(corpus)
+    rows = []
+    for split, n in (("train", per_class), ("val", per_class // 2)):
+        for label in ("fake", "real"):
+            rows += [r for r in records if r.split == split and (r.label == 0) == (label == "fake")][:n]
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "manifest.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "label", "split", "generator"])
+        for r in rows:
+            w.writerow([str(Path(r.path).resolve()), "fake" if r.label == 0 else "real", r.split, r.generator])
+    return out
+
+
+def test_gduf_with_the_frozen_forensic_encoder_states_measured_cues(gduf_run, corpus, tmp_path, monkeypatch):
+    """A generator trained with the NaViT swaps in the frozen forensic encoder and learns detection
+    from prepared views whose reference answers state the cues measured on each view; the checkpoint
+    carries the cue scale and detects native crops end to end; the views are made once."""
+    from unigendet.unified.checkpoint import load_meta
+    from unigendet.unified.pipeline import UniGenDetPipeline
+    from unigendet.unified.samples import SampleBuilder
+    from unigendet_train import tokens
+
+    gduf_out, _, _ = gduf_run
+    init = gduf_out / "checkpoints" / "step-000030"
+    det = small_detection_set(corpus, tmp_path / "det", per_class=10)  # a cue scale needs 10 photos
+    cfg = TrainConfig(stage="gduf", data=str(corpus), det_data=str(det), out=str(tmp_path / "wild"), init=str(init),
+                      understanding="tiny-forensic", views=2, cache=str(tmp_path / "cache"), steps=4, ckpt_every=4,
+                      **FAST)
+    metrics = run_unified(cfg)
+    assert {"val_claims_consistent", "val_claims_per_answer", "val_text_agrees_cls"} <= set(metrics)
+    assert 0 <= metrics["val_claims_consistent"] <= 1
+    ckpt = tmp_path / "wild" / "checkpoints" / "step-000004"
+    scale = load_meta(ckpt)["cue_scale"]
+    assert set(scale["bounds"]) == {"periodic", "grid", "texture"}
+    pipe = UniGenDetPipeline.from_pretrained(ckpt)
+    assert pipe.config.vit.encoder == "forensic" and pipe.model.vit_model is None
+    norm = pipe.model.vit_norm  # fitted on the training views, saved with the weights
+    assert norm.fitted and not torch.equal(norm.std, torch.ones_like(norm.std))
+    from PIL import Image
+
+    (d,) = pipe.detect_images([Image.new("RGB", (300, 200), (120, 80, 40))], explain=True, max_new_tokens=8)
+    assert 0 <= d.p_fake <= 1 and isinstance(d.text, str)
+    # a second run on the same data reads the cached views instead of encoding them again
+    monkeypatch.setattr(SampleBuilder, "encode_images", lambda *a: (_ for _ in ()).throw(AssertionError("re-encoded")))
+    from unigendet.data.readers import read_source
+
+    builder = SampleBuilder(pipe.config, pipe.tokenizer)
+    train = [r for r in read_source(str(det)) if r.split == "train"]
+    bank = tokens.load_token_bank(train, builder, pipe.codec, 2, 0, tmp_path / "cache")
+    assert bank.tokens.shape[:2] == (len(train), 2) and bank.latents.shape[1] == 2

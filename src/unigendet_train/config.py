@@ -12,9 +12,14 @@ class TrainConfig:
     stage: str = "gduf"  # t2i | gduf | diga
     preset: str = "tiny"  # model preset (UniGenDet stages)
     data: str = "runs/data"  # any layout the readers accept
+    det_data: str | None = None  # detection samples from this dataset instead (its train and val splits)
     out: str = "runs/gduf"
     init: str | None = None  # checkpoint to start from (DIGA: the GDUF run)
     codec: str | None = None  # a codec run (`unigendet train codec`) whose weights the model generates through
+    understanding: str | None = None  # a preset whose understanding path (encoder, crop side) replaces init's
+    views: int = 2  # frozen encoder: views per training image, made once (see unigendet_train.tokens)
+    cache: str = "runs/token-cache"  # frozen encoder: where the views' tokens are kept between runs
+    ship: str | None = None  # also export the final EMA model, codec and a model card to this folder
     steps: int = 300
     det_per_step: int = 10  # detection samples per step (global)
     t2i_per_step: int = 2  # text-to-image samples per step (global); paper ratio 5:1

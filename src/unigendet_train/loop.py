@@ -60,6 +60,7 @@ class Trainer:
     dist: DistInfo
     params: list[nn.Parameter] | None = None  # what trains (default: every parameter requiring grad)
     extra_files: Callable[[], dict] = field(default=lambda: {})  # more modules to checkpoint
+    extra_meta: Callable[[], dict] = field(default=lambda: {})  # more entries of each checkpoint's meta.json
 
     def __post_init__(self) -> None:
         cfg = self.cfg
@@ -159,6 +160,6 @@ class Trainer:
         optimizer = full_optimizer_state(self.model, self.optimizer)
         if self.dist.main:
             save_train_checkpoint(self.out, step, model, self.model.config, ema, optimizer,
-                                  {"train_config": self.cfg.to_dict()}, keep=self.cfg.keep_checkpoints,
-                                  files=self.extra_files())
+                                  {"train_config": self.cfg.to_dict(), **self.extra_meta()},
+                                  keep=self.cfg.keep_checkpoints, files=self.extra_files())
         barrier()

@@ -21,23 +21,29 @@ import torch.nn.functional as F
 
 from unigendet.data.generation import generation_split
 from unigendet.data.readers import read_source
+from unigendet.explain import CueScale, check
 from unigendet.labels import FAKE
+from unigendet.metrics import roc_auc
 from unigendet.unified.checkpoint import load_model
 from unigendet.unified.flow import interpolate, sample_t, target_velocity
 from unigendet.unified.inference import detect
 from unigendet.unified.losses import packed_losses
-from unigendet.unified.packing import CAUSAL, FULL, PackedBatch, Sample, Split
-from unigendet.unified.pipeline import codec_for, tokenizer_for
+from unigendet.unified.model import swap_understanding
+from unigendet.unified.packing import CAUSAL, FULL, ImageTokens, PackedBatch, Sample, Split
+from unigendet.unified.pipeline import UniGenDetPipeline, codec_for, tokenizer_for
 from unigendet.unified.presets import create_model, get_config
 from unigendet.unified.prompts import detection_answer, parse_verdict
 from unigendet.unified.samples import SampleBuilder
+from unigendet.weights import resolve_checkpoint
 
+from .card import unigendet_card
 from .config import DIGAConfig, T2IConfig, TrainConfig
 from .data import CropBank, ImageBank, load_bank, load_crops, records_of_split
 from .dist import DistInfo, cleanup, init_distributed
 from .loop import Trainer
 from .sampler import StepSampler, sample_rng
 from .stages import register_stage
+from .tokens import TokenBank, load_token_bank
 
 
 def forensic_prompt(caption: str) -> str:
@@ -55,6 +61,7 @@ class UnifiedTask:
         self.weights = {"mse": 1.0, "align": cfg.align_weight} if self.diga else \
             {"ce": cfg.ce_weight, "mse": 1.0, "cls": cfg.cls_weight}
         self.teacher = teacher
+        self.cue_scale: CueScale | None = None  # fitted on the detection photos when answers state cues
 
         def sampler(bank, n_global, balanced):
             if not n_global:
@@ -73,8 +80,7 @@ class UnifiedTask:
         if self.det_sampler is not None:
             for j, idx in enumerate(self.det_sampler.indices(step, micro)):
                 r = self.det.records[idx]
-                answer = r.explanation or detection_answer(r.label)
-                image, latent = self.detection_image(idx, sample_rng(
+                image, latent, answer = self.detection_image(idx, sample_rng(
                     self.cfg.seed, step, self.det_sampler.global_index(step, micro, j), 1))
                 latent = latent if self.model.config.smsa else None
                 samples.append(self.builder.detection(latent, image, answer=answer, label=r.label))
@@ -93,12 +99,19 @@ class UnifiedTask:
         return self.builder.pack(samples)
 
     @torch.no_grad()
-    def detection_image(self, idx: int, g: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """The image under test and its clean latents: a fresh native crop from a CropBank."""
+    def detection_image(self, idx: int, g: torch.Generator) -> tuple[torch.Tensor | ImageTokens, torch.Tensor, str]:
+        """The image under test (or its frozen encoder's tokens), its clean latents and the reference
+        answer: a fresh native crop from a CropBank, a random prepared view from a TokenBank (whose
+        answer states the cues measured on that view)."""
+        if isinstance(self.det, TokenBank):
+            view = int(torch.randint(self.det.views, (1,), generator=g))
+            return self.det.image(idx, view), self.det.latents[idx, view], self.det.answer(idx, view)
+        r = self.det.records[idx]
+        answer = r.explanation or detection_answer(r.label)
         if isinstance(self.det, CropBank):
             image = self.det.crop(idx, g)
-            return image, self.codec.encode(image[None])[0]
-        return self.det.images[idx], self.det.latents[idx]
+            return image, self.codec.encode(image[None])[0], answer
+        return self.det.images[idx], self.det.latents[idx], answer
 
     @torch.no_grad()
     def teacher_features(self, idxs: list[int]) -> list[torch.Tensor]:
@@ -139,10 +152,18 @@ class UnifiedTask:
         verdicts = [parse_verdict(r.text) if r.text is not None else None for r in res]
         pred_fake = np.array(p_fake) > 0.5
         out = {"val_acc": float(np.mean(pred_fake == (labels == FAKE)))}
+        if len(set(labels.tolist())) == 2:
+            out["val_auc"] = roc_auc(np.array(p_fake), labels == FAKE)
         if explain:
             v = np.array([-1 if x is None else x for x in verdicts])
             out["val_text_acc"] = float(np.mean(v == labels))  # unparseable answers count as wrong
             out["val_unparsed"] = float(np.mean(v == -1))
+            out["val_text_agrees_cls"] = float(np.mean(v == np.where(pred_fake, FAKE, 1 - FAKE)))
+            if isinstance(self.val, TokenBank) and self.val.scale is not None:
+                readings = [check(r.text, self.val.levels(i, 0)) for i, r in enumerate(res)]
+                made = sum(x.made for x in readings)
+                out["val_claims_consistent"] = sum(x.consistent for x in readings) / made if made else 0.0
+                out["val_claims_per_answer"] = made / len(readings)
         out["val_mse"] = self.val_flow_loss(model)
         return out
 
@@ -159,16 +180,19 @@ class UnifiedTask:
 
 
 @torch.no_grad()
-def detect_bank(model, builder: SampleBuilder, bank: ImageBank, n: int | None = None, explain: bool = False,
-                batch: int = 32):
-    """`inference.detect` over the first n images of a bank (all by default)."""
+def detect_bank(model, builder: SampleBuilder, bank: ImageBank | TokenBank, n: int | None = None,
+                explain: bool = False, batch: int = 32):
+    """`inference.detect` over the first n images of a bank (all by default; a TokenBank's plain views)."""
     model.eval()
     n = len(bank) if n is None else n
     out = []
     for i in range(0, n, batch):
         j = min(n, i + batch)
-        out += detect(model, builder, list(bank.latents[i:j]), list(bank.images[i:j]), explain=explain,
-                      max_new_tokens=64)
+        if isinstance(bank, TokenBank):
+            latents, images = list(bank.latents[i:j, 0]), [bank.image(k, 0) for k in range(i, j)]
+        else:
+            latents, images = list(bank.latents[i:j]), list(bank.images[i:j])
+        out += detect(model, builder, latents, images, explain=explain, max_new_tokens=64)
     return out
 
 
@@ -179,15 +203,17 @@ def score_bank(model, builder: SampleBuilder, bank: ImageBank) -> np.ndarray:
 
 def build_run(cfg: TrainConfig, dist: DistInfo):
     """Model, codec, data banks and task for a unified stage."""
-    if cfg.init:
-        model = load_model(cfg.init, ema=True, device=dist.device).train()
+    init = resolve_checkpoint(cfg.init) if cfg.init else None  # a checkpoint, or a run (its latest)
+    if init:
+        model = load_model(init, ema=True, device=dist.device).train()
     else:
         model = create_model(get_config(cfg.preset, diga_layer=cfg.diga_layer or get_config(cfg.preset).diga_layer))
         model = model.to(dist.device)
+    if cfg.understanding:
+        model = swap_understanding(model, get_config(cfg.understanding)).train()
     if cfg.smsa is not None:  # a layout choice, not a weight: the same parameters serve both
         model.config = model.config.replace(smsa=cfg.smsa)
     mc = model.config
-    init = Path(cfg.init) if cfg.init else None
     codec = codec_for(mc, Path(cfg.codec) if cfg.codec else init)
     if not (cfg.codec or init) and codec.learned:
         raise ValueError(f"the {mc.name} preset generates through a {mc.latent.codec} codec that is trained, not "
@@ -195,22 +221,35 @@ def build_run(cfg: TrainConfig, dist: DistInfo):
     codec.eval().requires_grad_(False)
     builder = SampleBuilder(mc, tokenizer_for(mc, init))
     records = read_source(cfg.data, strict=True)
-    train, val = records_of_split(records, "train"), records_of_split(records, "val")
-    det = None
-    if cfg.stage == "gduf":
+    det_records = read_source(cfg.det_data, strict=True) if cfg.det_data else records
+    train, val = records_of_split(det_records, "train"), records_of_split(det_records, "val")
+    det, valb, scale = None, None, None
+    if mc.vit.frozen:  # prepared views: tokens, latents, measured cues (and answers stating them)
+        log = (lambda done, n: print(f"views {done}/{n}", flush=True)) if cfg.progress and dist.main else None
+        if cfg.stage == "gduf":
+            det = load_token_bank(train, builder, codec, cfg.views, cfg.seed, cfg.cache, progress=log)
+            if not model.vit_norm.fitted:  # standardise the encoder's channels as the training views have them
+                model.vit_norm.fit(det.tokens)
+            scale = CueScale.fit(det.photo_cues(), fitted_on=f"{cfg.det_data or cfg.data} train photos")
+            det.scale = scale
+        valb = load_token_bank(val, builder, codec, 1, cfg.seed, cfg.cache, progress=log)
+        valb.scale = scale
+    elif cfg.stage == "gduf":
         det = load_crops(train, mc.image_size) if mc.detect_view == "crop" else load_bank(train, mc.image_size, codec)
     gen_train, gen_held = generation_split(records)
     if not gen_train:
         raise ValueError(f"{cfg.data}: no captioned real images in the train split for text-to-image samples")
     t2i = mirrored(load_bank(gen_train, mc.image_size, codec), codec)
-    valb = load_bank(val, mc.image_size, codec, view=mc.detect_view)
+    valb = valb or load_bank(val, mc.image_size, codec, view=mc.detect_view)
     val_gen = load_bank(gen_held or [r for r in val if r.label != FAKE], mc.image_size, codec)
     teacher = None
     if cfg.stage == "diga":
         if not cfg.init:
             raise ValueError("DIGA starts from a GDUF checkpoint: pass --init RUN/checkpoints/step-N")
         teacher = copy.deepcopy(model).eval().requires_grad_(False)  # frozen snapshot of the detector
-    return model, codec, UnifiedTask(cfg, model, builder, codec, det, t2i, valb, val_gen, dist, teacher)
+    task = UnifiedTask(cfg, model, builder, codec, det, t2i, valb, val_gen, dist, teacher)
+    task.cue_scale = scale
+    return model, codec, task
 
 
 @torch.no_grad()
@@ -230,7 +269,9 @@ def run_unified(cfg: TrainConfig) -> dict:
     params = model.generation_parameters() if cfg.stage == "diga" else None
     if cfg.freeze_vit and params is None:
         params = [p for n, p in model.named_parameters() if not n.startswith("vit_model.")]
-    trainer = Trainer(model, task, cfg, dist, params=params, extra_files=lambda: {"codec": codec})
+    meta = {"cue_scale": json.loads(task.cue_scale.to_json())} if task.cue_scale else {}
+    trainer = Trainer(model, task, cfg, dist, params=params, extra_files=lambda: {"codec": codec},
+                      extra_meta=lambda: meta)
     history = trainer.fit()
     # Report
     metrics = {}
@@ -241,8 +282,19 @@ def run_unified(cfg: TrainConfig) -> dict:
                        last_loss=history[-1]["loss"] if history else None, steps=cfg.steps)
         Path(cfg.out).mkdir(parents=True, exist_ok=True)
         (Path(cfg.out) / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        if cfg.ship:
+            ship(cfg, ema, codec, task, metrics)
     cleanup()
     return metrics
+
+
+def ship(cfg: TrainConfig, ema, codec, task: UnifiedTask, metrics: dict) -> Path:
+    """The final EMA model as a shippable directory: weights, codec, config, cue scale, model card."""
+    meta = {"cue_scale": json.loads(task.cue_scale.to_json())} if task.cue_scale else {}
+    out = UniGenDetPipeline(ema, codec).save_pretrained(cfg.ship, meta={"metrics": metrics, **meta})
+    det = task.det if task.det is not None else task.val
+    (out / "MODEL_CARD.md").write_text(unigendet_card(cfg, ema.config, det.records, task.val.records, metrics))
+    return out
 
 
 register_stage("t2i", T2IConfig)(run_unified)

@@ -25,7 +25,7 @@ class DetectConfig:
         f"a detector run or checkpoint directory (any kind; default: ${DETECTOR_ENV}, else the in-the-wild "
         "detector shipped in the package)")})
     format: str = field(default="table", metadata={"choices": ("table", "jsonl", "csv")})
-    explain: bool = False  # UniGenDet: write an explanation for each image
+    explain: bool = False  # write an explanation for each image (by the shipped UniGenDet for other detectors)
     verdict: str = field(default="cls", metadata={
         "choices": ("cls", "text"), "help": "UniGenDet: label from the cls head (default) or from the written answer"})
     threshold: float | None = None  # p_fake above this is called fake (default: the detector's calibrated one)
@@ -54,6 +54,7 @@ class Row:
     explanation: str | None = None
     spread: float | None = None  # disagreement of the image's crops (multi-crop detectors)
     error: str | None = None
+    note: str | None = None  # the explaining model's own verdict, where it differs
 
 
 def expand(paths: list[str]) -> Iterator[tuple[str, str | None]]:
@@ -83,6 +84,7 @@ def run_detect(predictor: Predictor, paths: list[str], explain: bool = False, ba
         if pending:
             for (row, _), v in zip(pending, predictor.detect([im for _, im in pending], explain), strict=True):
                 row.label, row.p_fake, row.explanation, row.spread = v.label, v.p_fake, v.explanation, v.spread
+                row.note = v.note
             pending.clear()
 
     for path, error in tqdm(items, desc="detect", unit="img", disable=not progress, file=sys.stderr):
@@ -110,13 +112,16 @@ def write_rows(rows: list[Row], fmt: str, out=None) -> None:
                 d["spread"] = r.spread
             if r.explanation is not None:
                 d["explanation"] = r.explanation
+            if r.note is not None:
+                d["note"] = r.note
             out.write(json.dumps(d) + "\n")
     elif fmt == "csv":
         w = csv.writer(out)
-        w.writerow(["path", "label", "p_fake", "spread", "explanation", "error"])
+        w.writerow(["path", "label", "p_fake", "spread", "explanation", "error", "note"])
         for r in rows:
             w.writerow([r.path, r.label or "", "" if r.p_fake is None else f"{r.p_fake:.6f}",
-                        "" if r.spread is None else f"{r.spread:.4f}", r.explanation or "", r.error or ""])
+                        "" if r.spread is None else f"{r.spread:.4f}", r.explanation or "", r.error or "",
+                        r.note or ""])
     else:
         width = min(60, max([len(r.path) for r in rows] + [4]))
         out.write(f"{'path':<{width}}  {'verdict':<7}  p_fake\n")
@@ -128,6 +133,8 @@ def write_rows(rows: list[Row], fmt: str, out=None) -> None:
                 out.write(f"{name:<{width}}  {r.label:<7}  {r.p_fake:.3f}\n")
                 if r.explanation:
                     out.write(f"{'':<{width}}  {r.explanation}\n")
+                if r.note:
+                    out.write(f"{'':<{width}}  {r.note}\n")
 
 
 def exit_code(rows: list[Row]) -> int:

@@ -29,12 +29,26 @@ BASE_HELP = "released checkpoints: a BAGEL directory supplying keys the checkpoi
 UNCERTAIN_SPREAD = 0.2  # crops of one image whose p_fake spread (std) reaches this disagree: "uncertain"
 
 
+EXPLAINER = "shipped:explain"  # the UniGenDet that explains another detector's verdicts, when none is named
+
+
 @dataclass
 class Verdict:
     label: str  # "fake" | "real" | "uncertain" (the image's crops disagree)
     p_fake: float
     explanation: str | None = None
     spread: float | None = None  # std of the crops' p_fake (multi-crop detectors)
+    note: str | None = None  # where the explaining UniGenDet's own verdict differs from this one
+
+
+def disagreement(label: str, text: str | None, own_p_fake: float) -> str | None:
+    """A note when the explaining model's own verdict (its written one, else its cls head's) is not
+    `label`; None when they agree or the verdict is "uncertain"."""
+    stated = parse_verdict(text or "")
+    own = ("fake" if stated == FAKE else "real") if stated is not None else label_of(own_p_fake, 0.5)
+    if label == "uncertain" or own == label:
+        return None
+    return f"UniGenDet's own reading differs: it calls the image {own} (its p_fake {own_p_fake:.2f})."
 
 
 def label_of(p_fake: float, threshold: float) -> str:
@@ -45,7 +59,7 @@ class Predictor:
     """Serialises model calls (safe under concurrent requests) and keeps the model loaded."""
 
     def __init__(self, checkpoint: str, device: str = "cpu", threshold: float | None = None, verdict: str = "cls",
-                 base: str | None = None, max_batch: int = 16):
+                 base: str | None = None, max_batch: int = 16, explainer: str | None = EXPLAINER):
         if verdict not in ("cls", "text"):
             raise ValueError("verdict must be 'cls' (cls head / score) or 'text' (UniGenDet's written answer)")
         if base is not None:  # a released fine-tune whose missing keys come from BAGEL (see docs/full_scale.md)
@@ -55,7 +69,11 @@ class Predictor:
         else:
             self.detector = load_detector(resolve(checkpoint), device=device)
         self.kind, self.name = self.detector.kind, self.detector.name
-        if verdict == "text" and not self.can_explain:
+        self.device = device
+        # a detector that writes no answer is explained by a UniGenDet (loaded on first use)
+        self.explainer_path = None if isinstance(self.detector, Explainer) else _available(explainer)
+        self._explainer: Explainer | None = None
+        if verdict == "text" and not isinstance(self.detector, Explainer):
             raise ValueError(f"a {self.kind} detector writes no answer; --verdict text needs a UniGenDet checkpoint")
         # None: the threshold the detector was calibrated with (0.5 for uncalibrated kinds)
         self.threshold = float(self.detector.threshold if threshold is None else threshold)
@@ -67,7 +85,12 @@ class Predictor:
 
     @property
     def can_explain(self) -> bool:
-        return isinstance(self.detector, Explainer)
+        return isinstance(self.detector, Explainer) or self.explainer_path is not None
+
+    def explainer(self) -> Explainer:
+        if self._explainer is None:
+            self._explainer = load_detector(self.explainer_path, device=self.device)
+        return self._explainer
 
     @property
     def can_generate(self) -> bool:
@@ -76,7 +99,7 @@ class Predictor:
     def detect(self, images: Sequence[Image.Image], explain: bool = False) -> list[Verdict]:
         explain = explain or self.verdict == "text"
         with self.lock:
-            if explain and self.can_explain:
+            if explain and isinstance(self.detector, Explainer):
                 found = self.detector.explain_images(images)
                 out = []
                 for d in found:
@@ -86,9 +109,16 @@ class Predictor:
                     out.append(Verdict(label, d.p_fake, d.text))
                 return out
         if isinstance(self.detector, CropScorer):
-            return [Verdict("uncertain" if c.spread >= UNCERTAIN_SPREAD else label_of(c.p_fake, self.threshold),
-                            c.p_fake, spread=c.spread) for c in self._queued(images)]
-        return [Verdict(label_of(p, self.threshold), p) for p in self._queued(images)]
+            out = [Verdict("uncertain" if c.spread >= UNCERTAIN_SPREAD else label_of(c.p_fake, self.threshold),
+                           c.p_fake, spread=c.spread) for c in self._queued(images)]
+        else:
+            out = [Verdict(label_of(p, self.threshold), p) for p in self._queued(images)]
+        if explain and self.can_explain:
+            with self.lock:
+                found = self.explainer().explain_images(images)
+            for v, d in zip(out, found, strict=True):
+                v.explanation, v.note = d.text, disagreement(v.label, d.text, d.p_fake)
+        return out
 
     def scores(self, images: Sequence[Image.Image]) -> list[float]:
         """p_fake per image, batched together with other threads' pending images."""
@@ -151,6 +181,16 @@ class Predictor:
         with self.lock:
             return self.detector.generate([prompt] * n, size=size, steps=steps, shift=shift,
                                           guidance=dataclasses.replace(Guidance(), scale=guidance), seed=seed)
+
+
+def _available(checkpoint: str | None) -> str | None:
+    """The explaining checkpoint's path, or None when there is none (a package without one)."""
+    if checkpoint is None:
+        return None
+    try:
+        return resolve(checkpoint)
+    except FileNotFoundError:
+        return None
 
 
 def timed(fn, *a, **kw):

@@ -77,7 +77,7 @@ def create_app(predictor: Predictor, limits: Limits = Limits()):
             raise HTTPException(status, str(e)) from None
         (verdict,), ms = timed(predictor.detect, [img], explain and predictor.can_explain)
         out = {"label": verdict.label, "p_fake": verdict.p_fake, "explanation": verdict.explanation,
-               "threshold": predictor.threshold, "spread": verdict.spread,
+               "note": verdict.note, "threshold": predictor.threshold, "spread": verdict.spread,
                "model": predictor.name, "elapsed_ms": round(ms, 1), "width": img.width, "height": img.height}
         if heatmap:
             out["heatmap"] = predictor.tile_scores(img, limits.heatmap_grid).round(4).tolist()

@@ -42,6 +42,19 @@ class ViTConfig:
     max_patches_per_side: int = 16
     layer_norm_eps: float = 1e-6
     input_filter: str = "none"  # none | residual: the image minus its 3x3 local mean (see images.py)
+    # "navit": the trained ViT above reads the image; another name is a frozen encoder (unified.encoders) whose
+    # `encoder_dim`-wide tokens enter through the connector (the ViT fields above are then unused)
+    encoder: str = "navit"
+    encoder_dim: int = 0
+
+    @property
+    def frozen(self) -> bool:
+        return self.encoder != "navit"
+
+    @property
+    def token_dim(self) -> int:
+        """Width of one image row entering the understanding path."""
+        return self.encoder_dim if self.frozen else 3 * self.patch_size**2
 
 
 @dataclass(frozen=True)
@@ -92,8 +105,16 @@ class ModelConfig:
             raise ValueError(f"vit.input_filter must be 'none' or 'residual', not {self.vit.input_filter!r}")
         if self.detect_view not in ("resize", "crop"):
             raise ValueError(f"detect_view must be 'resize' or 'crop', not {self.detect_view!r}")
+        if self.vit.frozen and self.vit.encoder_dim <= 0:
+            raise ValueError(f"the frozen encoder {self.vit.encoder!r} needs its token width in vit.encoder_dim")
         if self.vit_image_size % self.vit.patch_size:
             raise ValueError(f"vit_image_size must be a multiple of the {self.vit.patch_size} px patch")
+
+    @property
+    def detect_side(self) -> int:
+        """Side of the view of an image under test: a frozen encoder reads `vit_image_size` native
+        pixels (the clean latents then see that view resized to `image_size`)."""
+        return self.vit_image_size if self.vit.frozen else self.image_size
 
     def replace(self, **changes: Any) -> ModelConfig:
         return dataclasses.replace(self, **changes)

@@ -15,7 +15,7 @@ import torch
 from ..labels import FAKE
 from .flow import Guidance, euler_sample
 from .mot import KVCache
-from .packing import CAUSAL, Sample, Split
+from .packing import CAUSAL, ImageTokens, Sample, Split
 from .patches import unpatchify
 from .prompts import DETECTION_QUESTION
 from .samples import SampleBuilder
@@ -87,7 +87,7 @@ def detect(
     model,
     builder: SampleBuilder,
     latents: list[torch.Tensor],
-    images: list[torch.Tensor],
+    images: list[torch.Tensor | ImageTokens],
     explain: bool = False,
     question: str = DETECTION_QUESTION,
     max_new_tokens: int = 128,

@@ -30,6 +30,27 @@ class LanguageModel(nn.Module):
             self.lm_head.weight = self.model.embed_tokens.weight
 
 
+class TokenStandardizer(nn.Module):
+    """Per-channel standardisation of a frozen encoder's tokens before the connector; its mean
+    and std are fitted once on training tokens (`fit`) and saved with the weights."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+        self.register_buffer("fitted", torch.zeros((), dtype=torch.bool))
+
+    @torch.no_grad()
+    def fit(self, tokens: torch.Tensor) -> None:
+        rows = tokens.reshape(-1, tokens.shape[-1]).float()
+        self.mean.copy_(rows.mean(0))
+        self.std.copy_(rows.std(0).clamp(min=1e-3))
+        self.fitted.fill_(True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+
+
 def fake_cls_head(d: int) -> nn.Sequential:
     """UniGenDet detection head: LayerNorm, Linear d->d/4, ReLU, Linear -> 2 (0 fake, 1 real)."""
     return nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d // 4), nn.ReLU(), nn.Linear(d // 4, 2))
@@ -55,8 +76,9 @@ class UniGenDet(nn.Module):
         lat = cfg.latent
         self.language_model = LanguageModel(cfg)
         # understanding path: ViT -> connector, plus a fixed sin-cos table at LLM width
-        self.vit_model = SiglipNaViT(cfg.vit)
-        self.connector = MLPConnector(cfg.vit.hidden_size, d)
+        self.vit_model = None if cfg.vit.frozen else SiglipNaViT(cfg.vit)  # a frozen encoder lives outside
+        self.vit_norm = TokenStandardizer(cfg.vit.encoder_dim) if cfg.vit.frozen else None
+        self.connector = MLPConnector(cfg.vit.encoder_dim if cfg.vit.frozen else cfg.vit.hidden_size, d)
         self.vit_pos_embed = PositionTable(d, cfg.vit.max_patches_per_side)
         # generation path: latent patches in and velocities out
         self.vae2llm = nn.Linear(lat.token_dim, d)
@@ -94,7 +116,11 @@ class UniGenDet(nn.Module):
         x = lm.embed_tokens.weight.new_zeros(batch.length, self.config.llm.hidden_size)
         x[batch.text_index] = lm.embed_tokens(batch.text_ids)
         if batch.vit_index.numel():
-            vit = self.vit_model(batch.vit_patches.to(dtype), batch.vit_pos_ids, batch.vit_lens)
+            vit = batch.vit_patches.to(dtype)  # a frozen encoder's tokens, or patches the ViT reads
+            if self.vit_model is not None:
+                vit = self.vit_model(vit, batch.vit_pos_ids, batch.vit_lens)
+            else:
+                vit = self.vit_norm(vit)
             x[batch.vit_index] = (self.connector(vit) + self.vit_pos_embed(batch.vit_pos_ids)).to(dtype)
         if batch.latent_index.numel():
             lat = self.vae2llm(batch.latent_patches.to(dtype)) + self.time_embedder(batch.latent_t)
@@ -140,3 +166,20 @@ class UniGenDet(nn.Module):
 
     def num_parameters(self, trainable_only: bool = False) -> int:
         return sum(p.numel() for p in self.parameters() if p.requires_grad or not trainable_only)
+
+
+UNDERSTANDING = ("vit_model.", "vit_norm.", "connector.")  # parameters of the understanding path that a swap replaces
+
+
+def swap_understanding(model: UniGenDet, source: ModelConfig) -> UniGenDet:
+    """A copy of `model` whose understanding path (encoder, crop side) is `source`'s: the decoder,
+    the generation path and the heads keep their weights; a fresh connector (and ViT) replace the
+    old ones. How a generator pre-trained with one encoder starts detection with another."""
+    cfg = model.config.replace(vit=source.vit, vit_image_size=source.vit_image_size)
+    new = UniGenDet(cfg).to(model.device)
+    kept = {k: v for k, v in model.state_dict().items() if not k.startswith(UNDERSTANDING)}
+    missing, unexpected = new.load_state_dict(kept, strict=False)
+    stray = [k for k in missing if not k.startswith(UNDERSTANDING)] + list(unexpected)
+    if stray:
+        raise ValueError(f"cannot swap the understanding path: unmatched keys {stray[:5]}")
+    return new

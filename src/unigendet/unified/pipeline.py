@@ -67,7 +67,7 @@ class UniGenDetPipeline:
 
     def view(self, image: Image.Image) -> torch.Tensor:
         """A PIL image -> the (3, S, S) tensor the model looks at (`ModelConfig.detect_view`)."""
-        return detection_view(image, self.config.image_size, self.config.detect_view)
+        return detection_view(image, self.config.detect_side, self.config.detect_view)
 
     @torch.no_grad()
     def detect(self, views: Sequence[torch.Tensor], explain: bool = False, batch_size: int = 16,
@@ -78,8 +78,10 @@ class UniGenDetPipeline:
         for s in range(0, len(views), batch_size):
             chunk = list(views[s:s + batch_size])
             dtype = next(self.codec.parameters(), torch.empty(0)).dtype
-            latents = list(self.codec.encode(torch.stack(chunk).to(self.device, dtype)).float().cpu())
-            out += detect(self.model, self.builder, latents, chunk, explain=explain, max_new_tokens=max_new_tokens)
+            small = torch.stack([self.builder.latent_view(v) for v in chunk])
+            latents = list(self.codec.encode(small.to(self.device, dtype)).float().cpu())
+            images = self.builder.encode_images(torch.stack(chunk)) if self.config.vit.frozen else chunk
+            out += detect(self.model, self.builder, latents, images, explain=explain, max_new_tokens=max_new_tokens)
         return out
 
     def detect_images(self, images: Sequence[Image.Image], explain: bool = False, **kw) -> list[Detection]:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from ..images import residual
+from ..images import residual, resize_square
 from .config import ModelConfig
+from .encoders import frozen_encoder
 from .packing import CAUSAL, FULL, NOISE, ImageTokens, PackedBatch, Sample, Split, pack
 from .patches import patchify
 from .prompts import DETECTION_QUESTION
@@ -31,7 +32,9 @@ class SampleBuilder:
 
     def vit_tokens(self, image: torch.Tensor, side: int | None = None) -> ImageTokens:
         """Resize so both sides are multiples of the patch (at most `side` px), apply the
-        ViT's input filter and patchify."""
+        ViT's input filter and patchify; with a frozen encoder, its tokens of the image."""
+        if self.cfg.vit.frozen:
+            return self.encode_images(image[None])[0]
         p = self.cfg.vit.patch_size
         side = side or self.cfg.vit_image_size
         _, H, W = image.shape
@@ -43,6 +46,19 @@ class SampleBuilder:
             image = residual(image)
         rows, grid = patchify(image, p)
         return ImageTokens(rows, grid)
+
+    def latent_view(self, view: torch.Tensor) -> torch.Tensor:
+        """A detection view at the generation side, for the clean latents (SMSA)."""
+        return view if view.shape[-1] == self.cfg.image_size else resize_square(view, self.cfg.image_size)
+
+    def encode_images(self, images: torch.Tensor) -> list[ImageTokens]:
+        """(B, 3, S, S) native crops -> the frozen encoder's tokens of each, in one batch."""
+        enc = frozen_encoder(self.cfg.vit.encoder)
+        rows = enc(images)
+        if rows.shape[-1] != self.cfg.vit.token_dim:
+            raise ValueError(f"encoder {self.cfg.vit.encoder!r} gives {rows.shape[-1]}-wide tokens; "
+                             f"the model expects {self.cfg.vit.token_dim}")
+        return [ImageTokens(r, (enc.grid, enc.grid)) for r in rows]
 
     def latent_tokens(
         self,
@@ -60,17 +76,18 @@ class SampleBuilder:
     def detection(
         self,
         latent: torch.Tensor | None,
-        image: torch.Tensor,
+        image: torch.Tensor | ImageTokens,
         question: str = DETECTION_QUESTION,
         answer: str | None = None,
         label: int | None = None,
     ) -> Sample:
         """SMSA detection sample. Without an answer it ends at the open answer turn
         (<|im_start|>), whose state predicts the first answer word and feeds the cls head.
-        `latent=None` leaves the clean latents out (the latent-free ablation only)."""
+        `latent=None` leaves the clean latents out (the latent-free ablation only); `image` may come
+        already encoded (`encode_images`)."""
         splits = [Split(FULL, latent=self.latent_tokens(latent))] if latent is not None else []
         splits += [
-            Split(FULL, vit=self.vit_tokens(image)),
+            Split(FULL, vit=image if isinstance(image, ImageTokens) else self.vit_tokens(image)),
             Split(CAUSAL, text=self.turn(question)),
         ]
         if answer is None:
@@ -99,6 +116,6 @@ class SampleBuilder:
             vision_end=self.tok.vision_end,
             vit_side=self.cfg.vit.max_patches_per_side,
             latent_side=self.cfg.latent.max_latent_side,
-            vit_dim=3 * self.cfg.vit.patch_size**2,
+            vit_dim=self.cfg.vit.token_dim,
             latent_dim=self.cfg.latent.token_dim,
         )

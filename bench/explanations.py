@@ -1,0 +1,96 @@
+"""How far UniGenDet's written explanations can be trusted, on evaluation images it never trained on.
+
+For N images of a dataset's val split (label-balanced, fixed order), the explaining checkpoint
+writes its answer. Reported:
+- the written verdict against the cls head's (agreement; unparseable answers counted apart);
+- faithfulness: of the cue claims the answers make, the fraction consistent with the cues measured
+  on the same image (`unigendet.explain.check`, with the checkpoint's cue scale);
+- how often the written verdict and the shipped detector's verdict agree (they are shown together).
+
+    python bench/explanations.py --checkpoint shipped:explain --n 100 --out runs/explanations
+
+Writes OUT/explanations.json and OUT/explanations.md (one row per image: label, verdicts, answer).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from unigendet.apps.predictor import Predictor
+from unigendet.data.imageio import open_image
+from unigendet.data.readers import read_source
+from unigendet.explain import CueScale, check, measure
+from unigendet.labels import FAKE, LABEL_NAMES
+from unigendet.shipped import resolve
+from unigendet.unified.checkpoint import load_meta
+from unigendet.unified.prompts import parse_verdict
+
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def pick(records, n: int):
+    """n records of the val split, half of each label (as available), in manifest order."""
+    val = [r for r in records if r.split == "val"] or list(records)
+    fakes, reals = [r for r in val if r.label == FAKE], [r for r in val if r.label != FAKE]
+    k = min(n // 2, len(fakes))
+    return fakes[:k] + reals[: n - k]
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", default="shipped:explain")
+    ap.add_argument("--data", default=str(SHARED / "data" / "wild-train"))
+    ap.add_argument("--n", type=int, default=100)
+    ap.add_argument("--out", default="runs/explanations")
+    args = ap.parse_args(argv)
+    path = resolve(args.checkpoint)
+    meta = load_meta(path)
+    if "cue_scale" not in meta:
+        raise SystemExit(f"{path} carries no cue scale: it was not trained on measured-cue answers")
+    scale = CueScale.from_json(json.dumps(meta["cue_scale"]))
+    records = pick(read_source(args.data, strict=True), args.n)
+    images = [open_image(r.path) for r in records]
+    explainer = Predictor(path)
+    shipped = Predictor("shipped", explainer=None)
+    found = explainer.detector.explain_images(images)
+    verdicts = shipped.detect(images)
+    rows, made, consistent = [], 0, 0
+    for r, d, v, c in zip(records, found, verdicts, measure(images), strict=True):
+        levels = scale.levels(c)
+        reading = check(d.text, levels)
+        made, consistent = made + reading.made, consistent + reading.consistent
+        stated = parse_verdict(d.text or "")
+        rows.append({"path": str(r.path), "label": LABEL_NAMES[r.label], "p_fake_cls": d.p_fake,
+                     "cls": "fake" if d.p_fake > 0.5 else "real",
+                     "written": None if stated is None else LABEL_NAMES[stated], "shipped": v.label,
+                     "levels": levels, "claims": reading.made, "consistent": reading.consistent,
+                     "unparsed_sentences": reading.unparsed, "answer": d.text})
+    written = [x for x in rows if x["written"] is not None]
+    summary = {
+        "checkpoint": str(path), "data": args.data, "images": len(rows),
+        "unparseable": len(rows) - len(written),
+        "written_agrees_cls": float(np.mean([x["written"] == x["cls"] for x in rows])),  # unparseable: disagree
+        "written_agrees_shipped": float(np.mean([x["written"] == x["shipped"] for x in rows])),
+        "written_accuracy": float(np.mean([x["written"] == x["label"] for x in rows])),
+        "cls_accuracy": float(np.mean([x["cls"] == x["label"] for x in rows])),
+        "claims": made, "claims_consistent": consistent / made if made else 0.0,
+        "unparsed_sentences": sum(len(x["unparsed_sentences"]) for x in rows),
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "explanations.json").write_text(json.dumps({"summary": summary, "rows": rows}, indent=2))
+    lines = ["| | value |", "|---|---|"] + [f"| {k} | {v:.3f} |" if isinstance(v, float) else f"| {k} | {v} |"
+                                            for k, v in summary.items()]
+    lines += ["", "| image | label | cls | written | shipped | claims ok | answer |", "|---|---|---|---|---|---|---|"]
+    lines += [f"| {Path(x['path']).name} | {x['label']} | {x['cls']} | {x['written']} | {x['shipped']} | "
+              f"{x['consistent']}/{x['claims']} | {x['answer']} |" for x in rows]
+    (out / "explanations.md").write_text("\n".join(lines) + "\n")
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

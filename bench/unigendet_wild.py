@@ -1,0 +1,148 @@
+"""UniGenDet in the wild: the leave-one-generator-family-out table on wild-train and CNNDetection,
+with the shipped detector's recipe as a row of the same run.
+
+Each UniGenDet row is a GDUF variant (config fields: the understanding path, SMSA) started from a
+text-to-image checkpoint (`--init`, e.g. the demo's runs/t2i) and trained on a fold's detection
+records (label-balanced) mixed with text-to-image samples of the built-in corpus (`--corpus`).
+Folds, calibration halves and the CNNDetection procedure are those of bench/wild_detection.py:
+per family, train without it, fit the balanced-accuracy threshold on the other families' val
+images and half of the val reals, test its fakes against the other half; CNNDetection: train on
+the whole train split, threshold on val. The verdict is the cls head's p_fake of the EMA weights.
+Prepared views are cached (`--cache`), so folds and seeds share the encoder's work.
+
+    python bench/unigendet_wild.py --init runs/t2i --corpus runs/data --out runs/unigendet-wild
+
+Writes OUT/table.md and OUT/results.json after every row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from unigendet.data.readers import read_source
+from unigendet.evaluation.families import logo_folds
+from unigendet.labels import FAKE
+from unigendet.metrics import balanced_threshold
+from unigendet.unified.pipeline import UniGenDetPipeline
+from unigendet_train.config import TrainConfig
+from unigendet_train.tokens import load_token_bank
+from unigendet_train.unified import detect_bank, run_unified
+from wild_detection import SHARED, Row, evaluate_row, recipes, save, table
+
+VARIANTS = {
+    "UniGenDet, forensic encoder, SMSA": dict(understanding="tiny-forensic", smsa=True),
+    "UniGenDet, forensic encoder, latent-free": dict(understanding="tiny-forensic", smsa=False),
+    "UniGenDet, NaViT (high-pass input), SMSA": dict(understanding=None, smsa=True),
+}
+
+
+def write_manifest(path: Path, train, val) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    with (path / "manifest.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "label", "split", "generator", "group"])
+        for split, records in (("train", train), ("val", val)):
+            for r in records:
+                w.writerow([str(Path(r.path).resolve()), "fake" if r.label == FAKE else "real", split, r.generator,
+                            r.group_key])
+    return path
+
+
+class UniGenDetRow:
+    def __init__(self, base: TrainConfig, work: Path):
+        self.base, self.work, self.n = base, work, 0
+
+    def fit(self, train, cal) -> UniGenDetPipeline:
+        self.n += 1
+        run = self.work / f"run-{self.n}"
+        data = write_manifest(self.work / f"data-{self.n}", train, cal)
+        cfg = self.base.replace(det_data=str(data), out=str(run), ckpt_every=self.base.steps)
+        run_unified(cfg)
+        return UniGenDetPipeline.from_pretrained(run / "checkpoints" / f"step-{cfg.steps:06d}")
+
+    def score(self, pipe: UniGenDetPipeline, records) -> np.ndarray:
+        if pipe.config.vit.frozen:
+            bank = load_token_bank(records, pipe.builder, pipe.codec, 1, self.base.seed, self.base.cache)
+            return np.array([d.p_fake for d in detect_bank(pipe.model, pipe.builder, bank)])
+        from unigendet.data.imageio import open_image
+
+        return np.array([d.p_fake for d in pipe.detect_images([open_image(r.path) for r in records])])
+
+    def fit_scored(self, train, cal, test):
+        pipe = self.fit(train, cal)
+        threshold = balanced_threshold(self.score(pipe, cal), np.array([r.label == FAKE for r in cal]))
+        return self.score(pipe, test), threshold
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=str(SHARED / "data" / "wild-train"))
+    ap.add_argument("--cnn", default=str(SHARED / "data" / "cnndetection-ranking"))
+    ap.add_argument("--init", default="runs/t2i", help="text-to-image checkpoint or run the generator starts from")
+    ap.add_argument("--corpus", default="runs/data", help="built-in corpus: the text-to-image samples")
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--only", action="append", default=[], help="run only rows whose name contains this")
+    ap.add_argument("--folds", type=int, default=0, help="only the first N folds (0: all), for a quick look")
+    ap.add_argument("--no-shipped", action="store_true", help="leave out the shipped detector's recipe")
+    ap.add_argument("--cache", default="runs/token-cache")
+    ap.add_argument("--out", default="runs/unigendet-wild")
+    args = ap.parse_args(argv)
+    t0 = time.time()
+    pool = read_source(args.data, strict=True)
+    folds = logo_folds(pool)[: args.folds or None]
+    train = [r for r in pool if r.split == "train"]
+    val = [r for r in pool if r.split == "val"]
+    cnn = read_source(args.cnn, strict=True) if Path(args.cnn).exists() else []
+    out = Path(args.out)
+    results: dict = {}
+    if not args.no_shipped:
+        name = next(n for n in recipes(None, None) if "(shipped)" in n)
+        row = Row(dataclasses.replace(recipes(None, None)[name], data=args.data))
+
+        def fold_scores(fold, row=row):
+            head, threshold = row.fit(fold.train, fold.calibrate)
+            return row.score(head, fold.test), threshold
+
+        def cnn_scores(row=row):
+            head, threshold = row.fit(train, val)
+            return row.score(head, cnn), threshold
+
+        results[f"shipped recipe: {name}"] = evaluate_row(name, fold_scores, cnn_scores, folds, cnn)
+        save(out, results)
+    base = TrainConfig(stage="gduf", preset="tiny", data=args.corpus, init=args.init, steps=args.steps,
+                       det_per_step=16, t2i_per_step=4, lr=5e-4, warmup=20, eval_every=0, log_every=50,
+                       progress=False, cache=args.cache)
+    for name, fields in VARIANTS.items():
+        if args.only and not any(s in name for s in args.only):
+            continue
+        for seed in args.seeds:
+            with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as work:
+                row = UniGenDetRow(base.replace(seed=seed, **fields), Path(work))
+
+                def fold_scores(fold, row=row):
+                    return row.fit_scored(fold.train, fold.calibrate, fold.test)
+
+                def cnn_scores(row=row):
+                    return row.fit_scored(train, val, cnn)
+
+                key = f"{name} (seed {seed})"
+                results[key] = evaluate_row(key, fold_scores, cnn_scores, folds, cnn)
+                results[key]["config"] = {"steps": args.steps, "seed": seed, **fields}
+                save(out, results)
+    (out / "meta.json").write_text(json.dumps({"folds": [f.family for f in folds], "seconds": time.time() - t0,
+                                               "init": args.init, "corpus": args.corpus}, indent=2))
+    print(table(results))
+    print(f"{time.time() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""Explanations tied to measurements: each cue responds to the trace it names, the written
+sentences read back into the claims they make, and a claim that contradicts the measurement is
+caught."""
+
+import io
+
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from unigendet.explain import CUES, PHRASES, Cues, CueScale, check, describe, measure, measure_tensor, read_claims
+from unigendet.explain.text import reference_answer
+from unigendet.images import pil_to_tensor
+from unigendet.labels import FAKE, REAL
+
+
+def noise(side=128, seed=0):
+    return torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(seed)) * 2 - 1
+
+
+def to_pil(x):
+    return Image.fromarray(((x[0].permute(1, 2, 0) + 1) * 127.5).round().clamp(0, 255).byte().numpy())
+
+
+def jpeg(x, quality=40):
+    buf = io.BytesIO()
+    to_pil(x).save(buf, "JPEG", quality=quality)
+    return Image.open(buf).convert("RGB")
+
+
+def smooth(x, k=5):
+    return F.avg_pool2d(F.pad(x, (k // 2,) * 4, mode="reflect"), k, 1)
+
+
+def test_each_cue_responds_to_its_trace():
+    base = measure_tensor(smooth(noise(), 3))[0]
+    repeated = measure_tensor(F.interpolate(smooth(noise(64), 3), scale_factor=2, mode="nearest"))[0]
+    assert repeated.periodic > base.periodic + 1.0  # pixel repetition: one phase has no steps
+    blocky = measure([jpeg(smooth(noise(), 7), quality=30)])[0]
+    assert blocky.grid > measure_tensor(smooth(noise(), 7))[0].grid + 0.2  # JPEG's 8-px block grid
+    assert measure_tensor(smooth(noise(), 5))[0].texture < measure_tensor(noise())[0].texture - 2  # blur: smoother
+    # nothing above is a side effect of the image's brightness
+    shifted = measure_tensor(smooth(noise(), 3) * 0.5 + 0.3)[0]
+    assert abs(shifted.grid - base.grid) < 0.1
+
+
+def test_measure_reads_native_central_crop_and_refuses_tiny_images():
+    big = to_pil(noise(400))
+    (c,) = measure([big])
+    assert c == measure_tensor(pil_to_tensor(big.crop((72, 72, 328, 328)))[None])[0]
+    with pytest.raises(ValueError, match="16"):
+        measure_tensor(torch.zeros(1, 3, 8, 8))
+
+
+def test_scale_levels_and_round_trip():
+    photos = [Cues(float(i), float(i) / 10, -float(i)) for i in range(100)]
+    scale = CueScale.fit(photos, fitted_on="test")
+    assert scale.level("periodic", 5.0) == "low" and scale.level("periodic", 50.0) == "typical"
+    assert scale.level("periodic", 95.0) == "high" and scale.level("texture", -95.0) == "low"
+    assert CueScale.from_json(scale.to_json()) == scale
+    with pytest.raises(ValueError, match="10 photos"):
+        CueScale.fit(photos[:3])
+    with pytest.raises(ValueError, match="lacks"):
+        CueScale.from_json('{"bounds": {"grid": [0, 1]}}')
+
+
+@pytest.mark.parametrize("levels", [
+    {"periodic": "high", "grid": "low", "texture": "low"},
+    {"periodic": "typical", "grid": "high", "texture": "typical"},
+    {"periodic": "low", "grid": "typical", "texture": "high"},
+])
+def test_written_claims_read_back_and_hold(levels):
+    text = reference_answer(FAKE, levels)
+    assert text.startswith("This is a fake image.")
+    reading = check(text, levels)
+    assert reading.made == len(CUES) and reading.consistent == len(CUES) and not reading.unparsed
+    assert check(reference_answer(REAL, levels), levels).consistent == len(CUES)
+
+
+def test_a_claim_against_the_measurement_is_caught():
+    measured = {"periodic": "typical", "grid": "low", "texture": "low"}
+    wrong = describe({"periodic": "high", "grid": "low", "texture": "high"})
+    reading = check(wrong, measured)
+    assert reading.made == 3 and reading.consistent == 1  # only the grid claim holds
+    # "no block grid" is true of a low and of a typical grid; it is false of a strong one
+    assert check(describe(measured), {**measured, "grid": "typical"}).consistent == 3
+    assert check(describe(measured), {**measured, "grid": "high"}).consistent == 2
+
+
+def test_unknown_sentences_are_reported_not_dropped():
+    reading = read_claims("This is a real image. The lighting looks natural. Its texture is noisier than most photos'.")
+    assert reading.unparsed == ["The lighting looks natural."]
+    assert reading.claims == {"texture": frozenset({"high"})}
+    assert read_claims("").made == 0
+
+
+def test_every_level_has_exactly_one_sentence():
+    for cue, rows in PHRASES.items():
+        for level in ("low", "typical", "high"):
+            assert sum(level in ok for _, ok in rows) == 1, (cue, level)
+
+
+def test_forensic_encoder_tokens_are_per_tile_and_enter_the_model():
+    """The frozen forensic encoder: one token per tile, each reading its own tile (a change in one
+    corner moves that corner's token most), and a tiny-forensic model detects with it end to end."""
+    from unigendet import create_model, get_config
+    from unigendet.unified.encoders import frozen_encoder
+    from unigendet.unified.inference import detect
+    from unigendet.unified.samples import SampleBuilder
+    from unigendet.unified.tokenizer import ByteTokenizer
+
+    cfg = get_config("tiny-forensic")
+    enc = frozen_encoder(cfg.vit.encoder)
+    assert enc is frozen_encoder("forensic")  # built once per process
+    x = noise(256)
+    y = x.clone()
+    y[:, :, :64, :64] = smooth(x, 7)[:, :, :64, :64]  # top-left tile only
+    tx, ty = enc(x)[0], enc(y)[0]
+    assert tx.shape == (16, cfg.vit.encoder_dim)
+    moved = (tx - ty).norm(dim=1)
+    assert moved.argmax() == 0 and moved[0] > 2 * moved[[5, 10, 15]].max()  # deep taps see wider
+    with pytest.raises(ValueError, match="256-px"):
+        enc(noise(64))
+    model = create_model(cfg).eval()
+    builder = SampleBuilder(cfg, ByteTokenizer())
+    latents = [torch.randn(cfg.latent.channels, 16, 16) for _ in range(2)]
+    (a, b) = detect(model, builder, latents, [x[0], y[0]])
+    assert 0 <= a.p_fake <= 1 and a.p_fake != b.p_fake
+    with pytest.raises(ValueError, match="unknown understanding encoder"):
+        frozen_encoder("nope")
+
+
+def test_swapping_the_understanding_path_keeps_everything_else():
+    from unigendet import create_model, get_config
+    from unigendet.unified.model import UNDERSTANDING, swap_understanding
+
+    model = create_model(get_config("tiny"))
+    swapped = swap_understanding(model, get_config("tiny-forensic"))
+    assert swapped.config.vit.encoder == "forensic" and swapped.config.vit_image_size == 256
+    assert swapped.config.latent == model.config.latent
+    old, new = model.state_dict(), swapped.state_dict()
+    for k, v in new.items():
+        if not k.startswith(UNDERSTANDING):
+            assert torch.equal(v, old[k]), k
+    assert swapped.connector.fc1.in_features == get_config("tiny-forensic").vit.encoder_dim
