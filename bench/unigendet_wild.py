@@ -120,7 +120,7 @@ def main(argv=None) -> None:
         save(out, results)
     base = TrainConfig(stage="gduf", preset="tiny", data=args.corpus, init=args.init, steps=args.steps,
                        det_per_step=16, t2i_per_step=4, lr=5e-4, warmup=20, eval_every=0, log_every=50,
-                       progress=False, cache=args.cache)
+                       progress=False, report=False, cache=args.cache)
     for name, fields in VARIANTS.items():
         if args.only and not any(s in name for s in args.only):
             continue

@@ -189,7 +189,7 @@ def test_a_detector_that_writes_nothing_is_explained_by_unigendet(ckpt, odd, cap
     own = both.explainer().explain_images([img])[0]
     assert v.note == disagreement(v.label, own.text, own.p_fake)
     # the note: silent on agreement, explicit on a difference, from the written verdict first
-    assert disagreement("fake", "This is a fake image. No 8-pixel block grid stands out.", 0.1) is None
+    assert disagreement("fake", "This is a fake image. No 8-pixel block grid.", 0.1) is None
     assert "calls the image real" in disagreement("fake", "This is a real image.", 0.9)
     assert "calls the image fake" in disagreement("real", "gibberish", 0.8)  # unparsed: its cls head
     assert disagreement("uncertain", "This is a real image.", 0.1) is None

@@ -197,7 +197,7 @@ def test_serve_without_a_checkpoint_uses_the_shipped_detector(monkeypatch):
     assert shipped.kind == "forensic" and 0 < shipped.threshold < 1
     client = TestClient(create_app(Predictor(default_detector())))
     health = client.get("/healthz").json()
-    assert health["kind"] == "forensic" and not health["generate"] and not health["explain"]
+    assert health["kind"] == "forensic" and not health["generate"] and health["explain"]  # the shipped explainer
     img = noise_image(3, (600, 400))
     buf = io.BytesIO()
     img.save(buf, format="PNG")

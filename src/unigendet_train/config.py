@@ -50,6 +50,7 @@ class TrainConfig:
     activation_checkpointing: bool = False  # recompute decoder layers in the backward pass
     resume: bool = False
     progress: bool = True
+    report: bool = True  # measure the final EMA model on the validation split, written answers included
 
     def replace(self, **kw) -> TrainConfig:
         return dataclasses.replace(self, **kw)

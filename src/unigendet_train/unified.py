@@ -192,7 +192,7 @@ def detect_bank(model, builder: SampleBuilder, bank: ImageBank | TokenBank, n: i
             latents, images = list(bank.latents[i:j, 0]), [bank.image(k, 0) for k in range(i, j)]
         else:
             latents, images = list(bank.latents[i:j]), list(bank.images[i:j])
-        out += detect(model, builder, latents, images, explain=explain, max_new_tokens=64)
+        out += detect(model, builder, latents, images, explain=explain, max_new_tokens=256)
     return out
 
 
@@ -277,7 +277,7 @@ def run_unified(cfg: TrainConfig) -> dict:
     metrics = {}
     ema = trainer.eval_model()
     if dist.main:
-        metrics = task.evaluate(ema, explain=True)
+        metrics = task.evaluate(ema, explain=True) if cfg.report else {}
         metrics.update(first_loss=history[0]["loss"] if history else None,
                        last_loss=history[-1]["loss"] if history else None, steps=cfg.steps)
         Path(cfg.out).mkdir(parents=True, exist_ok=True)
@@ -294,6 +294,9 @@ def ship(cfg: TrainConfig, ema, codec, task: UnifiedTask, metrics: dict) -> Path
     out = UniGenDetPipeline(ema, codec).save_pretrained(cfg.ship, meta={"metrics": metrics, **meta})
     det = task.det if task.det is not None else task.val
     (out / "MODEL_CARD.md").write_text(unigendet_card(cfg, ema.config, det.records, task.val.records, metrics))
+    out.chmod(0o755)  # readable by every user of an installed package
+    for f in out.iterdir():
+        f.chmod(0o644)
     return out
 
 

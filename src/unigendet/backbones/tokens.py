@@ -28,7 +28,8 @@ class ForensicTokens:
         self.nets = {}
         for input in ("rgb", "highpass"):
             full, _ = efficientnet_lite0()
-            self.nets[input] = EfficientNetTaps(full.net, f"taps-{input}", input=input).eval().requires_grad_(False)
+            # freeze(), not eval(): a Backbone ignores train(); batch norm must use its running statistics
+            self.nets[input] = EfficientNetTaps(full.net, f"taps-{input}", input=input).freeze()
         self.dim = 2 * self.nets["rgb"].feature_dim
 
     def _tile_stats(self, net: EfficientNetTaps, x: torch.Tensor) -> torch.Tensor:

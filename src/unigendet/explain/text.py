@@ -19,17 +19,17 @@ from ..labels import LABEL_NAMES
 PHRASES: dict[str, tuple[tuple[str, frozenset[str]], ...]] = {
     "periodic": (
         ("Its fine detail repeats every few pixels, as upsampling leaves it.", frozenset({"high"})),
-        ("Its fine detail shows no upsampling period beyond a photo's.", frozenset({"typical"})),
-        ("Its fine detail carries no periodic pattern.", frozenset({"low"})),
+        ("No upsampling period beyond a photo's.", frozenset({"typical"})),
+        ("No periodic pattern at all.", frozenset({"low"})),
     ),
     "grid": (
-        ("An 8-pixel block grid shows, a trace of JPEG compression.", frozenset({"high"})),
-        ("No 8-pixel block grid stands out.", frozenset({"low", "typical"})),
+        ("An 8-pixel JPEG block grid shows.", frozenset({"high"})),
+        ("No 8-pixel block grid.", frozenset({"low", "typical"})),
     ),
     "texture": (
-        ("Its texture is smoother than most photos'.", frozenset({"low"})),
-        ("Its texture is as fine-grained as a typical photo's.", frozenset({"typical"})),
-        ("Its texture is noisier than most photos'.", frozenset({"high"})),
+        ("Smoother than most photos.", frozenset({"low"})),
+        ("Texture as in a typical photo.", frozenset({"typical"})),
+        ("Noisier than most photos.", frozenset({"high"})),
     ),
 }
 _VERDICT = re.compile(r"^this is an? (real|fake) image\.?$", re.IGNORECASE)

@@ -1,0 +1,42 @@
+"""The explaining UniGenDet the package ships: small, carded, and `unigendet detect --explain`
+uses it from any directory, beside the shipped detector's verdict."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from unigendet.explain import CueScale, read_claims
+from unigendet.shipped import shipped_path
+from unigendet.unified.checkpoint import load_config, load_meta
+from unigendet.unified.prompts import parse_verdict
+
+
+def test_the_package_ships_a_small_carded_explainer_with_its_cue_scale():
+    path = shipped_path("explain")
+    size = sum(f.stat().st_size for f in path.iterdir())
+    assert size <= 50 * 2**20, f"{size / 2**20:.1f} MB"
+    assert {"config.json", "meta.json", "model.safetensors", "codec.safetensors", "MODEL_CARD.md"} <= {
+        f.name for f in path.iterdir()}
+    assert load_config(path).vit.encoder == "forensic"
+    scale = CueScale.from_json(json.dumps(load_meta(path)["cue_scale"]))
+    assert all(low < high for low, high in scale.bounds.values())
+    assert "wild-train" in (path / "MODEL_CARD.md").read_text()
+
+
+def test_detect_explain_works_from_any_directory(tmp_path):
+    img = tmp_path / "photo.png"
+    Image.fromarray(np.random.RandomState(0).randint(0, 255, (300, 280, 3), dtype=np.uint8)).save(img)
+    exe = Path(sys.executable).with_name("unigendet")
+    out = subprocess.run([str(exe), "detect", "--explain", str(img), "--format", "jsonl", "--quiet"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300,
+                         env={k: v for k, v in os.environ.items() if k != "UNIGENDET_DETECTOR"})
+    assert out.returncode == 0, out.stderr
+    row = json.loads(out.stdout.splitlines()[0])
+    assert row["label"] in ("real", "fake", "uncertain") and 0 <= row["p_fake"] <= 1
+    assert parse_verdict(row["explanation"]) is not None
+    assert read_claims(row["explanation"]).made >= 1
