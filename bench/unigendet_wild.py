@@ -35,7 +35,7 @@ from unigendet.unified.pipeline import UniGenDetPipeline
 from unigendet_train.config import TrainConfig
 from unigendet_train.tokens import load_token_bank
 from unigendet_train.unified import detect_bank, run_unified
-from wild_detection import SHARED, Row, evaluate_row, recipes, save, table
+from wild_detection import SHARED, Row, evaluate_recipe, recipes, save, table
 
 VARIANTS = {
     "UniGenDet, forensic encoder, SMSA": dict(understanding="tiny-forensic", smsa=True),
@@ -60,13 +60,15 @@ class UniGenDetRow:
     def __init__(self, base: TrainConfig, work: Path):
         self.base, self.work, self.n = base, work, 0
 
-    def fit(self, train, cal) -> UniGenDetPipeline:
+    def fit(self, train, cal) -> tuple[UniGenDetPipeline, float]:
+        """GDUF on `train` (with `cal` as its val split); the balanced-accuracy threshold on `cal`."""
         self.n += 1
         run = self.work / f"run-{self.n}"
         data = write_manifest(self.work / f"data-{self.n}", train, cal)
         cfg = self.base.replace(det_data=str(data), out=str(run), ckpt_every=self.base.steps)
         run_unified(cfg)
-        return UniGenDetPipeline.from_pretrained(run / "checkpoints" / f"step-{cfg.steps:06d}")
+        pipe = UniGenDetPipeline.from_pretrained(run / "checkpoints" / f"step-{cfg.steps:06d}")
+        return pipe, balanced_threshold(self.score(pipe, cal), np.array([r.label == FAKE for r in cal]))
 
     def score(self, pipe: UniGenDetPipeline, records) -> np.ndarray:
         if pipe.config.vit.frozen:
@@ -75,11 +77,6 @@ class UniGenDetRow:
         from unigendet.data.imageio import open_image
 
         return np.array([d.p_fake for d in pipe.detect_images([open_image(r.path) for r in records])])
-
-    def fit_scored(self, train, cal, test):
-        pipe = self.fit(train, cal)
-        threshold = balanced_threshold(self.score(pipe, cal), np.array([r.label == FAKE for r in cal]))
-        return self.score(pipe, test), threshold
 
 
 def main(argv=None) -> None:
@@ -107,16 +104,7 @@ def main(argv=None) -> None:
     if not args.no_shipped:
         name = next(n for n in recipes(None, None) if "(shipped)" in n)
         row = Row(dataclasses.replace(recipes(None, None)[name], data=args.data))
-
-        def fold_scores(fold, row=row):
-            head, threshold = row.fit(fold.train, fold.calibrate)
-            return row.score(head, fold.test), threshold
-
-        def cnn_scores(row=row):
-            head, threshold = row.fit(train, val)
-            return row.score(head, cnn), threshold
-
-        results[f"shipped recipe: {name}"] = evaluate_row(name, fold_scores, cnn_scores, folds, cnn)
+        results[f"shipped recipe: {name}"] = evaluate_recipe(name, row, folds, train, val, cnn)
         save(out, results)
     base = TrainConfig(stage="gduf", preset="tiny", data=args.corpus, init=args.init, steps=args.steps,
                        det_per_step=16, t2i_per_step=4, lr=5e-4, warmup=20, eval_every=0, log_every=50,
@@ -126,16 +114,9 @@ def main(argv=None) -> None:
             continue
         for seed in args.seeds:
             with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as work:
-                row = UniGenDetRow(base.replace(seed=seed, **fields), Path(work))
-
-                def fold_scores(fold, row=row):
-                    return row.fit_scored(fold.train, fold.calibrate, fold.test)
-
-                def cnn_scores(row=row):
-                    return row.fit_scored(train, val, cnn)
-
                 key = f"{name} (seed {seed})"
-                results[key] = evaluate_row(key, fold_scores, cnn_scores, folds, cnn)
+                row = UniGenDetRow(base.replace(seed=seed, **fields), Path(work))
+                results[key] = evaluate_recipe(key, row, folds, train, val, cnn)
                 results[key]["config"] = {"steps": args.steps, "seed": seed, **fields}
                 save(out, results)
     (out / "meta.json").write_text(json.dumps({"folds": [f.family for f in folds], "seconds": time.time() - t0,

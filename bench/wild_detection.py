@@ -108,6 +108,22 @@ def evaluate_row(name, score_fold, score_cnn, folds, cnn) -> dict:
     return out
 
 
+def evaluate_recipe(name, row, folds, train, val, cnn) -> dict:
+    """`evaluate_row` for a row with `fit(train, cal) -> (model, threshold)` and `score(model, records)`:
+    per fold, fit without the family and calibrate on its calibration set; for CNNDetection, fit on
+    the whole train split and calibrate on val."""
+
+    def fold_scores(fold):
+        model, threshold = row.fit(fold.train, fold.calibrate)
+        return row.score(model, fold.test), threshold
+
+    def cnn_scores():
+        model, threshold = row.fit(train, val)
+        return row.score(model, cnn), threshold
+
+    return evaluate_row(name, fold_scores, cnn_scores, folds, cnn)
+
+
 def table(results: dict) -> str:
     fams = sorted(next(iter(results.values()))["logo"])
     lines = ["| recipe | " + " | ".join(fams) + " | LOGO mean AUC | AP | bal. acc | ECE | CNNDet. AUC | bal. acc |",
@@ -153,17 +169,7 @@ def main(argv=None) -> None:
         if args.only and not any(s in name for s in args.only):
             continue
         cfg = dataclasses.replace(cfg, data=args.data, cache=args.cache)
-        row = Row(cfg)
-
-        def fold_scores(fold, row=row):
-            head, threshold = row.fit(fold.train, fold.calibrate)
-            return row.score(head, fold.test), threshold
-
-        def cnn_scores(row=row):
-            head, threshold = row.fit(train, val)
-            return row.score(head, cnn), threshold
-
-        results[name] = evaluate_row(name, fold_scores, cnn_scores, folds, cnn)
+        results[name] = evaluate_recipe(name, Row(cfg), folds, train, val, cnn)
         results[name]["config"] = dataclasses.asdict(cfg)
         save(out, results)  # after every row: a stopped run keeps what it measured
     for run in args.baseline:

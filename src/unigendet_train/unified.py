@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from unigendet.data.generation import generation_split
 from unigendet.data.readers import read_source
 from unigendet.explain import CueScale, check
-from unigendet.labels import FAKE
+from unigendet.labels import FAKE, REAL
 from unigendet.metrics import roc_auc
 from unigendet.unified.checkpoint import load_model
 from unigendet.unified.flow import interpolate, sample_t, target_velocity
@@ -158,7 +158,7 @@ class UnifiedTask:
             v = np.array([-1 if x is None else x for x in verdicts])
             out["val_text_acc"] = float(np.mean(v == labels))  # unparseable answers count as wrong
             out["val_unparsed"] = float(np.mean(v == -1))
-            out["val_text_agrees_cls"] = float(np.mean(v == np.where(pred_fake, FAKE, 1 - FAKE)))
+            out["val_text_agrees_cls"] = float(np.mean(v == np.where(pred_fake, FAKE, REAL)))
             if isinstance(self.val, TokenBank) and self.val.scale is not None:
                 readings = [check(r.text, self.val.levels(i, 0)) for i, r in enumerate(res)]
                 made = sum(x.made for x in readings)
