@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import hashlib
 import json
 import tempfile
 import time
@@ -37,10 +38,19 @@ from unigendet_train.tokens import load_token_bank
 from unigendet_train.unified import detect_bank, run_unified
 from wild_detection import SHARED, Row, evaluate_recipe, recipes, save, table
 
+
+@dataclasses.dataclass(frozen=True)
+class Variant:
+    fields: dict  # GDUF config fields
+    diga_steps: int = 0  # then DIGA from each fold's GDUF run (the DIGA ablation)
+
+
+FORENSIC = dict(understanding="tiny-forensic", smsa=True)
 VARIANTS = {
-    "UniGenDet, forensic encoder, SMSA": dict(understanding="tiny-forensic", smsa=True),
-    "UniGenDet, forensic encoder, latent-free": dict(understanding="tiny-forensic", smsa=False),
-    "UniGenDet, NaViT (high-pass input), SMSA": dict(understanding=None, smsa=True),
+    "UniGenDet, forensic encoder, SMSA": Variant(FORENSIC),
+    "UniGenDet, forensic encoder, SMSA, then DIGA": Variant(FORENSIC, diga_steps=100),
+    "UniGenDet, forensic encoder, latent-free": Variant(dict(understanding="tiny-forensic", smsa=False)),
+    "UniGenDet, NaViT (high-pass input), SMSA": Variant(dict(understanding=None, smsa=True)),
 }
 
 
@@ -57,17 +67,29 @@ def write_manifest(path: Path, train, val) -> Path:
 
 
 class UniGenDetRow:
-    def __init__(self, base: TrainConfig, work: Path):
-        self.base, self.work, self.n = base, work, 0
+    """GDUF runs are kept in `work` under a key of their config and data, so a DIGA row starts from
+    the GDUF runs of the row before it (a paired ablation) instead of training them again."""
+
+    def __init__(self, base: TrainConfig, work: Path, diga_steps: int = 0):
+        self.base, self.work, self.diga_steps = base, work, diga_steps
 
     def fit(self, train, cal) -> tuple[UniGenDetPipeline, float]:
-        """GDUF on `train` (with `cal` as its val split); the balanced-accuracy threshold on `cal`."""
-        self.n += 1
-        run = self.work / f"run-{self.n}"
-        data = write_manifest(self.work / f"data-{self.n}", train, cal)
-        cfg = self.base.replace(det_data=str(data), out=str(run), ckpt_every=self.base.steps)
-        run_unified(cfg)
-        pipe = UniGenDetPipeline.from_pretrained(run / "checkpoints" / f"step-{cfg.steps:06d}")
+        """GDUF on `train` (with `cal` as its val split), then DIGA when asked; the balanced-accuracy
+        threshold on `cal`."""
+        key = hashlib.sha1(json.dumps([self.base.to_dict(), sorted(str(r.path) for r in train),
+                                       sorted(str(r.path) for r in cal)], default=str).encode()).hexdigest()[:12]
+        data = write_manifest(self.work / f"data-{key}", train, cal)
+        cfg = self.base.replace(det_data=str(data), out=str(self.work / f"gduf-{key}"), ckpt_every=self.base.steps)
+        ckpt = Path(cfg.out) / "checkpoints" / f"step-{cfg.steps:06d}"
+        if not ckpt.is_dir():
+            run_unified(cfg)
+        if self.diga_steps:
+            diga = cfg.replace(stage="diga", init=str(ckpt), out=str(self.work / f"diga-{key}"), understanding=None,
+                               smsa=None, steps=self.diga_steps, ckpt_every=self.diga_steps, det_per_step=8,
+                               t2i_per_step=4, warmup=10)
+            run_unified(diga)
+            ckpt = Path(diga.out) / "checkpoints" / f"step-{diga.steps:06d}"
+        pipe = UniGenDetPipeline.from_pretrained(ckpt)
         return pipe, balanced_threshold(self.score(pipe, cal), np.array([r.label == FAKE for r in cal]))
 
     def score(self, pipe: UniGenDetPipeline, records) -> np.ndarray:
@@ -86,6 +108,7 @@ def main(argv=None) -> None:
     ap.add_argument("--init", default="runs/t2i", help="text-to-image checkpoint or run the generator starts from")
     ap.add_argument("--corpus", default="runs/data", help="built-in corpus: the text-to-image samples")
     ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--diga-steps", type=int, default=0, help="DIGA steps of the DIGA rows (0: the variant's)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--only", action="append", default=[], help="run only rows whose name contains this")
     ap.add_argument("--folds", type=int, default=0, help="only the first N folds (0: all), for a quick look")
@@ -109,15 +132,16 @@ def main(argv=None) -> None:
     base = TrainConfig(stage="gduf", preset="tiny", data=args.corpus, init=args.init, steps=args.steps,
                        det_per_step=16, t2i_per_step=4, lr=5e-4, warmup=20, eval_every=0, log_every=50,
                        progress=False, report=False, cache=args.cache)
-    for name, fields in VARIANTS.items():
-        if args.only and not any(s in name for s in args.only):
-            continue
-        for seed in args.seeds:
-            with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as work:
+    with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as work:
+        for name, v in VARIANTS.items():
+            if args.only and not any(s in name for s in args.only):
+                continue
+            for seed in args.seeds:
                 key = f"{name} (seed {seed})"
-                row = UniGenDetRow(base.replace(seed=seed, **fields), Path(work))
+                diga_steps = v.diga_steps and (args.diga_steps or v.diga_steps)
+                row = UniGenDetRow(base.replace(seed=seed, **v.fields), Path(work), diga_steps)
                 results[key] = evaluate_recipe(key, row, folds, train, val, cnn)
-                results[key]["config"] = {"steps": args.steps, "seed": seed, **fields}
+                results[key]["config"] = {"steps": args.steps, "seed": seed, "diga_steps": diga_steps, **v.fields}
                 save(out, results)
     (out / "meta.json").write_text(json.dumps({"folds": [f.family for f in folds], "seconds": time.time() - t0,
                                                "init": args.init, "corpus": args.corpus}, indent=2))

@@ -74,9 +74,10 @@ def test_cli_formats_and_explanations(ckpt, odd, capsys):
     assert main(["detect", "--checkpoint", ckpt, str(root / "rgba.png"), str(root / "empty.jpg"), "--format", "csv",
                  "--quiet"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "path,label,p_fake,spread,explanation,error,note" and lines[2].endswith("empty file,")
+    assert lines[0] == "path,label,p_fake,spread,explanation,error,note,evidence"
+    assert lines[2].endswith("empty file,,")
     rc, rows = detect_jsonl(capsys, "--checkpoint", ckpt, str(root / "rgba.png"), "--explain")
-    assert rc == 0 and isinstance(rows[0]["explanation"], str)
+    assert rc == 0 and isinstance(rows[0]["explanation"], str) and "p_fake" in rows[0]["evidence"]
     assert main(["detect", "--checkpoint", ckpt, str(root / "rgba.png"), "--quiet"]) == 0
     assert "verdict" in capsys.readouterr().out
 
@@ -117,6 +118,9 @@ def test_server_limits_and_errors(client, odd):
     root, _ = odd
     assert client.post("/api/detect", files={"image": ("big.png", b"\0" * 2_100_000)}).status_code == 413
     assert client.post("/api/detect", data={"explain": "true"}).status_code == 422  # no image field
+    j = client.post("/api/detect", files={"image": ("rgba.png", (root / "rgba.png").read_bytes())},
+                    data={"explain": "true"}).json()
+    assert j["evidence"].endswith("call.") and np.shape(j["heatmap"]) == (4, 4)  # one tile map serves both
     assert client.post("/api/generate", data={"prompt": "x", "size": "30"}).status_code == 400
     assert client.get("/healthz").json()["kind"] == "unigendet"
     assert "unigendet" in client.get("/").text
@@ -177,6 +181,7 @@ def test_a_detector_that_writes_nothing_is_explained_by_unigendet(ckpt, odd, cap
     """The shipped detector gives the verdict; a UniGenDet checkpoint writes the explanation; where
     UniGenDet's own verdict differs the output says so."""
     from unigendet.apps.predictor import disagreement
+    from unigendet.explain import evidence
 
     root, _ = odd
     img = Image.open(root / "rgba.png").convert("RGB")
@@ -188,6 +193,10 @@ def test_a_detector_that_writes_nothing_is_explained_by_unigendet(ckpt, odd, cap
     assert isinstance(v.explanation, str) and v.p_fake == pytest.approx(alone.detect([img])[0].p_fake)
     own = both.explainer().explain_images([img])[0]
     assert v.note == disagreement(v.label, own.text, own.p_fake)
+    # the detector's own evidence, read from its tile map, with or without an explaining model
+    assert v.evidence == evidence(v.p_fake, both.threshold, both.tile_scores(img))
+    assert alone.detect([img], explain=True)[0].evidence == v.evidence
+    assert both.detect([img])[0].evidence is None
     # the note: silent on agreement, explicit on a difference, from the written verdict first
     assert disagreement("fake", "This is a fake image. No 8-pixel block grid.", 0.1) is None
     assert "calls the image real" in disagreement("fake", "This is a real image.", 0.9)

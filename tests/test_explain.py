@@ -101,6 +101,25 @@ def test_every_level_has_exactly_one_sentence():
             assert sum(level in ok for _, ok in rows) == 1, (cue, level)
 
 
+def test_evidence_sentences_say_where_and_how_sure():
+    import numpy as np
+
+    from unigendet.explain import confidence, where
+
+    t = 0.5
+    corner = np.full((4, 4), 0.1)
+    corner[:2, :2] = 0.9  # the upper-left quarter reads as generated
+    assert where(corner, t) == "The evidence lies in the upper left: 4 of 16 tiles read as generated."
+    bottom = np.full((4, 4), 0.1)
+    bottom[3, 1:3] = 0.8
+    assert "lies in the bottom: 2 of 16" in where(bottom, t)
+    assert where(np.full((4, 4), 0.9) - np.eye(4) * 0.2, t).startswith("Every region reads as generated")
+    assert where(np.full((4, 4), 0.3) + np.eye(4) * 0.15, t).startswith("No region reads as generated")
+    assert where(np.full((4, 4), 0.62), t).startswith("Every part of the image reads alike")  # nothing to localise
+    assert confidence(0.97, 0.5).endswith("a clear call.") and "0.97" in confidence(0.97, 0.5)
+    assert confidence(0.35, 0.5).endswith("a moderate call.") and confidence(0.52, 0.5).endswith("borderline call.")
+
+
 def test_forensic_encoder_tokens_are_per_tile_and_enter_the_model():
     """The frozen forensic encoder: one token per tile, each reading its own tile (a change in one
     corner moves that corner's token most), and a tiny-forensic model detects with it end to end."""

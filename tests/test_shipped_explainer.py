@@ -40,3 +40,4 @@ def test_detect_explain_works_from_any_directory(tmp_path):
     assert row["label"] in ("real", "fake", "uncertain") and 0 <= row["p_fake"] <= 1
     assert parse_verdict(row["explanation"]) is not None
     assert read_claims(row["explanation"]).made >= 1
+    assert row["evidence"].endswith("call.")  # where the shipped detector's evidence lies, how sure it is

@@ -177,7 +177,19 @@ def small_detection_set(corpus, out, per_class=4):
     return out
 
 
-def test_gduf_with_the_frozen_forensic_encoder_states_measured_cues(gduf_run, corpus, tmp_path, monkeypatch):
+@pytest.fixture(scope="module")
+def forensic_run(gduf_run, corpus, tmp_path_factory):
+    """GDUF from the NaViT run with the frozen forensic encoder swapped in, on a small detection set."""
+    gduf_out, _, _ = gduf_run
+    tmp = tmp_path_factory.mktemp("forensic")
+    det = small_detection_set(corpus, tmp / "det", per_class=10)  # a cue scale needs 10 photos
+    cfg = TrainConfig(stage="gduf", data=str(corpus), det_data=str(det), out=str(tmp / "wild"),
+                      init=str(gduf_out / "checkpoints" / "step-000030"), understanding="tiny-forensic", views=2,
+                      cache=str(tmp / "cache"), steps=4, ckpt_every=4, **FAST)
+    return cfg, run_unified(cfg)
+
+
+def test_gduf_with_the_frozen_forensic_encoder_states_measured_cues(forensic_run, monkeypatch):
     """A generator trained with the NaViT swaps in the frozen forensic encoder and learns detection
     from prepared views whose reference answers state the cues measured on each view; the checkpoint
     carries the cue scale and detects native crops end to end; the views are made once."""
@@ -186,13 +198,8 @@ def test_gduf_with_the_frozen_forensic_encoder_states_measured_cues(gduf_run, co
     from unigendet.unified.samples import SampleBuilder
     from unigendet_train import tokens
 
-    gduf_out, _, _ = gduf_run
-    init = gduf_out / "checkpoints" / "step-000030"
-    det = small_detection_set(corpus, tmp_path / "det", per_class=10)  # a cue scale needs 10 photos
-    cfg = TrainConfig(stage="gduf", data=str(corpus), det_data=str(det), out=str(tmp_path / "wild"), init=str(init),
-                      understanding="tiny-forensic", views=2, cache=str(tmp_path / "cache"), steps=4, ckpt_every=4,
-                      **FAST)
-    metrics = run_unified(cfg)
+    cfg, metrics = forensic_run
+    tmp_path, det = Path(cfg.out).parent, cfg.det_data
     assert {"val_claims_consistent", "val_claims_per_answer", "val_text_agrees_cls"} <= set(metrics)
     assert 0 <= metrics["val_claims_consistent"] <= 1
     ckpt = tmp_path / "wild" / "checkpoints" / "step-000004"
@@ -214,3 +221,30 @@ def test_gduf_with_the_frozen_forensic_encoder_states_measured_cues(gduf_run, co
     train = [r for r in read_source(str(det)) if r.split == "train"]
     bank = tokens.load_token_bank(train, builder, pipe.codec, 2, 0, tmp_path / "cache")
     assert bank.tokens.shape[:2] == (len(train), 2) and bank.latents.shape[1] == 2
+
+
+def test_diga_with_the_frozen_encoder_aligns_photo_views(forensic_run, tmp_path):
+    """DIGA from a frozen-encoder GDUF run: the aligned samples are the detection set's photo views,
+    read by the teacher from their tokens; the alignment loss falls, only the generation side
+    trains, and the cue scale carries over so the DIGA checkpoint still explains."""
+    from unigendet.unified.checkpoint import load_meta
+
+    gduf, _ = forensic_run
+    init = Path(gduf.out) / "checkpoints" / "step-000004"
+    cfg = DIGAConfig(data=gduf.data, det_data=gduf.det_data, cache=gduf.cache, out=str(tmp_path / "diga"),
+                     init=str(init), steps=20, ckpt_every=20, det_per_step=4, t2i_per_step=2, lr=2e-3,
+                     **{k: v for k, v in FAST.items() if "per_step" not in k})
+    metrics = run_unified(cfg)
+    rows = [json.loads(x) for x in (tmp_path / "diga" / "log.jsonl").read_text().splitlines() if '"train"' in x]
+    assert {"mse", "align"} <= set(rows[0]) and "ce" not in rows[0]
+    assert mean([r["align"] for r in rows[-5:]]) < mean([r["align"] for r in rows[:5]])
+    before = load_file(str(init / "ema.safetensors"))
+    after = load_file(str(tmp_path / "diga" / "checkpoints" / "step-000020" / "model.safetensors"))
+    gen = ("_moe_gen", "time_embedder", "vae2llm", "llm2vae", "diga_mlp")
+    changed = {k for k in before if not torch.equal(before[k], after[k])}
+    assert changed and all(any(g in k for g in gen) for k in changed), sorted(changed)[:5]
+    ckpt = tmp_path / "diga" / "checkpoints" / "step-000020"
+    assert load_meta(ckpt)["cue_scale"] == load_meta(init)["cue_scale"]
+    assert "val_claims_consistent" in metrics
+    with pytest.raises(ValueError, match="photo views"):
+        run_unified(cfg.replace(det_per_step=0, out=str(tmp_path / "none")))

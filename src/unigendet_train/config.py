@@ -21,7 +21,7 @@ class TrainConfig:
     cache: str = "runs/token-cache"  # frozen encoder: where the views' tokens are kept between runs
     ship: str | None = None  # also export the final EMA model, codec and a model card to this folder
     steps: int = 300
-    det_per_step: int = 10  # detection samples per step (global)
+    det_per_step: int = 10  # detection samples per step (global); DIGA, frozen encoder: aligned photo views
     t2i_per_step: int = 2  # text-to-image samples per step (global); paper ratio 5:1
     accum: int = 1  # micro-batches per step
     lr: float = 1e-3
@@ -79,7 +79,8 @@ class T2IConfig(TrainConfig):
 
 @dataclass(frozen=True)
 class DIGAConfig(TrainConfig):
-    """DIGA defaults: text-to-image samples only, starting from a GDUF run (`--init`)."""
+    """DIGA defaults: text-to-image samples only, starting from a GDUF run (`--init`); with a frozen
+    encoder, `det_per_step` photo views of `det_data` carry the alignment instead."""
 
     stage: str = "diga"
     out: str = "runs/diga"

@@ -6,7 +6,9 @@ mixed with text-to-image samples (flow MSE) in a fixed ratio; everything trains
 but the codec. DIGA: text-to-image samples only; a frozen snapshot of the GDUF
 detector (the teacher) turns the same real image into target features, and the
 generator's hidden states after layer k are projected onto them; only the
-generation side trains.
+generation side trains. A frozen understanding encoder reads only native crops, which the
+captioned photos (kept at the generation size) are not: there the aligned samples are photo views
+of the detection data, generated without a caption (the caption photos keep the flow loss alone).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from unigendet.data.readers import read_source
 from unigendet.explain import CueScale, check
 from unigendet.labels import FAKE, REAL
 from unigendet.metrics import roc_auc
-from unigendet.unified.checkpoint import load_model
+from unigendet.unified.checkpoint import load_meta, load_model
 from unigendet.unified.flow import interpolate, sample_t, target_velocity
 from unigendet.unified.inference import detect
 from unigendet.unified.losses import packed_losses
@@ -46,9 +48,10 @@ from .stages import register_stage
 from .tokens import TokenBank, load_token_bank
 
 
-def forensic_prompt(caption: str) -> str:
-    """The DIGA teacher's question about a real image, built from its caption."""
-    return f"Inspect this image of {caption} for signs of generation: are its textures and details authentic?"
+def forensic_prompt(caption: str | None) -> str:
+    """The DIGA teacher's question about a real image, built from its caption when it has one."""
+    subject = f" of {caption}" if caption else ""
+    return f"Inspect this image{subject} for signs of generation: are its textures and details authentic?"
 
 
 class UnifiedTask:
@@ -71,7 +74,10 @@ class UnifiedTask:
             return StepSampler(bank.labels, len(bank), n_global // (dist.world * cfg.accum), cfg.seed,
                                dist.rank, dist.world, cfg.accum, balanced=balanced)
 
-        self.det_sampler = sampler(det, cfg.det_per_step, True) if det is not None else None
+        # DIGA with a frozen encoder aligns photo views of the detection data (a TokenBank of photos)
+        self.photos = det if self.diga and isinstance(det, TokenBank) else None
+        self.photo_sampler = sampler(det, cfg.det_per_step, False) if self.photos is not None else None
+        self.det_sampler = sampler(det, cfg.det_per_step, True) if det is not None and self.photos is None else None
         self.t2i_sampler = sampler(t2i, cfg.t2i_per_step, False)
 
     # -- batches ----------------------------------------------------------------
@@ -86,7 +92,9 @@ class UnifiedTask:
                 samples.append(self.builder.detection(latent, image, answer=answer, label=r.label))
         if self.t2i_sampler is not None:
             idxs = self.t2i_sampler.indices(step, micro)
-            targets = self.teacher_features(idxs) if self.diga else [None] * len(idxs)
+            aligned = self.diga and self.photos is None
+            targets = self.teacher_features([(self.t2i.latents[i], self.t2i.images[i], self.t2i.records[i].caption)
+                                             for i in idxs]) if aligned else [None] * len(idxs)
             for j, (idx, tgt) in enumerate(zip(idxs, targets, strict=True)):
                 g = sample_rng(self.cfg.seed, step, self.t2i_sampler.global_index(step, micro, j))
                 x0 = self.t2i.latents[idx]
@@ -96,7 +104,25 @@ class UnifiedTask:
                     self.t2i.records[idx].caption
                 samples.append(self.builder.text_to_image(caption, interpolate(x0, eps, t), t,
                                                           target_velocity(x0, eps), tgt))
+        if self.photos is not None:
+            samples += self.photo_samples(step, micro)
         return self.builder.pack(samples)
+
+    def photo_samples(self, step: int, micro: int) -> list[Sample]:
+        """Uncaptioned text-to-image samples of photo views, each aligned to the teacher's reading
+        of the same view's native crop."""
+        views = []
+        for j, idx in enumerate(self.photo_sampler.indices(step, micro)):
+            g = sample_rng(self.cfg.seed, step, self.photo_sampler.global_index(step, micro, j), 2)
+            view = int(torch.randint(self.photos.views, (1,), generator=g))
+            views.append((g, self.photos.latents[idx, view], self.photos.image(idx, view)))
+        targets = self.teacher_features([(x0, image, None) for _, x0, image in views])
+        samples = []
+        for (g, x0, _), tgt in zip(views, targets, strict=True):
+            t = float(sample_t(1, self.cfg.time_shift, g)[0])
+            eps = torch.randn(x0.shape, generator=g)
+            samples.append(self.builder.text_to_image(None, interpolate(x0, eps, t), t, target_velocity(x0, eps), tgt))
+        return samples
 
     @torch.no_grad()
     def detection_image(self, idx: int, g: torch.Generator) -> tuple[torch.Tensor | ImageTokens, torch.Tensor, str]:
@@ -114,20 +140,22 @@ class UnifiedTask:
         return self.det.images[idx], self.det.latents[idx], answer
 
     @torch.no_grad()
-    def teacher_features(self, idxs: list[int]) -> list[torch.Tensor]:
-        """DIGA targets: final-normed teacher states at the ViT positions after layer k, resized
-        bilinearly from the ViT grid to the latent token grid."""
+    def teacher_features(self, items: list[tuple[torch.Tensor, torch.Tensor | ImageTokens, str | None]]
+                         ) -> list[torch.Tensor]:
+        """DIGA targets for (clean latents, image or its encoder tokens, caption) triples: the
+        final-normed teacher states at the ViT positions after layer k, resized bilinearly from the
+        ViT grid to the latent token grid."""
         teacher = self.teacher if not self.cfg.drifting_teacher else self.model
         b = self.builder
         samples = [Sample([
-            Split(FULL, latent=b.latent_tokens(self.t2i.latents[i])),
-            Split(CAUSAL, text=b.turn(forensic_prompt(self.t2i.records[i].caption))),
-            Split(FULL, vit=b.vit_tokens(self.t2i.images[i])),
-        ]) for i in idxs]
+            Split(FULL, latent=b.latent_tokens(latent)),
+            Split(CAUSAL, text=b.turn(forensic_prompt(caption))),
+            Split(FULL, vit=image if isinstance(image, ImageTokens) else b.vit_tokens(image)),
+        ]) for latent, image, caption in items]
         batch = b.pack(samples).to(teacher.device)
         out = teacher(batch, capture=(self.diga_layer - 1,))
         h = teacher.language_model.model.norm(out.layers[self.diga_layer - 1][batch.vit_index])
-        lat_side = self.t2i.latents.shape[-1] // self.model.config.latent.patch_size
+        lat_side = items[0][0].shape[-1] // self.model.config.latent.patch_size
         feats, start = [], 0
         for s in samples:
             gh, gw = s.splits[2].vit.grid
@@ -232,6 +260,14 @@ def build_run(cfg: TrainConfig, dist: DistInfo):
                 model.vit_norm.fit(det.tokens)
             scale = CueScale.fit(det.photo_cues(), fitted_on=f"{cfg.det_data or cfg.data} train photos")
             det.scale = scale
+        elif cfg.stage == "diga":
+            photos = [r for r in train if r.label == REAL]
+            if not cfg.det_per_step or not photos:
+                raise ValueError("DIGA with a frozen encoder aligns photo views of the detection data: pass "
+                                 "--det-data with real train images and --det-per-step N")
+            det = load_token_bank(photos, builder, codec, cfg.views, cfg.seed, cfg.cache, progress=log)
+            saved = load_meta(init).get("cue_scale") if init else None
+            scale = CueScale.from_json(json.dumps(saved)) if saved else None
         valb = load_token_bank(val, builder, codec, 1, cfg.seed, cfg.cache, progress=log)
         valb.scale = scale
     elif cfg.stage == "gduf":

@@ -55,6 +55,7 @@ class Row:
     spread: float | None = None  # disagreement of the image's crops (multi-crop detectors)
     error: str | None = None
     note: str | None = None  # the explaining model's own verdict, where it differs
+    evidence: str | None = None  # where the detector's evidence lies and how confident it is
 
 
 def expand(paths: list[str]) -> Iterator[tuple[str, str | None]]:
@@ -84,7 +85,7 @@ def run_detect(predictor: Predictor, paths: list[str], explain: bool = False, ba
         if pending:
             for (row, _), v in zip(pending, predictor.detect([im for _, im in pending], explain), strict=True):
                 row.label, row.p_fake, row.explanation, row.spread = v.label, v.p_fake, v.explanation, v.spread
-                row.note = v.note
+                row.note, row.evidence = v.note, v.evidence
             pending.clear()
 
     for path, error in tqdm(items, desc="detect", unit="img", disable=not progress, file=sys.stderr):
@@ -114,14 +115,16 @@ def write_rows(rows: list[Row], fmt: str, out=None) -> None:
                 d["explanation"] = r.explanation
             if r.note is not None:
                 d["note"] = r.note
+            if r.evidence is not None:
+                d["evidence"] = r.evidence
             out.write(json.dumps(d) + "\n")
     elif fmt == "csv":
         w = csv.writer(out)
-        w.writerow(["path", "label", "p_fake", "spread", "explanation", "error", "note"])
+        w.writerow(["path", "label", "p_fake", "spread", "explanation", "error", "note", "evidence"])
         for r in rows:
             w.writerow([r.path, r.label or "", "" if r.p_fake is None else f"{r.p_fake:.6f}",
                         "" if r.spread is None else f"{r.spread:.4f}", r.explanation or "", r.error or "",
-                        r.note or ""])
+                        r.note or "", r.evidence or ""])
     else:
         width = min(60, max([len(r.path) for r in rows] + [4]))
         out.write(f"{'path':<{width}}  {'verdict':<7}  p_fake\n")
@@ -133,8 +136,9 @@ def write_rows(rows: list[Row], fmt: str, out=None) -> None:
                 out.write(f"{name:<{width}}  {r.label:<7}  {r.p_fake:.3f}\n")
                 if r.explanation:
                     out.write(f"{'':<{width}}  {r.explanation}\n")
-                if r.note:
-                    out.write(f"{'':<{width}}  {r.note}\n")
+                for line in (r.evidence, r.note):
+                    if line:
+                        out.write(f"{'':<{width}}  {line}\n")
 
 
 def exit_code(rows: list[Row]) -> int:

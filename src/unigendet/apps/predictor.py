@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from ..detectors import CropScorer, CropScores, Explainer, Generator, UniGenDetDetector, load_detector, tile_boxes
+from ..explain import evidence
 from ..labels import FAKE
 from ..shipped import resolve
 from ..unified.prompts import parse_verdict
@@ -39,6 +40,8 @@ class Verdict:
     explanation: str | None = None
     spread: float | None = None  # std of the crops' p_fake (multi-crop detectors)
     note: str | None = None  # where the explaining UniGenDet's own verdict differs from this one
+    evidence: str | None = None  # where in the image the detector's evidence lies, and how confident it is
+    tiles: np.ndarray | None = None  # the tile map the evidence was read from (see `Predictor.tile_scores`)
 
 
 def disagreement(label: str, text: str | None, own_p_fake: float) -> str | None:
@@ -97,17 +100,30 @@ class Predictor:
         return isinstance(self.detector, Generator)
 
     def detect(self, images: Sequence[Image.Image], explain: bool = False) -> list[Verdict]:
+        """Verdicts; with `explain`, also the written explanation (the detector's own, else the
+        explaining UniGenDet's) and the detector's evidence measured on each image's tiles."""
         explain = explain or self.verdict == "text"
+        out = self._written(images) if explain and isinstance(self.detector, Explainer) else \
+            self._scored(images, explain)
+        if explain:
+            for v, image in zip(out, images, strict=True):
+                v.tiles = self.tile_scores(image)
+                v.evidence = evidence(v.p_fake, self.threshold, v.tiles)
+        return out
+
+    def _written(self, images: Sequence[Image.Image]) -> list[Verdict]:
+        """A UniGenDet's verdicts with its written answers (the verdict stated there, for --verdict text)."""
         with self.lock:
-            if explain and isinstance(self.detector, Explainer):
-                found = self.detector.explain_images(images)
-                out = []
-                for d in found:
-                    stated = parse_verdict(d.text or "") if self.verdict == "text" else None
-                    label = ("fake" if stated == FAKE else "real") if stated is not None else \
-                        label_of(d.p_fake, self.threshold)
-                    out.append(Verdict(label, d.p_fake, d.text))
-                return out
+            found = self.detector.explain_images(images)
+        out = []
+        for d in found:
+            stated = parse_verdict(d.text or "") if self.verdict == "text" else None
+            label = ("fake" if stated == FAKE else "real") if stated is not None else label_of(d.p_fake, self.threshold)
+            out.append(Verdict(label, d.p_fake, d.text))
+        return out
+
+    def _scored(self, images: Sequence[Image.Image], explain: bool) -> list[Verdict]:
+        """A scoring detector's verdicts, explained by the explaining UniGenDet when asked."""
         if isinstance(self.detector, CropScorer):
             out = [Verdict("uncertain" if c.spread >= UNCERTAIN_SPREAD else label_of(c.p_fake, self.threshold),
                            c.p_fake, spread=c.spread) for c in self._queued(images)]

@@ -75,12 +75,16 @@ def create_app(predictor: Predictor, limits: Limits = Limits()):
         except ImageError as e:
             status = 413 if e.too_large else 422
             raise HTTPException(status, str(e)) from None
-        (verdict,), ms = timed(predictor.detect, [img], explain and predictor.can_explain)
+        (verdict,), ms = timed(predictor.detect, [img], explain)
         out = {"label": verdict.label, "p_fake": verdict.p_fake, "explanation": verdict.explanation,
-               "note": verdict.note, "threshold": predictor.threshold, "spread": verdict.spread,
-               "model": predictor.name, "elapsed_ms": round(ms, 1), "width": img.width, "height": img.height}
+               "note": verdict.note, "evidence": verdict.evidence, "threshold": predictor.threshold,
+               "spread": verdict.spread, "model": predictor.name, "elapsed_ms": round(ms, 1), "width": img.width,
+               "height": img.height}
         if heatmap:
-            out["heatmap"] = predictor.tile_scores(img, limits.heatmap_grid).round(4).tolist()
+            g = limits.heatmap_grid
+            tiles = verdict.tiles if verdict.tiles is not None and verdict.tiles.shape == (g, g) else \
+                predictor.tile_scores(img, g)
+            out["heatmap"] = tiles.round(4).tolist()
         return out
 
     @app.post("/api/generate")
