@@ -49,7 +49,7 @@ FORENSIC = dict(understanding="tiny-forensic", smsa=True)
 VARIANTS = {
     "UniGenDet, forensic encoder, SMSA": Variant(FORENSIC),
     "UniGenDet, forensic encoder, SMSA, then DIGA": Variant(FORENSIC, diga_steps=100),
-    "UniGenDet, forensic encoder, latent-free": Variant(dict(understanding="tiny-forensic", smsa=False)),
+    "UniGenDet, forensic encoder, latent-free": Variant(dict(FORENSIC, smsa=False)),
     "UniGenDet, NaViT (high-pass input), SMSA": Variant(dict(understanding=None, smsa=True)),
 }
 
