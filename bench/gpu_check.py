@@ -40,12 +40,12 @@ def train_step(model, batch, dtype, reps: int) -> tuple[dict[str, float], float]
     return {k: round(v.item(), 4) for k, v in losses.items()}, (time.perf_counter() - t0) / reps
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--presets", nargs="+", default=["tiny", "small", "base"])
     ap.add_argument("--samples", type=int, default=32)
     ap.add_argument("--reps", type=int, default=5)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     assert torch.cuda.is_available(), "this check needs a CUDA device"
     print(torch.cuda.get_device_name(), "torch", torch.__version__)
     for name in args.presets:

@@ -46,12 +46,12 @@ def tiny_checkpoint(root: Path) -> str:
     return str(root / "ckpt")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--checkpoint")
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--heatmap", action="store_true", help="also compute the 4x4 tile scores per request")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     print(f"# {' '.join(sys.argv)}")
     with tempfile.TemporaryDirectory() as tmp:
         ckpt = args.checkpoint or tiny_checkpoint(Path(tmp))

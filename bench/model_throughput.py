@@ -89,12 +89,12 @@ def forward_flops(cfg, batch) -> float:
     return flops
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--presets", nargs="+", default=["tiny", "small"])
     ap.add_argument("--samples", type=int, default=16)
     ap.add_argument("--reps", type=int, default=5)
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     torch.manual_seed(0)
 
     peak = matmul_peak()

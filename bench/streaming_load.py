@@ -3,7 +3,7 @@
 Writes a random `base`-preset checkpoint (171 M parameters, fp32) as 4 safetensors shards
 with an index, then loads it in two fresh processes:
   naive      build the model (random init), read every shard into a state dict, load_state_dict;
-  streaming  `unigendet.loading.load_large` (meta-device model, one tensor at a time).
+  streaming  `unigendet.unified.loading.load_large` (meta-device model, one tensor at a time).
 Peak resident memory (VmRSS, sampled every millisecond, file pages of memory maps included)
 above the process's baseline is compared with the model's size and its largest tensor.
 
@@ -19,49 +19,63 @@ import sys
 import tempfile
 from pathlib import Path
 
-CHILD = r"""
-import json, sys, threading, time
-import torch
-def anon():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-mode, path, preset = sys.argv[1:4]
-from unigendet.registry import create_model, get_config
-from unigendet.loading import load_large, shard_files
-cfg = get_config(preset)
-create_model(cfg, device="meta")  # imports and one-time torch set-up, outside the measurement
-base, peak, done = anon(), [0], [False]
-def sample():
-    while not done[0]:
-        peak[0] = max(peak[0], anon()); time.sleep(0.001)
-t = threading.Thread(target=sample); t.start()
-t0 = time.perf_counter()
-if mode == "naive":
+from unigendet.unified.loading import load_large, shard_files
+from unigendet.unified.presets import create_model, get_config
+
+
+def resident_bytes() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS in /proc/self/status")
+
+
+def measure(mode: str, path: str, preset: str) -> dict:
+    """One load in this process: peak resident memory above the baseline, and seconds."""
+    import threading
+    import time
+
     from safetensors.torch import load_file
-    model = create_model(cfg)
-    state = {}
-    for f in sorted(set(shard_files(path).values())):
-        state.update(load_file(str(f)))
-    model.load_state_dict(state)
-    del state
-else:
-    model, _ = load_large(cfg, path, dtype=None)
-secs = time.perf_counter() - t0
-done[0] = True; t.join()
-peak[0] = max(peak[0], anon())
-print(json.dumps({"peak": peak[0] - base, "secs": secs}))
-"""
+
+    cfg = get_config(preset)
+    create_model(cfg, device="meta")  # imports and one-time torch set-up, outside the measurement
+    base, peak, done = resident_bytes(), [0], [False]
+
+    def sample():
+        while not done[0]:
+            peak[0] = max(peak[0], resident_bytes())
+            time.sleep(0.001)
+
+    t = threading.Thread(target=sample)
+    t.start()
+    t0 = time.perf_counter()
+    if mode == "naive":
+        model = create_model(cfg)
+        state = {}
+        for f in sorted(set(shard_files(path).values())):
+            state.update(load_file(str(f)))
+        model.load_state_dict(state)
+        del state
+    else:
+        model, _ = load_large(cfg, path, dtype=None)
+    secs = time.perf_counter() - t0
+    done[0] = True
+    t.join()
+    peak[0] = max(peak[0], resident_bytes())
+    return {"peak": peak[0] - base, "secs": secs}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--preset", default="base")
     ap.add_argument("--shards", type=int, default=4)
-    args = ap.parse_args()
+    ap.add_argument("--child", nargs=2, metavar=("MODE", "PATH"), help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:  # one measurement, in a fresh process
+        print(json.dumps(measure(*args.child, args.preset)))
+        return
     from safetensors.torch import save_file
-
-    from unigendet.unified.presets import create_model, get_config
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -77,8 +91,8 @@ def main() -> None:
         del state
         rows = {}
         for mode in ("naive", "streaming"):
-            out = subprocess.run([sys.executable, "-c", CHILD, mode, str(root), args.preset], capture_output=True,
-                                 text=True, check=True).stdout
+            cmd = [sys.executable, __file__, "--child", mode, str(root), "--preset", args.preset]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
             rows[mode] = json.loads(out.strip().splitlines()[-1])
     mib = 1 / 2**20
     print(f"# {' '.join(sys.argv)}")

@@ -76,7 +76,7 @@ def spread(per_seed: list[dict[str, dict]], name: str) -> dict[str, float]:
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="runs/data")
     ap.add_argument("--out", default="runs/ablation")
@@ -87,7 +87,7 @@ def main() -> None:
     ap.add_argument("--diga-steps", type=int, default=100)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--prompts", type=int, default=48, help="held-out captions (2 images each)")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     torch.set_num_threads(min(2, torch.get_num_threads()))
     out, t0 = Path(args.out), time.time()
     records = read_source(args.data, strict=True)

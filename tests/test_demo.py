@@ -19,7 +19,7 @@ def test_demo_stops_at_once_on_a_small_corpus_unless_chosen(tmp_path, capsys):
 def test_demo_loop_runs_every_phase(tmp_path):
     cfg = DemoConfig(out=str(tmp_path), vit_steps=4, codec_steps=5, t2i_steps=3, gduf_steps=3, diga_steps=2, size=64,
                      crops_per_photo=3, autoencoder_steps=5, detector_epochs=2, tsne=0, generate_prompts=4,
-                     progress=False, photo_sources="python", small_corpus=True)
+                     generate_steps=3, progress=False, photo_sources="python", small_corpus=True)
     summary = run_demo(cfg)
     assert set(summary) == {"photos", "vit-pretrain", "codec", "t2i", "gduf", "diga", "gendet", "linear-probe",
                             "detector", "eval", "generation"}

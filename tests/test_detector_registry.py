@@ -1,5 +1,12 @@
-"""Every detector kind saves, loads back through the one registry, and scores exactly as the
-p_fake values recorded before the detectors became a package (tests/fixtures/golden_pfake.json)."""
+"""Every detector kind saves, loads back through the one registry, and scores as the p_fake values
+recorded before the detectors became a package (tests/fixtures/golden_pfake.json).
+
+fp32 results are not bit-exact across CPUs, thread counts and BLAS/oneDNN builds: summation order
+changes, and through a deep network the last bits drift to about 1e-6 in p_fake (1.3e-6 measured for
+the EfficientNet-based kinds between two machines). GOLDEN_ATOL leaves a margin of 50x above that;
+the changes these values guard against (preprocessing, weight layout, a head or calibration edit)
+move p_fake by far more. Within one process the same inputs score identically whichever entry
+point reads them (SAME_PROCESS_ATOL)."""
 
 import json
 from pathlib import Path
@@ -34,6 +41,8 @@ from unigendet.unified.config import LatentConfig
 from unigendet.unified.pipeline import UniGenDetPipeline, codec_for
 
 GOLDEN = json.loads((Path(__file__).parent / "fixtures" / "golden_pfake.json").read_text())
+GOLDEN_ATOL = 5e-5
+SAME_PROCESS_ATOL = 1e-6
 
 
 def fixture_images(root: Path) -> list[Path]:
@@ -115,9 +124,9 @@ def test_save_load_predict_matches_the_recorded_values(saved, kind):
     detector = load_detector(runs[kind])
     assert detector.kind == kind and isinstance(detector, DETECTORS[kind])
     p = detector.predict(images)
-    assert np.abs(p - np.array(GOLDEN[kind])).max() < 1e-6, (p, GOLDEN[kind])
+    assert np.abs(p - np.array(GOLDEN[kind])).max() < GOLDEN_ATOL, (p, GOLDEN[kind])
     decoded = [Image.open(x).convert("RGB") for x in images]
-    assert np.abs(detector.predict_images(decoded) - p).max() < 1e-6
+    assert np.abs(detector.predict_images(decoded) - p).max() < SAME_PROCESS_ATOL
 
 
 def test_a_saved_run_moves_with_its_ensemble(saved, tmp_path):
@@ -126,7 +135,7 @@ def test_a_saved_run_moves_with_its_ensemble(saved, tmp_path):
     runs, images = saved
     moved = tmp_path / "moved"
     shutil.copytree(runs["ensemble"].parent, moved)
-    assert np.abs(load_detector(moved / "ensemble").predict(images) - np.array(GOLDEN["ensemble"])).max() < 1e-6
+    assert np.abs(load_detector(moved / "ensemble").predict(images) - np.array(GOLDEN["ensemble"])).max() < GOLDEN_ATOL
 
 
 def test_a_new_kind_is_one_class_in_one_module(tmp_path, saved):

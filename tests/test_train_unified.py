@@ -49,7 +49,7 @@ def test_diga_trains_only_the_generation_side(gduf_run, corpus, tmp_path):
     gduf_out, _, _ = gduf_run
     init = gduf_out / "checkpoints" / "step-000030"
     cfg = DIGAConfig(data=str(corpus), out=str(tmp_path / "diga"), init=str(init), steps=25, ckpt_every=25,
-                     t2i_per_step=4, lr=2e-3, **{k: v for k, v in FAST.items() if "per_step" not in k})
+                     t2i_per_step=4, lr=2e-3, report=False, **{k: v for k, v in FAST.items() if "per_step" not in k})
     run_unified(cfg)
     rows = [json.loads(x) for x in (tmp_path / "diga" / "log.jsonl").read_text().splitlines() if '"train"' in x]
     assert {"mse", "align"} <= set(rows[0]) and "ce" not in rows[0]
@@ -78,10 +78,11 @@ def test_a_failing_step_stops_the_run(corpus, codec_run, tmp_path):
 
 
 def train_cmd(corpus, codec, out, steps, extra=()):
+    """A GDUF run as the CLI launches it, without the final report (its greedy decoding is not under test)."""
     return [sys.executable, "-m", "unigendet_train", "gduf", "--data", str(corpus), "--codec", str(codec),
             "--out", str(out),
             "--steps", str(steps), "--det-per-step", "4", "--t2i-per-step", "2", "--eval-every", "0",
-            "--ckpt-every", "3", "--no-progress", "--warmup", "2", "--log-every", "1", *extra]
+            "--ckpt-every", "3", "--no-progress", "--warmup", "2", "--log-every", "1", "--no-report", *extra]
 
 
 def test_killed_run_resumes_to_the_same_weights(corpus, codec_run, tmp_path):
@@ -117,44 +118,77 @@ def torchrun(args, port):
                           capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
-@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
-def test_two_processes_give_the_same_loss_as_one(corpus, codec_run, tmp_path, strategy):
-    steps = 4
-    one = subprocess.run(train_cmd(corpus, codec_run, tmp_path / "one", steps), capture_output=True, text=True)
+STEPS = 4  # of the runs below; checkpoints at step 3 and 4
+PORTS = {"ddp": 29517, "fsdp": 29518}
+
+
+@pytest.fixture(scope="module")
+def one_process_run(corpus, codec_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("one") / "run"
+    one = subprocess.run(train_cmd(corpus, codec_run, out, STEPS), capture_output=True, text=True)
     assert one.returncode == 0, one.stderr[-2000:]
-    extra = ["--parallel", strategy] + (["--activation-checkpointing"] if strategy == "fsdp" else [])
-    two = torchrun(train_cmd(corpus, codec_run, tmp_path / "two", steps, extra), 29517 if strategy == "ddp" else 29518)
-    assert two.returncode == 0, two.stderr[-3000:]
+    return out
 
-    def losses(d):
-        rows = [json.loads(x) for x in (Path(d) / "log.jsonl").read_text().splitlines()]
-        return [(r["step"], r["ce"], r["mse"], r["cls"]) for r in rows if r["kind"] == "train"]
 
-    a, b = losses(tmp_path / "one"), losses(tmp_path / "two")
-    assert len(a) == len(b) == steps
+@pytest.fixture(scope="module")
+def two_process_runs(corpus, codec_run, tmp_path_factory):
+    """strategy -> the run directory of a two-process run, launched once per module (FSDP with
+    activation checkpointing, so one run covers both)."""
+    runs = {}
+
+    def run(strategy):
+        if strategy not in runs:
+            out = tmp_path_factory.mktemp(strategy) / "run"
+            extra = ["--parallel", strategy] + (["--activation-checkpointing"] if strategy == "fsdp" else [])
+            two = torchrun(train_cmd(corpus, codec_run, out, STEPS, extra), PORTS[strategy])
+            assert two.returncode == 0, two.stderr[-3000:]
+            runs[strategy] = out
+        return runs[strategy]
+
+    return run
+
+
+def losses(run):
+    rows = [json.loads(x) for x in (Path(run) / "log.jsonl").read_text().splitlines()]
+    return [(r["step"], r["ce"], r["mse"], r["cls"]) for r in rows if r["kind"] == "train"]
+
+
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_two_processes_give_the_same_loss_as_one(one_process_run, two_process_runs, strategy):
+    a, b = losses(one_process_run), losses(two_process_runs(strategy))
+    assert len(a) == len(b) == STEPS
     for ra, rb in zip(a, b):
         assert ra[0] == rb[0]
         assert ra[1:] == pytest.approx(rb[1:], rel=2e-4, abs=1e-5)
 
 
-def test_sharded_run_resumes_and_its_checkpoint_loads_anywhere(corpus, codec_run, tmp_path):
-    """FSDP checkpoints hold full, FQN-keyed state: resuming under FSDP or in one process
-    continues the same run."""
-    fsdp = ["--parallel", "fsdp"]
-    full = torchrun(train_cmd(corpus, codec_run, tmp_path / "full", 4, fsdp), 29519)
-    assert full.returncode == 0, full.stderr[-3000:]
-    half = torchrun(train_cmd(corpus, codec_run, tmp_path / "sharded", 3, fsdp), 29520)
-    assert half.returncode == 0, half.stderr[-3000:]
-    shutil.copytree(tmp_path / "sharded", tmp_path / "single")
-    again = torchrun(train_cmd(corpus, codec_run, tmp_path / "sharded", 4, [*fsdp, "--resume"]), 29521)
+def rewound(run, to, step):
+    """A copy of a finished run whose latest checkpoint is `step` again (the later ones removed)."""
+    shutil.copytree(run, to)
+    root = to / "checkpoints"
+    for d in root.glob("step-*"):
+        if int(d.name.split("-")[1]) > step:
+            shutil.rmtree(d)
+    (root / "latest").write_text(f"step-{step:06d}")
+    return to
+
+
+def test_sharded_run_resumes_and_its_checkpoint_loads_anywhere(corpus, codec_run, two_process_runs, tmp_path):
+    """FSDP checkpoints hold full, FQN-keyed state: resuming from step 3 under FSDP or in one process
+    continues the same run to the same step-4 weights."""
+    full = two_process_runs("fsdp")
+    sharded, single = rewound(full, tmp_path / "sharded", 3), rewound(full, tmp_path / "single", 3)
+    fsdp = ["--parallel", "fsdp", "--activation-checkpointing", "--resume"]
+    again = torchrun(train_cmd(corpus, codec_run, sharded, STEPS, fsdp), 29521)
     assert again.returncode == 0, again.stderr[-3000:]
-    subprocess.run(train_cmd(corpus, codec_run, tmp_path / "single", 4, ["--resume"]), check=True, capture_output=True)
-    ref = load_file(str(tmp_path / "full" / "checkpoints" / "step-000004" / "model.safetensors"))
-    for run, tol in (("sharded", 0.0), ("single", 1e-6)):
-        got = load_file(str(tmp_path / run / "checkpoints" / "step-000004" / "model.safetensors"))
+    subprocess.run(train_cmd(corpus, codec_run, single, STEPS, ["--resume"]), check=True, capture_output=True)
+    name = f"step-{STEPS:06d}"
+    ref = load_file(str(full / "checkpoints" / name / "model.safetensors"))
+    for run, tol in ((sharded, 0.0), (single, 1e-6)):
+        got = load_file(str(run / "checkpoints" / name / "model.safetensors"))
         assert got.keys() == ref.keys()
         for k in ref:
-            torch.testing.assert_close(got[k], ref[k], rtol=0, atol=tol, msg=f"{run}: {k}")
+            torch.testing.assert_close(got[k], ref[k], rtol=0, atol=tol, msg=f"{run.name}: {k}")
 
 
 def small_detection_set(corpus, out, per_class=4):

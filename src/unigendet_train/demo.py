@@ -54,6 +54,7 @@ class DemoConfig:
     detector_epochs: int = 6  # epochs of the demo's own detector
     tsne: int = 150  # images in the evaluation report's t-SNE plots
     generate_prompts: int = 40  # held-out captions the generators are measured on (2 images each)
+    generate_steps: int = 30  # sampling steps of those images
     photo_sources: str = "all"  # all | python (only the photos pip installs)
     small_corpus: bool = False  # go on with fewer photos than the documented corpus needs (no Debian photo packages)
     seed: int = 0
@@ -134,7 +135,8 @@ def run_demo(cfg: DemoConfig) -> dict:
     phase("generation after each stage, against held-out crops of the training photos")
     generation = eval_generate(EvalGenerateConfig(checkpoints=[str(t2i_ckpt), str(gduf_ckpt), str(out / "diga")],
                                                   data=str(data), out=str(out / "eval-generate"),
-                                                  max_prompts=cfg.generate_prompts, seed=cfg.seed))
+                                                  max_prompts=cfg.generate_prompts, steps=cfg.generate_steps,
+                                                  seed=cfg.seed))
     summary["generation"] = generation["rows"]
     phase("done")
     (out / "demo_summary.json").write_text(json.dumps(summary, indent=2, default=str))

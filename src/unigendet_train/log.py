@@ -9,6 +9,8 @@ import json
 import time
 from pathlib import Path
 
+from unigendet.progress import progress_bar
+
 
 class RunLogger:
     def __init__(self, out: str | Path, total_steps: int = 0, enabled: bool = True, start_step: int = 0,
@@ -30,10 +32,7 @@ class RunLogger:
         except ImportError:  # tensorboard is optional
             self.tb = None
         if progress and total_steps:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total_steps, initial=start_step, desc=self.out.name, unit="step",
-                            dynamic_ncols=True)
+            self.bar = progress_bar(total=total_steps, initial=start_step, desc=self.out.name, unit="step")
         self.t0 = time.time()
 
     def log(self, step: int, values: dict[str, float], kind: str = "train") -> None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..data.imageio import DEFAULT_MAX_PIXELS, ImageError, is_image_file, open_image
+from ..progress import progress_bar
 from ..shipped import DETECTOR_ENV, default_detector
 from .predictor import BASE_HELP, Predictor
 
@@ -75,8 +76,6 @@ def expand(paths: list[str]) -> Iterator[tuple[str, str | None]]:
 
 def run_detect(predictor: Predictor, paths: list[str], explain: bool = False, batch: int = 16,
                max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = True) -> list[Row]:
-    from tqdm import tqdm
-
     items = list(expand(paths))
     rows: list[Row] = []
     pending: list[tuple[Row, object]] = []
@@ -88,7 +87,7 @@ def run_detect(predictor: Predictor, paths: list[str], explain: bool = False, ba
                 row.note, row.evidence = v.note, v.evidence
             pending.clear()
 
-    for path, error in tqdm(items, desc="detect", unit="img", disable=not progress, file=sys.stderr):
+    for path, error in progress_bar(items, desc="detect", unit="img", enabled=progress, file=sys.stderr):
         row = Row(path, error=error)
         rows.append(row)
         if error:

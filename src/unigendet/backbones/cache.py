@@ -22,9 +22,9 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
-from tqdm import tqdm
 
 from ..data.imageio import ImageError, open_image
+from ..progress import progress_bar
 from .base import Backbone, Preprocess
 
 CACHE_FORMAT = 1  # part of every cache key: bump when the stored layout changes
@@ -122,7 +122,7 @@ class FeatureCache:
         items = list(todo.items())
         starts = range(0, len(items), batch_size)
         if progress:
-            starts = tqdm(starts, desc=f"features ({self.backbone.name})", unit="batch")
+            starts = progress_bar(starts, desc=f"features ({self.backbone.name})", unit="batch")
         fresh: dict[str, torch.Tensor] = {}
         pending: list[str] = []
         for s in starts:

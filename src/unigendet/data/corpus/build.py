@@ -33,6 +33,7 @@ from ...codecs import ConvVAE
 from ...codecs.fit import train_autoencoder
 from ...images import pil_to_tensor
 from ...labels import FAKE, REAL
+from ...progress import progress_bar
 from ..readers import read_manifest
 from ..records import Record
 from . import texts
@@ -304,6 +305,4 @@ def datacard(cfg: CorpusConfig, records: list[Record], photos: list[SourcePhoto]
 
 
 def _progress(total: int, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc="corpus", unit="pair", disable=not enabled)
+    return progress_bar(total=total, desc="corpus", unit="pair", enabled=enabled)

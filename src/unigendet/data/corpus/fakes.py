@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 
 from ...images import pil_to_tensor, tensor_to_pil
+from ...progress import progress_bar
 from ...unified.pipeline import UniGenDetPipeline
 
 
@@ -127,10 +128,8 @@ class TextToImage:
 
     def many(self, captions: list[str], progress: bool = False, batch: int = 16) -> list[Image.Image]:
         """One image per caption at the model's own size, generated in batches (never resized)."""
-        from tqdm import tqdm
-
         out = []
-        for s in tqdm(range(0, len(captions), batch), desc="text-to-image", disable=not progress):
+        for s in progress_bar(range(0, len(captions), batch), desc="text-to-image", unit="batch", enabled=progress):
             out += [tensor_to_pil(im) for im in self.pipeline.generate(captions[s:s + batch], steps=self.steps,
                                                                         generator=self.generator, batch=batch)]
         return out
