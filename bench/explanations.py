@@ -25,9 +25,9 @@ from unigendet.data.imageio import open_image
 from unigendet.data.readers import read_source
 from unigendet.explain import CueScale, check, measure
 from unigendet.labels import FAKE, LABEL_NAMES
-from unigendet.shipped import resolve
 from unigendet.unified.checkpoint import load_meta
 from unigendet.unified.prompts import parse_verdict
+from unigendet.weights import resolve_checkpoint
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 
@@ -47,7 +47,7 @@ def main(argv=None) -> None:
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--out", default="runs/explanations")
     args = ap.parse_args(argv)
-    path = resolve(args.checkpoint)
+    path = resolve_checkpoint(args.checkpoint)
     meta = load_meta(path)
     if "cue_scale" not in meta:
         raise SystemExit(f"{path} carries no cue scale: it was not trained on measured-cue answers")

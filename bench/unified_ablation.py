@@ -33,6 +33,7 @@ from unigendet.evaluation.run import EvalGenerateConfig, eval_generate
 from unigendet.labels import FAKE
 from unigendet.metrics import detection_report
 from unigendet.unified.pipeline import UniGenDetPipeline
+from unigendet.weights import resolve_checkpoint
 from unigendet_train.codec import CodecConfig, run_codec
 from unigendet_train.config import DIGAConfig, T2IConfig, TrainConfig
 from unigendet_train.data import load_bank
@@ -42,10 +43,6 @@ from unigendet_train.vit_pretrain import ViTPretrainConfig, run_vit_pretrain
 
 FD = "frechet_efficientnet-lite0"
 KD = "kernel_efficientnet-lite0"
-
-
-def checkpoint(run: Path) -> Path:
-    return run / "checkpoints" / (run / "checkpoints" / "latest").read_text().strip()
 
 
 def detection_rows(runs: dict[str, Path], records) -> dict[str, dict]:
@@ -98,10 +95,10 @@ def main(argv: list[str] | None = None) -> None:
                           steps=args.t2i_steps, ckpt_every=args.t2i_steps, eval_every=args.t2i_steps,
                           progress=False))
     common = dict(data=args.data, steps=args.gduf_steps, progress=False, ckpt_every=args.gduf_steps,
-                  init=str(checkpoint(out / "t2i")), freeze_vit=True, **GDUF_AFTER_T2I)
+                  init=str(resolve_checkpoint(out / "t2i")), freeze_vit=True, **GDUF_AFTER_T2I)
     run_unified(TrainConfig(out=str(out / "gduf-smsa"), **common))
     run_unified(TrainConfig(out=str(out / "gduf-latent-free"), smsa=False, **common))
-    gduf = checkpoint(out / "gduf-smsa")
+    gduf = resolve_checkpoint(out / "gduf-smsa")
     det = detection_rows({"GDUF SMSA": out / "gduf-smsa", "GDUF latent-free": out / "gduf-latent-free"}, records)
     per_seed = []
     for seed in args.seeds:
@@ -111,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
             run_unified(DIGAConfig(data=args.data, out=str(runs[name]), init=str(gduf), steps=args.diga_steps,
                                    align_weight=w, seed=seed, progress=False, ckpt_every=args.diga_steps))
         ev = eval_generate(EvalGenerateConfig(
-            checkpoints=[str(checkpoint(out / "t2i")), str(gduf), str(runs["DIGA"]), str(runs["flow-only"])],
+            checkpoints=[str(resolve_checkpoint(out / "t2i")), str(gduf), str(runs["DIGA"]), str(runs["flow-only"])],
             data=args.data, out=str(out / f"eval-generate-seed{seed}"), max_prompts=args.prompts, seed=seed))
         names = list(ev["rows"])
         per_seed.append(dict(zip(["t2i", "GDUF", "GDUF + DIGA", "GDUF + flow-only", *names[4:]],

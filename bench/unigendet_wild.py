@@ -33,6 +33,7 @@ from unigendet.evaluation.families import logo_folds
 from unigendet.labels import FAKE
 from unigendet.metrics import balanced_threshold
 from unigendet.unified.pipeline import UniGenDetPipeline
+from unigendet_train.checkpoints import step_checkpoint
 from unigendet_train.config import TrainConfig
 from unigendet_train.tokens import load_token_bank
 from unigendet_train.unified import detect_bank, run_unified
@@ -80,7 +81,7 @@ class UniGenDetRow:
                                        sorted(str(r.path) for r in cal)], default=str).encode()).hexdigest()[:12]
         data = write_manifest(self.work / f"data-{key}", train, cal)
         cfg = self.base.replace(det_data=str(data), out=str(self.work / f"gduf-{key}"), ckpt_every=self.base.steps)
-        ckpt = Path(cfg.out) / "checkpoints" / f"step-{cfg.steps:06d}"
+        ckpt = step_checkpoint(cfg.out, cfg.steps)  # present once the run has finished
         if not ckpt.is_dir():
             run_unified(cfg)
         if self.diga_steps:
@@ -88,7 +89,7 @@ class UniGenDetRow:
                                smsa=None, steps=self.diga_steps, ckpt_every=self.diga_steps, det_per_step=8,
                                t2i_per_step=4, warmup=10)
             run_unified(diga)
-            ckpt = Path(diga.out) / "checkpoints" / f"step-{diga.steps:06d}"
+            ckpt = step_checkpoint(diga.out, diga.steps)
         pipe = UniGenDetPipeline.from_pretrained(ckpt)
         return pipe, balanced_threshold(self.score(pipe, cal), np.array([r.label == FAKE for r in cal]))
 

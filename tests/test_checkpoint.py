@@ -101,3 +101,26 @@ def test_missing_or_bad_config(saved, tmp_path):
     (path / "config.json").unlink()
     with pytest.raises(CheckpointError, match="no config.json"):
         load_model(path)
+
+
+def test_one_resolver_reads_every_checkpoint_string(tmp_path):
+    """"shipped[:NAME]" names a packaged run; a training run means its latest checkpoint; any other
+    directory is itself; anything else is a clear error."""
+    from unigendet.weights import latest_checkpoint, resolve_checkpoint, shipped_path
+
+    assert resolve_checkpoint("shipped") == shipped_path() == resolve_checkpoint("shipped:wild")
+    assert resolve_checkpoint("shipped:explain") == shipped_path("explain")
+    with pytest.raises(CheckpointError, match="no shipped detector 'nope'"):
+        resolve_checkpoint("shipped:nope")
+    run = tmp_path / "run"
+    for step in (3, 6):
+        (run / "checkpoints" / f"step-{step:06d}").mkdir(parents=True)
+    assert latest_checkpoint(run) is None and resolve_checkpoint(run) == run  # no pointer: the folder itself
+    (run / "checkpoints" / "latest").write_text("step-000006\n")
+    assert resolve_checkpoint(run) == latest_checkpoint(run) == run / "checkpoints" / "step-000006"
+    assert resolve_checkpoint(str(run / "checkpoints" / "step-000003")) == run / "checkpoints" / "step-000003"
+    with pytest.raises(CheckpointError, match="no such checkpoint directory"):
+        resolve_checkpoint(tmp_path / "missing")
+    (run / "checkpoints" / "latest").write_text("step-000009")
+    with pytest.raises(CheckpointError, match="points to missing"):
+        resolve_checkpoint(run)

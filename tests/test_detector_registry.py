@@ -188,3 +188,24 @@ def test_unknown_kind_and_missing_config_are_clear_errors(tmp_path):
     (tmp_path / "run" / "config.json").write_text('{"kind": "nope"}')
     with pytest.raises(CheckpointError, match="unknown detector kind 'nope'"):
         load_detector(tmp_path / "run")
+
+
+def test_a_unigendet_checkpoint_records_its_kind(saved, tmp_path):
+    """Written with "kind" like every run directory; one written before that is still recognised by its
+    model config; run-directory extras are refused rather than dropped; options reach only the kinds
+    that take them."""
+    import shutil
+
+    runs, images = saved
+    path = runs["unigendet"]
+    cfg = json.loads((path / "config.json").read_text())
+    assert cfg["kind"] == "unigendet" and "llm" in cfg
+    old = tmp_path / "old"
+    shutil.copytree(path, old)
+    (old / "config.json").write_text(json.dumps({k: v for k, v in cfg.items() if k != "kind"}))
+    assert load_detector(old).kind == "unigendet"
+    detector = load_detector(path)
+    with pytest.raises(ValueError, match="keeps only"):
+        detector.save_pretrained(tmp_path / "again", json_files={"metrics.json": {}})
+    with pytest.raises(ValueError, match="takes no base option"):
+        load_detector(runs["npr"], base=str(tmp_path))

@@ -124,14 +124,15 @@ def test_forensic_encoder_tokens_are_per_tile_and_enter_the_model():
     """The frozen forensic encoder: one token per tile, each reading its own tile (a change in one
     corner moves that corner's token most), and a tiny-forensic model detects with it end to end."""
     from unigendet import create_model, get_config
-    from unigendet.unified.encoders import frozen_encoder
+    from unigendet.unified.encoders import build_encoder
     from unigendet.unified.inference import detect
     from unigendet.unified.samples import SampleBuilder
     from unigendet.unified.tokenizer import ByteTokenizer
 
     cfg = get_config("tiny-forensic")
-    enc = frozen_encoder(cfg.vit.encoder)
-    assert enc is frozen_encoder("forensic")  # built once per process
+    builder = SampleBuilder(cfg, ByteTokenizer())
+    enc = builder.encoder
+    assert enc is builder.encoder  # built once, held by the builder
     x = noise(256)
     y = x.clone()
     y[:, :, :64, :64] = smooth(x, 7)[:, :, :64, :64]  # top-left tile only
@@ -143,12 +144,13 @@ def test_forensic_encoder_tokens_are_per_tile_and_enter_the_model():
     with pytest.raises(ValueError, match="256-px"):
         enc(noise(64))
     model = create_model(cfg).eval()
-    builder = SampleBuilder(cfg, ByteTokenizer())
     latents = [torch.randn(cfg.latent.channels, 16, 16) for _ in range(2)]
     (a, b) = detect(model, builder, latents, [x[0], y[0]])
     assert 0 <= a.p_fake <= 1 and a.p_fake != b.p_fake
     with pytest.raises(ValueError, match="unknown understanding encoder"):
-        frozen_encoder("nope")
+        build_encoder("nope")
+    with pytest.raises(ValueError, match="trained ViT"):
+        _ = SampleBuilder(get_config("tiny"), ByteTokenizer()).encoder
 
 
 def test_swapping_the_understanding_path_keeps_everything_else():

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from unigendet.unified import flow
+from unigendet.unified.losses import flow_sq_error
 
 
 def test_interpolate_endpoints():
@@ -20,6 +21,14 @@ def test_target_velocity_is_time_derivative():
     t = torch.full((2,), 0.3)
     numeric = (flow.interpolate(x0, eps, t + dt) - flow.interpolate(x0, eps, t)) / dt
     torch.testing.assert_close(numeric, flow.target_velocity(x0, eps), atol=1e-3, rtol=1e-3)
+
+
+def test_flow_loss_is_squared_velocity_error():
+    x0, eps = torch.randn(2, 4, 3, 3), torch.randn(2, 4, 3, 3)
+    v = flow.target_velocity(x0, eps)
+    assert float(flow_sq_error(v, v)) == 0.0  # zero at the exact velocity
+    v_pred = v + 0.5
+    torch.testing.assert_close(flow_sq_error(v_pred, v) / v.numel(), torch.tensor(0.25))  # the MSE per element
 
 
 @pytest.mark.parametrize("steps,shift", [(1, 1.0), (7, 3.0), (50, 3.0)])

@@ -221,12 +221,3 @@ def test_reconstruction_views_are_aligned_with_their_reals(corpus, tmp_path, one
     assert a.shape == b.shape  # the same crop and geometry, the content kept, the pixels re-synthesised
     assert 2.0 < np.abs(a.astype(float) - b.astype(float)).mean() < 40.0
     assert recon(real, 1, augmented=True).shape == (1, 49)
-
-
-def test_the_word_shipped_names_the_packaged_detector():
-    from unigendet.shipped import resolve, shipped_path
-
-    assert resolve("shipped") == str(shipped_path()) == resolve("shipped:wild")
-    assert resolve("runs/detector") == "runs/detector"
-    with pytest.raises(FileNotFoundError, match="no shipped detector 'nope'"):
-        resolve("shipped:nope")

@@ -26,10 +26,29 @@ def save_image(x: torch.Tensor, path: str | os.PathLike) -> None:
     tensor_to_pil(x).save(path)
 
 
+def centre_box(w: int, h: int, side_w: int, side_h: int | None = None) -> tuple[int, int, int, int]:
+    """(left, top, right, bottom) of the central side_w x side_h box (side_h defaults to side_w)
+    of a w x h image, as PIL's `crop` takes it. A side longer than the image is clamped to the
+    image's, so the box never leaves it; an odd margin leaves its extra pixel on the right/bottom."""
+    cw, ch = min(side_w, w), min(side_w if side_h is None else side_h, h)
+    left, top = (w - cw) // 2, (h - ch) // 2
+    return left, top, left + cw, top + ch
+
+
+def centre_crop(img: Image.Image, side_w: int, side_h: int | None = None) -> Image.Image:
+    """The `centre_box` of a PIL image (no resampling; smaller than asked when the image is)."""
+    return img.crop(centre_box(*img.size, side_w, side_h))
+
+
+def centre_crop_tensor(x: torch.Tensor, side_w: int, side_h: int | None = None) -> torch.Tensor:
+    """The `centre_box` of a (..., H, W) tensor, as a view (the same pixels as `centre_crop`)."""
+    left, top, right, bottom = centre_box(x.shape[-1], x.shape[-2], side_w, side_h)
+    return x[..., top:bottom, left:right]
+
+
 def centre_square(img: Image.Image) -> Image.Image:
-    w, h = img.size
-    s = min(w, h)
-    return img.crop(((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s))
+    """The central square of the shorter side."""
+    return centre_crop(img, min(img.size))
 
 
 def resize_square(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -46,17 +65,14 @@ def crop_square(x: torch.Tensor, size: int, generator: torch.Generator | None = 
     An image with a side shorter than `size` gives its central square, upsampled
     (nothing else is resampled)."""
     if min(x.shape[-2:]) < size:  # the central square of the short side, upsampled to size
-        s = min(x.shape[-2:])
-        top, left = (x.shape[-2] - s) // 2, (x.shape[-1] - s) // 2
-        x = x[:, top:top + s, left:left + s]
+        x = centre_crop_tensor(x, min(x.shape[-2:]))
         x = torch.nn.functional.interpolate(x[None], size=(size, size), mode="bicubic",
                                             align_corners=False)[0].clamp(-1, 1)
-    H, W = x.shape[-2:]
     if generator is None:
-        top, left = (H - size) // 2, (W - size) // 2
-    else:
-        top = int(torch.randint(H - size + 1, (1,), generator=generator))
-        left = int(torch.randint(W - size + 1, (1,), generator=generator))
+        return centre_crop_tensor(x, size)
+    H, W = x.shape[-2:]
+    top = int(torch.randint(H - size + 1, (1,), generator=generator))
+    left = int(torch.randint(W - size + 1, (1,), generator=generator))
     return x[:, top:top + size, left:left + size]
 
 

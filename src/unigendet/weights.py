@@ -1,5 +1,6 @@
 """Weights and run directories on disk, for every model family: safetensors only (nothing is
-unpickled), strict loading with clear errors, and directories written atomically."""
+unpickled), strict loading with clear errors, directories written atomically, and the one reading
+of a checkpoint string (`resolve_checkpoint`)."""
 
 from __future__ import annotations
 
@@ -43,12 +44,39 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(tmp)
 
 
-def resolve_checkpoint(path: str | os.PathLike) -> Path:
-    """A checkpoint directory, or a training run directory (its `checkpoints/latest`)."""
-    path = Path(path)
-    pointer = path / "checkpoints" / "latest"
-    if pointer.is_file():
-        path = pointer.parent / pointer.read_text().strip()
+SHIPPED_ROOT = Path(__file__).resolve().parent / "shipped"  # the package's trained runs (package data)
+SHIPPED_DEFAULT = "wild"  # the detector `detect`, `serve` and the Python API use when none is named
+
+
+def shipped_path(name: str | None = None) -> Path:
+    """The run directory of a detector the package ships (default: SHIPPED_DEFAULT)."""
+    path = SHIPPED_ROOT / (name or SHIPPED_DEFAULT)
+    if not (path / "config.json").is_file():
+        raise CheckpointError(f"the package holds no shipped detector {name or SHIPPED_DEFAULT!r} (looked in {path})")
+    return path
+
+
+def latest_checkpoint(run: str | os.PathLike) -> Path | None:
+    """A training run's newest checkpoint (its `checkpoints/latest` pointer); None when it has none."""
+    pointer = Path(run) / "checkpoints" / "latest"
+    if not pointer.is_file():
+        return None
+    path = pointer.parent / pointer.read_text().strip()
+    if not path.is_dir():
+        raise CheckpointError(f"{pointer} points to missing {path}")
+    return path
+
+
+def resolve_checkpoint(spec: str | os.PathLike) -> Path:
+    """The directory a checkpoint string names; every command and loader reads one through here.
+
+    "shipped" or "shipped:NAME": a run directory the package ships; a training run directory: its
+    latest checkpoint; any other directory (a detector run, a `step-N` checkpoint, a released
+    UniGenDet directory): itself."""
+    text = str(spec)
+    if text == "shipped" or text.startswith("shipped:"):
+        return shipped_path(text.partition(":")[2] or None)
+    path = latest_checkpoint(spec) or Path(spec)
     if not path.is_dir():
         raise CheckpointError(f"{path}: no such checkpoint directory")
     return path

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from unigendet.unified.checkpoint import load_meta, read_optimizer, save_checkpoint
-from unigendet.weights import CheckpointError, load_weights, read_weights
+from unigendet.weights import load_weights, read_weights
 
 from .parallel import is_sharded, load_full_optimizer_state, load_full_state
 
@@ -32,27 +32,22 @@ def restore_rng(state: dict[str, torch.Tensor]) -> None:
         torch.cuda.set_rng_state(state["cuda"])
 
 
+def step_checkpoint(out: str | Path, step: int) -> Path:
+    """Where a run saves its checkpoint of `step` (the run's `latest` pointer names the newest)."""
+    return Path(out) / "checkpoints" / f"step-{step:06d}"
+
+
 def save_train_checkpoint(out: Path, step: int, model, config, ema, optimizer, meta: dict, keep: int = 2,
                           files: dict | None = None) -> Path:
     """Model, EMA and optimizer are modules or full state dicts (see `parallel`)."""
     root = Path(out) / "checkpoints"
-    path = save_checkpoint(root / f"step-{step:06d}", model, config, ema=ema, optimizer=optimizer,
+    path = save_checkpoint(step_checkpoint(out, step), model, config, ema=ema, optimizer=optimizer,
                            meta={"step": step, "data_position": step, **meta}, tensors=rng_tensors(), files=files)
     tmp = root / "latest.tmp"
     tmp.write_text(path.name)
     os.replace(tmp, root / "latest")
     for old in sorted(root.glob("step-*"))[:-keep]:
         shutil.rmtree(old)
-    return path
-
-
-def latest_checkpoint(out: Path) -> Path | None:
-    pointer = Path(out) / "checkpoints" / "latest"
-    if not pointer.is_file():
-        return None
-    path = pointer.parent / pointer.read_text().strip()
-    if not path.is_dir():
-        raise CheckpointError(f"{pointer} points to missing {path}")
     return path
 
 

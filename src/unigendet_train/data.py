@@ -9,7 +9,7 @@ import torch
 
 from unigendet.data.imageio import open_image
 from unigendet.data.records import Record
-from unigendet.images import crop_square, detection_view, pil_to_tensor
+from unigendet.images import centre_crop_tensor, crop_square, detection_view, pil_to_tensor
 
 
 @dataclass
@@ -75,7 +75,5 @@ def load_crops(records: list[Record], size: int, max_side: int | None = None) ->
     images = []
     for r in records:
         x = ((pil_to_tensor(open_image(r.path)) + 1) * 127.5).round().to(torch.uint8)
-        H, W = x.shape[-2:]
-        top, left = max(0, (H - max_side) // 2), max(0, (W - max_side) // 2)
-        images.append(x[:, top:top + max_side, left:left + max_side].contiguous())
+        images.append(centre_crop_tensor(x, max_side).contiguous())
     return CropBank(records, images, size)

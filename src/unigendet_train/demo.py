@@ -20,7 +20,7 @@ from pathlib import Path
 
 from unigendet.data.corpus.build import CorpusConfig, add_text_to_image_pairs, build_corpus
 from unigendet.data.corpus.sources import MIN_PHOTOS, check_photo_count, discover_photos, photo_counts, photo_report
-from unigendet.shipped import shipped_path
+from unigendet.weights import CheckpointError, resolve_checkpoint, shipped_path
 
 from .baselines import LinearProbeConfig
 from .catalogue import load_stages
@@ -93,14 +93,14 @@ def run_demo(cfg: DemoConfig) -> dict:
                                            init=summary["vit-pretrain"]["checkpoint"], codec=str(out / "codec"),
                                            steps=cfg.t2i_steps, seed=cfg.seed, progress=cfg.progress,
                                            ckpt_every=cfg.t2i_steps, eval_every=cfg.t2i_steps))
-    t2i_ckpt = out / "t2i" / "checkpoints" / f"step-{cfg.t2i_steps:06d}"
+    t2i_ckpt = resolve_checkpoint(out / "t2i")  # its final checkpoint
     # Stage 1: GDUF
     phase("stage 1: GDUF (detection + explanation + generation)")
     summary["gduf"] = run_unified(TrainConfig(stage="gduf", data=str(data), out=str(out / "gduf"),
                                               init=str(t2i_ckpt), freeze_vit=True, **GDUF_AFTER_T2I,
                                               steps=cfg.gduf_steps, seed=cfg.seed, progress=cfg.progress,
                                               ckpt_every=cfg.gduf_steps))
-    gduf_ckpt = out / "gduf" / "checkpoints" / f"step-{cfg.gduf_steps:06d}"
+    gduf_ckpt = resolve_checkpoint(out / "gduf")
     # Co-evolution: the generator's own fakes join the corpus
     phase("co-evolution: the built-in corpus plus content-aligned pairs from the trained generator")
     coevo = out / "data-coevo"
@@ -127,7 +127,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     from unigendet.evaluation.run import EvalDetectConfig, EvalGenerateConfig, eval_detect, eval_generate
 
     runs = [out / "gduf", out / "diga", out / "gendet", out / "linear-probe", out / "detector"]
-    with contextlib.suppress(FileNotFoundError):  # the package's in-the-wild detector, beside the demo's own
+    with contextlib.suppress(CheckpointError):  # the package's in-the-wild detector, beside the demo's own
         runs.append(shipped_path())
     evaluation = eval_detect(EvalDetectConfig(checkpoints=[str(r) for r in runs], data=str(data),
                                               out=str(out / "eval"), cache=str(out / "features"), tsne=cfg.tsne))

@@ -3,7 +3,7 @@
 A task supplies each rank's micro-batches and the loss weights; the loop does the
 rest: AdamW with warmup, gradient accumulation, DDP, bf16 autocast, clipping, EMA,
 logging, evaluation and atomic, resumable checkpoints. Losses are normalised by
-their global counts (see `unigendet.losses`), so one process and N processes with
+their global counts (see `unigendet.unified.losses`), so one process and N processes with
 the same global batch compute the same loss. Nothing here catches a failing step:
 an exception stops the run.
 """
@@ -22,8 +22,9 @@ from torch.nn.parallel import DistributedDataParallel as DDP
 
 from unigendet.unified.losses import loss_counts, packed_loss_sums
 from unigendet.unified.packing import PackedBatch
+from unigendet.weights import latest_checkpoint
 
-from .checkpoints import latest_checkpoint, resume_from, save_train_checkpoint
+from .checkpoints import resume_from, save_train_checkpoint
 from .config import TrainConfig
 from .dist import DistInfo, all_reduce_sum, barrier
 from .ema import EMA

@@ -18,11 +18,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..detectors import CropScorer, CropScores, Explainer, Generator, UniGenDetDetector, load_detector, tile_boxes
+from ..detectors import CropScorer, CropScores, Explainer, Generator, load_detector, tile_boxes
 from ..explain import evidence
 from ..labels import FAKE
-from ..shipped import resolve
 from ..unified.prompts import parse_verdict
+from ..weights import CheckpointError, resolve_checkpoint
 
 BASE_HELP = "released checkpoints: a BAGEL directory supplying keys the checkpoint lacks"  # Predictor(base=...)
 
@@ -65,12 +65,8 @@ class Predictor:
                  base: str | None = None, max_batch: int = 16, explainer: str | None = EXPLAINER):
         if verdict not in ("cls", "text"):
             raise ValueError("verdict must be 'cls' (cls head / score) or 'text' (UniGenDet's written answer)")
-        if base is not None:  # a released fine-tune whose missing keys come from BAGEL (see docs/full_scale.md)
-            from ..unified.pipeline import UniGenDetPipeline
-
-            self.detector = UniGenDetDetector(UniGenDetPipeline.from_pretrained(checkpoint, device, base=base))
-        else:
-            self.detector = load_detector(resolve(checkpoint), device=device)
+        # `base`: a BAGEL directory for a released fine-tune's missing keys (see docs/full_scale.md)
+        self.detector = load_detector(checkpoint, device=device, **({"base": base} if base else {}))
         self.kind, self.name = self.detector.kind, self.detector.name
         self.device = device
         # a detector that writes no answer is explained by a UniGenDet (loaded on first use)
@@ -204,8 +200,8 @@ def _available(checkpoint: str | None) -> str | None:
     if checkpoint is None:
         return None
     try:
-        return resolve(checkpoint)
-    except FileNotFoundError:
+        return str(resolve_checkpoint(checkpoint))
+    except CheckpointError:
         return None
 
 

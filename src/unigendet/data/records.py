@@ -1,6 +1,6 @@
 """The record every reader returns, and label parsing.
 
-Labels follow UniGenDet's public code: 0 = fake, 1 = real (`unigendet.prompts`).
+Labels follow UniGenDet's public code: 0 = fake, 1 = real (`unigendet.labels`).
 """
 
 from __future__ import annotations

@@ -49,6 +49,7 @@ class Detector(ABC):
     """A trained real/fake detector."""
 
     kind: ClassVar[str] = ""
+    load_options: ClassVar[tuple[str, ...]] = ()  # keyword options `load_detector` passes to `from_state`
 
     def __init__(self, name: str, device: str | torch.device = "cpu"):
         self.name, self.device = name, torch.device(device)
@@ -153,22 +154,26 @@ def read_run_config(run_dir: str | os.PathLike) -> dict[str, Any]:
     return cfg
 
 
-def load_detector(run_dir: str | os.PathLike, device: str | torch.device = "cpu") -> Detector:
-    """Rebuild the detector saved in `run_dir` (a run directory, a UniGenDet checkpoint or training
-    run, or a released UniGenDet directory); weights load strictly."""
-    path = resolve_checkpoint(run_dir)
+def load_detector(spec: str | os.PathLike, device: str | torch.device = "cpu", **options) -> Detector:
+    """Rebuild the detector a checkpoint string names (`unigendet.weights.resolve_checkpoint`: a run
+    directory, "shipped[:NAME]", a UniGenDet checkpoint or training run, a released UniGenDet
+    directory); weights load strictly. `options` go to kinds that declare them (`load_options`)."""
+    path = resolve_checkpoint(spec)
     claimed = [cls for cls in DETECTORS.values() if cls.claims(path)]
-    if claimed:
-        detector = claimed[0].from_state(path, {}, device)
-    else:
-        cfg = read_run_config(path)
-        kind = cfg.get("kind")
-        if kind not in DETECTORS:
-            raise CheckpointError(f"{path}/config.json: unknown detector kind {kind!r}; known: {sorted(DETECTORS)}")
-        try:
-            detector = DETECTORS[kind].from_state(path, cfg, device)
-        except (KeyError, TypeError, ValueError) as e:
-            raise CheckpointError(f"{path}/config.json: does not describe a {kind} detector ({e!r})") from e
+    cfg = {} if claimed else read_run_config(path)
+    kind = claimed[0].kind if claimed else cfg.get("kind")
+    if kind not in DETECTORS:
+        raise CheckpointError(f"{path}/config.json: unknown detector kind {kind!r}; known: {sorted(DETECTORS)}")
+    cls = DETECTORS[kind]
+    unknown = sorted(set(options) - set(cls.load_options))
+    if unknown:
+        raise ValueError(f"{path}: a {kind} detector takes no {', '.join(unknown)} option")
+    try:
+        detector = cls.from_state(path, cfg, device, **options)
+    except (KeyError, TypeError, ValueError) as e:
+        if claimed:
+            raise
+        raise CheckpointError(f"{path}/config.json: does not describe a {kind} detector ({e!r})") from e
     detector.source = path
     return detector
 

@@ -12,7 +12,7 @@ from PIL import Image
 from torch import nn
 
 from ..data.imageio import open_image
-from ..images import pil_to_tensor
+from ..images import centre_crop, pil_to_tensor
 from ..models.npr import NPRConfig, NPRNet
 from ..weights import load_weights
 from .base import Detector, PathList, register_detector
@@ -30,9 +30,7 @@ class NPRDetector(Detector):
         self.model, self.max_side, self.batch_size = model.to(self.device).eval(), max_side, batch_size
 
     def tensor(self, img: Image.Image) -> torch.Tensor:
-        w, h = img.size
-        cw, ch = min(w, self.max_side), min(h, self.max_side)
-        return pil_to_tensor(img.crop(((w - cw) // 2, (h - ch) // 2, (w - cw) // 2 + cw, (h - ch) // 2 + ch)))
+        return pil_to_tensor(centre_crop(img, self.max_side))
 
     @torch.no_grad()
     def _run(self, images: Sequence[Image.Image], fn) -> torch.Tensor:

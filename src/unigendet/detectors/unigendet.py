@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -51,18 +52,29 @@ class UniGenDetDetector(Detector):
         """The final-normed hidden state the cls head reads, (N, hidden)."""
         return torch.stack([d.state for d in self._detect([open_image(p) for p in paths])]).numpy()
 
-    # A UniGenDet run is a model checkpoint (or a released directory), not a kind-tagged run directory
+    # A UniGenDet run is a model checkpoint (config.json: "kind" and the ModelConfig) or a released
+    # directory; checkpoints written before the kind was recorded are recognised by their model config.
+    load_options = ("base",)
 
     @classmethod
     def claims(cls, path: Path) -> bool:
         if is_released(path):
             return True
-        cfg = path / "config.json"
-        return cfg.is_file() and '"llm"' in cfg.read_text()
+        try:
+            cfg = json.loads((path / "config.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return isinstance(cfg, dict) and "kind" not in cfg and isinstance(cfg.get("llm"), dict)
 
     @classmethod
-    def from_state(cls, run_dir: Path, config: dict[str, Any], device) -> UniGenDetDetector:
-        return cls(UniGenDetPipeline.from_pretrained(run_dir, device=device))
+    def from_state(cls, run_dir: Path, config: dict[str, Any], device, base: str | None = None) -> UniGenDetDetector:
+        """`base`: a BAGEL directory supplying the keys a released fine-tune lacks."""
+        return cls(UniGenDetPipeline.from_pretrained(run_dir, device=device, base=base))
 
-    def save_pretrained(self, run_dir: str | os.PathLike, *, meta: dict | None = None, **_) -> Path:
+    def save_pretrained(self, run_dir: str | os.PathLike, *, meta: dict | None = None, json_files=None, train=None,
+                        carry=()) -> Path:
+        """A UniGenDet checkpoint; run-directory extras (`json_files`, `train`, `carry`) have no place in it."""
+        if json_files or train or carry:
+            raise ValueError("a UniGenDet checkpoint keeps only its weights, config, codec and meta.json; pass "
+                             "what else you want kept in `meta`")
         return self.pipeline.save_pretrained(run_dir, meta=meta)

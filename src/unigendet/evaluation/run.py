@@ -16,7 +16,6 @@ from ..data.degrade import GENIMAGE_DEGRADATIONS
 from ..data.readers import read_source
 from ..data.records import Record
 from ..labels import FAKE
-from ..shipped import resolve
 from .detection import degradation_sweep, evaluate_detector
 from .report import (
     degradation_table,
@@ -101,7 +100,7 @@ def eval_detect(a: EvalDetectConfig) -> dict:
     specs = list(GENIMAGE_DEGRADATIONS) if specs == ["all"] else specs
     results, detectors = [], []
     for ckpt in a.checkpoints:
-        det = load_detector(resolve(ckpt), device=a.device)
+        det = load_detector(ckpt, device=a.device)
         res = evaluate_detector(det, records, calibration, cache_root=a.cache, explain=a.explain)
         if specs:
             res.degraded = degradation_sweep(det, records, specs, res.threshold, workdir=out)
@@ -210,7 +209,7 @@ def eval_generate(a: EvalGenerateConfig) -> dict:
     guidance = dataclasses.replace(Guidance(), scale=a.guidance)
     rows, grids, size, real_feats, first_codec = {}, [], None, None, None
     for ckpt in a.checkpoints:
-        pipeline = UniGenDetPipeline.from_pretrained(resolve(ckpt), device=a.device)
+        pipeline = UniGenDetPipeline.from_pretrained(ckpt, device=a.device)
         if size is None:
             size, first_codec = pipeline.config.image_size, pipeline.codec
             real_images = torch.stack([detection_view(open_image(r.path), size, "resize") for r in reals])

@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 
 from ..backbones.lowlevel import PERIODS
-from ..images import high_pass, pil_to_tensor
+from ..images import centre_crop, high_pass, pil_to_tensor
 
 SIDE = 256
 CUES = ("periodic", "grid", "texture")
@@ -101,9 +101,7 @@ def measure_tensor(x: torch.Tensor) -> list[Cues]:
 
 def central_crop(image: Image.Image, side: int = SIDE) -> torch.Tensor:
     """The central side x side native crop (the whole image when smaller), as (3, h, w) in [-1, 1]."""
-    w, h = image.size
-    left, top = max(0, (w - side) // 2), max(0, (h - side) // 2)
-    return pil_to_tensor(image.crop((left, top, left + min(side, w), top + min(side, h))))
+    return pil_to_tensor(centre_crop(image, side))
 
 
 def measure(images: Sequence[Image.Image]) -> list[Cues]:

@@ -1,30 +1,17 @@
 """Trained detectors that ship inside the package (each folder is a detector run directory with
-its model card, MODEL_CARD.md)."""
+its model card, MODEL_CARD.md). A checkpoint string "shipped" or "shipped:NAME" names one
+(`unigendet.weights.resolve_checkpoint`)."""
 
 from __future__ import annotations
 
 import os
-from importlib import resources
-from pathlib import Path
+
+from ..weights import SHIPPED_DEFAULT as DEFAULT
+from ..weights import CheckpointError, shipped_path
 
 DETECTOR_ENV = "UNIGENDET_DETECTOR"  # a detector run to use when none is named
-DEFAULT = "wild"  # the default detector of `unigendet detect`, `unigendet serve` and the Python API
 
-
-def shipped_path(name: str | None = None) -> Path:
-    """The run directory of a shipped detector (default: DEFAULT)."""
-    name = name or DEFAULT
-    path = Path(str(resources.files(__name__).joinpath(name)))
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"the package holds no shipped detector {name!r} (looked in {path})")
-    return path
-
-
-def resolve(checkpoint: str) -> str:
-    """"shipped" (or "shipped:NAME") names a shipped detector; anything else is a path, unchanged."""
-    if checkpoint == "shipped" or checkpoint.startswith("shipped:"):
-        return str(shipped_path(checkpoint.partition(":")[2] or None))
-    return checkpoint
+__all__ = ["DEFAULT", "DETECTOR_ENV", "default_detector", "load_default_detector", "shipped_path"]
 
 
 def load_default_detector(device: str = "cpu"):
@@ -40,6 +27,6 @@ def default_detector() -> str:
         return os.environ[DETECTOR_ENV]
     try:
         return str(shipped_path())
-    except FileNotFoundError as e:
-        raise FileNotFoundError(f"{e}: pass --checkpoint RUN (a run `unigendet train` or `make demo` wrote), "
-                                f"or set {DETECTOR_ENV}=RUN") from None
+    except CheckpointError as e:
+        raise CheckpointError(f"{e}: pass --checkpoint RUN (a run `unigendet train` or `make demo` wrote), "
+                              f"or set {DETECTOR_ENV}=RUN") from None

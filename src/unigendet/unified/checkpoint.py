@@ -2,7 +2,7 @@
 
 A checkpoint is a directory:
 
-    config.json          the ModelConfig: rebuilds the model with no flags
+    config.json          "kind": "unigendet" and the ModelConfig: rebuilds the model with no flags
     meta.json            format version, step, data position, anything JSON
     model.safetensors    weights
     ema.safetensors      EMA weights (optional)
@@ -34,6 +34,8 @@ from ..weights import (
 )
 from .config import ModelConfig
 
+KIND = "unigendet"  # config.json's "kind", as every detector run directory has one
+
 
 def save_checkpoint(
     path: str | os.PathLike,
@@ -49,7 +51,7 @@ def save_checkpoint(
     """Write a checkpoint directory atomically. Model, EMA and optimizer are modules or their
     state dicts; `files` adds modules saved as `<name>.safetensors`."""
     with atomic_directory(path) as tmp:
-        (tmp / "config.json").write_text(config.to_json())
+        (tmp / "config.json").write_text(json.dumps({"kind": KIND, **config.to_dict()}, indent=2, sort_keys=True))
         info = {"format_version": FORMAT_VERSION, **(meta or {})}
         (tmp / "meta.json").write_text(json.dumps(info, indent=2, sort_keys=True))
         save_file(tensors_for_saving(_state(model)), str(tmp / "model.safetensors"))
@@ -71,7 +73,10 @@ def load_config(path: str | os.PathLike) -> ModelConfig:
     if not f.is_file():
         raise CheckpointError(f"{path}: no config.json; is this a checkpoint directory?")
     try:
-        return ModelConfig.from_dict(json.loads(f.read_text()))
+        d = json.loads(f.read_text())
+        if d.pop("kind", KIND) != KIND:
+            raise ValueError(f"a {d.get('kind')!r} run, not a UniGenDet checkpoint")
+        return ModelConfig.from_dict(d)
     except (ValueError, TypeError) as e:
         raise CheckpointError(f"{f}: not a valid model config ({e})") from e
 

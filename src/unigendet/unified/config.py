@@ -2,7 +2,7 @@
 
 A `ModelConfig` fully describes a network: it is written as `config.json` next to
 every checkpoint and rebuilds the model with no other flags. Named presets live
-in `unigendet.registry`.
+in `unigendet.unified.presets`.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ class ViTConfig:
 class LatentConfig:
     """The generation path: codec latents cut into patches of `patch_size`."""
 
-    codec: str = "pixel"  # a name in unigendet.codecs.CODECS
+    codec: str = "pixel"  # a name in unigendet.codecs.base.CODECS
     channels: int = 48  # codec latent channels
     downsample: int = 4  # codec spatial downsampling factor
     width: int | None = None  # convolution width of a codec the project trains (None: the codec's default)
@@ -84,7 +84,7 @@ class ModelConfig:
     llm: LLMConfig = field(default_factory=LLMConfig)
     vit: ViTConfig = field(default_factory=ViTConfig)
     latent: LatentConfig = field(default_factory=LatentConfig)
-    tokenizer: str = "byte"  # a name understood by unigendet.tokenizer.get_tokenizer
+    tokenizer: str = "byte"  # a name understood by unigendet.unified.tokenizer.get_tokenizer
     image_size: int = 64  # default generation resolution (latent path)
     vit_image_size: int = 64  # default ViT input side (understanding path)
     diga_layer: int = 1  # DIGA aligns hidden states after the first k layers (full scale: 8 of 28)

@@ -3,17 +3,24 @@
 A frozen encoder turns the image under test (a native crop of `ViTConfig.image_side` px) into a
 grid of feature vectors that enter the model as its image tokens through the connector, where the
 NaViT's patch rows would; nothing of it is trained or saved in checkpoints (it loads its own
-weights). Encoders are registered by name (the forensic one by `unigendet.backbones`, which holds
-the networks) and `ViTConfig.encoder` names one; "navit" means none (the trained ViT).
+weights). `ViTConfig.encoder` names one ("navit" means none: the trained ViT), and the
+`SampleBuilder` that turns images into samples builds it and holds it.
+
+"forensic": the shipped in-the-wild detector's network as one token per tile. That detector
+summarises a native 256-px crop by the channel statistics of tapped EfficientNet-Lite0 layers, for
+the RGB crop and its high-pass residual (`unigendet.networks.taps`); this encoder keeps the same
+statistics per tile of a 4 x 4 partition of the crop, so the model sees where each kind of trace lies.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from typing import Protocol
 
 import torch
+from torch import nn
+
+from ..networks import SIDE, TappedNet, load_efficientnet_lite0
 
 
 class FrozenEncoder(Protocol):
@@ -26,24 +33,34 @@ class FrozenEncoder(Protocol):
         ...
 
 
-_ENCODERS: dict[str, Callable[[], FrozenEncoder]] = {}
-_BUILT: dict[str, FrozenEncoder] = {}
+class ForensicEncoder(nn.Module):
+    """(B, 3, 256, 256) in [-1, 1] -> (B, grid**2, 2 inputs x 2 stats x tapped channels), on the CPU."""
+
+    def __init__(self, grid: int = 4, side: int = SIDE):
+        super().__init__()
+        self.grid, self.side = grid, side
+        self.rgb = TappedNet(load_efficientnet_lite0(), input="rgb")
+        self.highpass = TappedNet(load_efficientnet_lite0(), input="highpass")
+        self.dim = self.rgb.feature_dim + self.highpass.feature_dim
+        self.requires_grad_(False)
+        super().train(False)  # batch norm keeps its running statistics
+
+    def train(self, mode: bool = True) -> ForensicEncoder:
+        return self  # frozen, even inside a model put in training mode
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.shape[-2:] != (self.side, self.side):
+            raise ValueError(f"the forensic encoder reads {self.side}-px crops, got {tuple(images.shape[-2:])}")
+        x = (images.float().cpu() + 1) / 2  # pixels in [0, 1], as the taps backbones read them
+        return torch.cat([self.rgb(x, self.grid), self.highpass(x, self.grid)], dim=2)
 
 
-def register_encoder(name: str):
-    def wrap(factory: Callable[[], FrozenEncoder]) -> Callable[[], FrozenEncoder]:
-        _ENCODERS[name] = factory
-        return factory
-
-    return wrap
+ENCODERS: dict[str, Callable[[], FrozenEncoder]] = {"forensic": ForensicEncoder}
 
 
-def frozen_encoder(name: str) -> FrozenEncoder:
-    """The named encoder, built once per process (frozen, on the CPU; callers move inputs)."""
-    if name not in _ENCODERS:
-        importlib.import_module("unigendet.backbones")  # the package that registers the encoders
-    if name not in _ENCODERS:
-        raise ValueError(f"unknown understanding encoder {name!r}; choose from {sorted(_ENCODERS)} or 'navit'")
-    if name not in _BUILT:
-        _BUILT[name] = _ENCODERS[name]()
-    return _BUILT[name]
+def build_encoder(name: str) -> FrozenEncoder:
+    """A new instance of the named encoder (frozen; it loads its own weights)."""
+    if name not in ENCODERS:
+        raise ValueError(f"unknown understanding encoder {name!r}; choose from {sorted(ENCODERS)} or 'navit'")
+    return ENCODERS[name]()

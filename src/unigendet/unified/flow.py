@@ -3,7 +3,7 @@
     t = 0 is a clean image, t = 1 is pure noise.
     x_t = (1 - t) * x0 + t * eps          (interpolate)
     v   = eps - x0                         (target_velocity; dx_t/dt)
-    loss = || v_pred - v ||^2              (flow_loss)
+    loss = || v_pred - v ||^2              (losses.flow_sq_error, summed; normalised by the count)
     t ~ sigmoid(N(0, 1)), then optionally shifted: t <- s*t / (1 + (s-1)*t)
     sampling: Euler from t = 1 down to 0, x <- x - v * dt with dt > 0.
 
@@ -38,11 +38,6 @@ def interpolate(x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor | float) ->
 
 def target_velocity(x0: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
     return eps - x0
-
-
-def flow_loss(v_pred: torch.Tensor, v_target: torch.Tensor) -> torch.Tensor:
-    """Mean squared error between predicted and target velocity."""
-    return (v_pred.float() - v_target.float()).pow(2).mean()
 
 
 def timesteps(steps: int, shift: float = 1.0) -> torch.Tensor:

@@ -26,7 +26,8 @@ def cls_ce(logits: torch.Tensor, labels: torch.Tensor, reduction: str = "mean") 
 
 
 def flow_sq_error(v_pred: torch.Tensor, v_target: torch.Tensor) -> torch.Tensor:
-    """Summed squared velocity error; divided by the element count it is flow.flow_loss."""
+    """Summed squared velocity error; divided by the element count it is the flow-matching MSE
+    (the loss in the `unigendet.unified.flow` docstring)."""
     return (v_pred.float() - v_target.float()).pow(2).sum()
 
 

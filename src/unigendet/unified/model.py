@@ -1,8 +1,8 @@
 """The unified generation-detection model (BAGEL-style MoT + UniGenDet heads).
 
 Read top to bottom: embeddings of the three token kinds, the two-expert decoder,
-then the heads. Losses live in `unigendet.losses`, the flow in `unigendet.flow`,
-batch construction in `unigendet.packing`.
+then the heads. Losses live in `unigendet.unified.losses`, the flow in `unigendet.unified.flow`,
+batch construction in `unigendet.unified.packing`.
 """
 
 from __future__ import annotations

@@ -35,7 +35,7 @@ FORENSIC_TOKEN_DIM = 1888  # 2 inputs (RGB, high-pass) x 2 statistics x 472 tapp
 def tiny_forensic() -> ModelConfig:
     """The tiny model with the shipped detector's frozen forensic network as its understanding
     encoder: a native 256-px crop becomes 4 x 4 tile tokens of layer statistics (see
-    `unigendet.backbones.tokens`); the clean latents see the crop at 64 px."""
+    `unigendet.unified.encoders`); the clean latents see the crop at 64 px."""
     base = tiny()
     return base.replace(name="tiny-forensic", vit_image_size=256,
                         vit=ViTConfig(encoder="forensic", encoder_dim=FORENSIC_TOKEN_DIM))

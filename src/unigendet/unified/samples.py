@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from ..images import residual, resize_square
 from .config import ModelConfig
-from .encoders import frozen_encoder
+from .encoders import FrozenEncoder, build_encoder
 from .packing import CAUSAL, FULL, NOISE, ImageTokens, PackedBatch, Sample, Split, pack
 from .patches import patchify
 from .prompts import DETECTION_QUESTION
@@ -21,9 +21,21 @@ from .tokenizer import Tokenizer
 
 
 class SampleBuilder:
-    def __init__(self, cfg: ModelConfig, tokenizer: Tokenizer):
+    """Builds samples for one model config; with a frozen understanding encoder it holds that
+    encoder (`encoder`, built on first use unless one is given)."""
+
+    def __init__(self, cfg: ModelConfig, tokenizer: Tokenizer, encoder: FrozenEncoder | None = None):
         self.cfg = cfg
         self.tok = tokenizer
+        self._encoder = encoder
+
+    @property
+    def encoder(self) -> FrozenEncoder:
+        if not self.cfg.vit.frozen:
+            raise ValueError(f"the {self.cfg.name} preset reads images with its trained ViT, not a frozen encoder")
+        if self._encoder is None:
+            self._encoder = build_encoder(self.cfg.vit.encoder)
+        return self._encoder
 
     # -- token blocks ------------------------------------------------------
     def turn(self, text: str) -> list[int]:
@@ -53,7 +65,7 @@ class SampleBuilder:
 
     def encode_images(self, images: torch.Tensor) -> list[ImageTokens]:
         """(B, 3, S, S) native crops -> the frozen encoder's tokens of each, in one batch."""
-        enc = frozen_encoder(self.cfg.vit.encoder)
+        enc = self.encoder
         rows = enc(images)
         if rows.shape[-1] != self.cfg.vit.token_dim:
             raise ValueError(f"encoder {self.cfg.vit.encoder!r} gives {rows.shape[-1]}-wide tokens; "

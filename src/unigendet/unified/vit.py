@@ -1,6 +1,6 @@
 """NaViT-style ViT (SigLIP layout) and the MLP connector into the LLM width.
 
-Images of any size are cut into patches (`unigendet.patches`) and packed;
+Images of any size are cut into patches (`unigendet.unified.patches`) and packed;
 each image attends only to itself. Parameter names follow the transformers
 SigLIP vision model (`vision_model.embeddings...`, `vision_model.encoder.layers.N...`),
 with the patch embedding stored as a Linear, as in BAGEL's checkpoint.

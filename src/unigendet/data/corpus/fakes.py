@@ -117,7 +117,7 @@ class CodecReconstruction:
 
 class TextToImage:
     """The project's own generator: a UniGenDet checkpoint generating from real crops' captions (the corpus
-    pairs each result with its real crop at the same size, see `build.text_to_image_pairs`)."""
+    pairs each result with its real crop at the same size, see `build.add_text_to_image_pairs`)."""
 
     def __init__(self, checkpoint: str | Path, steps: int = 20, seed: int = 0):
         self.pipeline = UniGenDetPipeline.from_pretrained(checkpoint)

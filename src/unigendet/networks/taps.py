@@ -1,0 +1,67 @@
+"""Channel statistics of tapped layers of a frozen ImageNet CNN, at native resolution.
+
+A detector that reads the final pooled embedding of an ImageNet network mostly reads content.
+The early and middle layers respond to texture, noise and interpolation patterns; summarising
+each tapped layer by the mean and standard deviation of every channel keeps those low-level
+statistics and discards where things are. The input is the RGB image (TF Lite normalisation)
+or its high-pass residual (x minus its 3x3 mean, amplified), which removes most of the content
+before the first convolution. Values are compressed with sign(x) * log1p(|x|).
+
+Over the whole map (`grid=None`) the std is the unbiased one; per tile of a grid x grid
+partition (UniGenDet's forensic encoder) it is the population std of the tile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..images import high_pass
+
+TAPS = (1, 2, 4, 7, 10, 14)  # block indices: strides 2, 2, 4, 8, 8, 16 relative to the stem
+SIDE = 256  # the native crop side the shipped detector and the forensic encoder read
+HIGH_PASS_GAIN = 4.0
+INPUTS = ("rgb", "highpass")
+
+
+class TappedNet(nn.Module):
+    """An EfficientNet cut after its last tap: (B, 3, H, W) pixels in [0, 1] -> compressed channel
+    statistics of every tap, (B, feature_dim) or per tile (B, grid**2, feature_dim)."""
+
+    def __init__(self, net: nn.Module, taps: tuple[int, ...] = TAPS, input: str = "rgb"):
+        super().__init__()
+        if input not in INPUTS:
+            raise ValueError(f"input must be one of {INPUTS}, not {input!r}")
+        if max(taps) >= len(net._blocks):
+            raise ValueError(f"tap {max(taps)} is beyond the network's {len(net._blocks)} blocks")
+        self.feature_dim = 2 * sum(net._blocks[i]._block_args.output_filters for i in taps)
+        self.net, self.taps, self.input = net, tuple(taps), input
+        # drop the blocks after the last tap and the classifier head: they are never run
+        self.net._blocks = self.net._blocks[: max(taps) + 1]
+        for attr in ("_conv_head", "_bn1", "_fc"):
+            setattr(self.net, attr, nn.Identity())
+
+    def maps(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
+        """The feature map of every tapped block, in order."""
+        x = high_pass(x) * HIGH_PASS_GAIN if self.input == "highpass" else (x - 0.498) / 0.502  # TF Lite norm
+        n = self.net
+        x = n._swish(n._bn0(n._conv_stem(x)))
+        for i, block in enumerate(n._blocks):
+            x = block(x)
+            if i in self.taps:
+                yield x
+
+    def forward(self, x: torch.Tensor, grid: int | None = None) -> torch.Tensor:
+        stats = []
+        for m in self.maps(x):
+            if grid is None:
+                stats += [m.mean(dim=(2, 3)), m.std(dim=(2, 3))]
+            else:
+                mean = F.adaptive_avg_pool2d(m, grid)
+                var = (F.adaptive_avg_pool2d(m.square(), grid) - mean.square()).clamp(min=0)
+                stats += [mean.flatten(2).transpose(1, 2), var.sqrt().flatten(2).transpose(1, 2)]
+        y = torch.cat(stats, dim=-1)
+        return torch.sign(y) * torch.log1p(y.abs())
