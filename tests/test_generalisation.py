@@ -271,7 +271,9 @@ def test_detect_uses_the_shipped_detector_or_the_environment(tmp_path, data, mon
     assert json.loads(capsys.readouterr().out.strip())["p_fake"] == pytest.approx(p, abs=1e-9)
     # neither: one line saying how to get a detector
     monkeypatch.delenv("UNIGENDET_DETECTOR")
-    monkeypatch.setattr(shipped, "DEFAULT", "no-such-detector")
+    from unigendet import weights
+
+    monkeypatch.setattr(weights, "SHIPPED_DEFAULT", "no-such-detector")
     assert main(["detect", img]) == 2
     err = capsys.readouterr().err.strip()
     assert "no shipped detector" in err and "--checkpoint" in err and len(err.splitlines()) == 1

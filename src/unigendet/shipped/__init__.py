@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import os
 
-from ..weights import SHIPPED_DEFAULT as DEFAULT
 from ..weights import CheckpointError, shipped_path
 
 DETECTOR_ENV = "UNIGENDET_DETECTOR"  # a detector run to use when none is named
 
-__all__ = ["DEFAULT", "DETECTOR_ENV", "default_detector", "load_default_detector", "shipped_path"]
+__all__ = ["DETECTOR_ENV", "default_detector", "load_default_detector", "shipped_path"]
 
 
 def load_default_detector(device: str = "cpu"):
