@@ -36,7 +36,7 @@ import numpy as np
 from unigendet.data.corpus.build import PRESETS, CorpusConfig, build_corpus
 from unigendet.data.readers import read_source
 from unigendet.data.records import photo_half
-from unigendet.detectors import load_detector
+from unigendet.detectors import load_detector, use_feature_cache
 from unigendet.evaluation.detection import evaluate_detector, score_report
 from unigendet.labels import FAKE
 from unigendet.metrics import calibrate_threshold
@@ -113,12 +113,12 @@ def train(row: Row, run: Path, corpora: dict[str, str], cache: Path) -> float:
 def evaluate(run: Path, sets: dict[str, list], select: list, cache: Path) -> dict:
     """Selection-half means, and each reported set at the threshold calibrated on that half
     (the selection half is scored once)."""
-    detector = load_detector(run)
-    sel = evaluate_detector(detector, select, cache_root=cache)
+    detector = use_feature_cache(load_detector(run), cache)
+    sel = evaluate_detector(detector, select)
     threshold = calibrate_threshold(sel.scores, [r.label == FAKE for r in select])
     out = {"name": detector.name, "select": sel.report["mean"]}
     for name, records in sets.items():
-        rep = score_report(detector.predict([str(r.path) for r in records], cache_root=cache), records, threshold)
+        rep = score_report(detector.predict([str(r.path) for r in records]), records, threshold)
         out[name] = {"mean": rep["mean"], "threshold": threshold,
                      "per_generator": {g: r["auc"] for g, r in rep["per_generator"].items()}}
     return out

@@ -66,10 +66,11 @@ def test_linear_probe_run_save_load(tmp_path, data):
     det = load_detector(run)
     assert isinstance(det, LinearProbeDetector)
     paths, labels = val_paths_labels(data)
-    p = det.predict(paths, cache_root=cache)
+    det.use_cache(cache)
+    p = det.predict(paths)
     assert ((p >= 0) & (p <= 1)).all()
     assert detection_metrics(p, labels)["ap"] == pytest.approx(metrics["val"]["ap"])
-    assert det.features(paths[:3], cache_root=cache).shape == (3, 1280)
+    assert det.features(paths[:3]).shape == (3, 1280)
 
     config["feature_dim"] = 640
     (run / "config.json").write_text(json.dumps(config))

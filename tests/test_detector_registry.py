@@ -140,7 +140,6 @@ def test_a_saved_run_moves_with_its_ensemble(saved, tmp_path):
 
 def test_a_new_kind_is_one_class_in_one_module(tmp_path, saved):
     """The example of docs/architecture.md: a kind defined anywhere round-trips with no other change."""
-    from unigendet.data.imageio import open_image
     from unigendet.detectors.base import Detector, register_detector
 
     @register_detector
@@ -154,11 +153,8 @@ def test_a_new_kind_is_one_class_in_one_module(tmp_path, saved):
         def predict_images(self, images):
             return np.array([np.asarray(im.convert("L")).mean() / 255 * self.scale for im in images])
 
-        def predict(self, paths, cache_root=None):
-            return self.predict_images([open_image(p) for p in paths])
-
-        def features(self, paths, cache_root=None):
-            return self.predict(paths)[:, None]
+        def image_features(self, images):
+            return self.predict_images(images)[:, None]
 
         def state(self, run_dir):
             return {"scale": self.scale}, {}
@@ -209,3 +205,21 @@ def test_a_unigendet_checkpoint_records_its_kind(saved, tmp_path):
         detector.save_pretrained(tmp_path / "again", json_files={"metrics.json": {}})
     with pytest.raises(ValueError, match="takes no base option"):
         load_detector(runs["npr"], base=str(tmp_path))
+
+
+def test_files_are_scored_a_chunk_at_a_time_and_caches_reach_ensemble_members(saved, monkeypatch, tmp_path):
+    from unigendet.detectors import base, use_feature_cache
+
+    runs, images = saved
+    detector = load_detector(runs["npr"])
+    seen = []
+    real = detector.predict_images
+    monkeypatch.setattr(detector, "predict_images", lambda ims: seen.append(len(ims)) or real(ims))
+    monkeypatch.setattr(base, "DECODE_CHUNK", 4)
+    p = detector.predict(images)
+    assert seen == [4, 2] and np.abs(p - np.array(GOLDEN["npr"])).max() < GOLDEN_ATOL
+    assert detector.predict([]).shape == (0,)
+    ensemble = load_detector(runs["ensemble"])
+    assert use_feature_cache(ensemble, tmp_path / "cache") is ensemble
+    assert [getattr(m, "cache_root", None) for m in ensemble.members] == [None, tmp_path / "cache"]  # npr has none
+    assert np.abs(ensemble.predict(images) - np.array(GOLDEN["ensemble"])).max() < GOLDEN_ATOL

@@ -66,7 +66,7 @@ class Brightness:
 
     name = "brightness"
 
-    def predict(self, paths, cache_root=None):
+    def predict(self, paths):
         return np.array([np.asarray(Image.open(p).convert("L")).mean() / 255 for p in paths])
 
     def explain(self, paths):

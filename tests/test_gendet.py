@@ -345,7 +345,10 @@ def test_run_end_to_end_and_reload(tmp_path):
     det = load_detector(run)
     val = sorted((data / "img").glob("val-*"))
     labels = np.array([0 if p.stem.endswith("fake") else 1 for p in val])
-    cached = det.predict(val, cache_root=tmp_path / "cache")
+    det.use_cache(tmp_path / "cache")
+    cached = det.predict(val)
     assert detection_metrics(cached, labels)["ap"] == pytest.approx(metrics["val"]["ap"])
+    assert det.features(val[:2]).shape == (2, 8 * 32) and len(list((tmp_path / "cache").rglob("*.safetensors")))
+    det.use_cache(None)
     np.testing.assert_allclose(det.predict(val[:4]), cached[:4], atol=1e-5)  # no cache: fresh extraction
-    assert det.features(val[:2], cache_root=tmp_path / "cache").shape == (2, 8 * 32)
+    assert det.features(val[:2]).shape == (2, 8 * 32)

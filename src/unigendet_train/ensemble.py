@@ -11,7 +11,7 @@ import numpy as np
 
 from unigendet.data.readers import read_source
 from unigendet.data.records import photo_half
-from unigendet.detectors import EnsembleDetector, load_detector
+from unigendet.detectors import EnsembleDetector, load_detector, use_feature_cache
 from unigendet.detectors.ensemble import fit_stacking, logit
 from unigendet.evaluation.detection import score_report
 from unigendet.labels import FAKE
@@ -42,9 +42,9 @@ def run_ensemble(cfg: EnsembleConfig) -> dict:
     records = photo_half([r for r in read_source(cfg.data) if r.split == cfg.split], cfg.half)
     if not records:
         raise ValueError(f"{cfg.data}: no records in split {cfg.split!r}")
-    members = [load_detector(m, cfg.device) for m in cfg.members]
+    members = [use_feature_cache(load_detector(m, cfg.device), cfg.cache) for m in cfg.members]
     paths = [r.path for r in records]
-    probs = np.stack([m.predict(paths, cfg.cache) for m in members], axis=1)
+    probs = np.stack([m.predict(paths) for m in members], axis=1)
     is_fake = np.array([r.label == FAKE for r in records], dtype=np.float64)
     weights, bias = fit_stacking(logit(probs), is_fake, cfg.l2)
     ensemble = EnsembleDetector(cfg.name, members, weights, bias)

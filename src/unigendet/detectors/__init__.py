@@ -10,10 +10,12 @@ from .base import (
     CropScores,
     Detector,
     Explainer,
+    FeatureCaching,
     Generator,
     PathList,
     load_detector,
     read_run_config,
+    use_feature_cache,
 )
 from .cnn import CNNImageDetector, cnn_from_backbone
 from .ensemble import EnsembleDetector
@@ -24,6 +26,6 @@ from .recon import ReconDetector
 from .unigendet import UniGenDetDetector
 
 __all__ = ["DETECTORS", "CNNImageDetector", "CropScorer", "CropScores", "Detector", "EnsembleDetector", "Explainer",
-           "FeatureDetector", "ForensicDetector", "GenDetDetector", "Generator", "LinearProbeDetector",
-           "NPRDetector", "OneClassDetector", "PathList", "ReconDetector", "UniGenDetDetector", "cnn_from_backbone",
-           "crop_boxes", "load_detector", "read_run_config", "tile_boxes"]
+           "FeatureCaching", "FeatureDetector", "ForensicDetector", "GenDetDetector", "Generator",
+           "LinearProbeDetector", "NPRDetector", "OneClassDetector", "PathList", "ReconDetector", "UniGenDetDetector",
+           "cnn_from_backbone", "crop_boxes", "load_detector", "read_run_config", "tile_boxes", "use_feature_cache"]

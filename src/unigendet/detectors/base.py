@@ -9,9 +9,10 @@ says what rebuilds it, `save_pretrained(run_dir)` writes the run directory and
     meta.json            anything JSON (seed, sizes, timings)
     metrics.json, ...    further JSON files a trainer adds; log.jsonl carried over
 
-Scoring API: `predict(paths) -> p_fake (N,)`, `predict_images(images)`, and `features(paths)`:
-the representation the verdict is read from (e.g. for t-SNE plots). Capabilities beyond scoring
-are protocols (`Explainer`, `CropScorer`, `Generator`), checked with isinstance, never by kind.
+Scoring: a kind implements `predict_images(images) -> p_fake (N,)` and `image_features(images)`
+(the representation the verdict is read from, e.g. for t-SNE plots); the base class reads files for
+`predict(paths)` and `features(paths)`. Capabilities beyond scoring are protocols (`Explainer`,
+`CropScorer`, `Generator`, `FeatureCaching`), checked with isinstance, never by kind.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from ..data.imageio import open_image
 from ..weights import FORMAT_VERSION, CheckpointError, atomic_directory, resolve_checkpoint, save_weights
 
 PathList = Sequence[str | os.PathLike]
+DECODE_CHUNK = 64  # images decoded at once when scoring files
 DETECTORS: dict[str, type[Detector]] = {}
 
 
@@ -57,16 +59,19 @@ class Detector(ABC):
         self.threshold = 0.5  # p_fake above this is called fake (calibrated kinds store their own)
 
     @abstractmethod
-    def predict(self, paths: PathList, cache_root: str | os.PathLike | None = None) -> np.ndarray:
-        """p_fake (N,) float64 in [0, 1]."""
+    def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
+        """p_fake (N,) float64 in [0, 1] for decoded RGB images (what the CLI and the server hand over)."""
 
     @abstractmethod
-    def features(self, paths: PathList, cache_root: str | os.PathLike | None = None) -> np.ndarray:
+    def image_features(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(N, K): the representation the verdict is read from."""
 
-    @abstractmethod
-    def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        """p_fake for decoded RGB images (what the CLI and the server hand over)."""
+    def predict(self, paths: PathList) -> np.ndarray:
+        """p_fake for image files, decoded `DECODE_CHUNK` at a time so memory stays bounded."""
+        return over_files(paths, self.predict_images)
+
+    def features(self, paths: PathList) -> np.ndarray:
+        return over_files(paths, self.image_features)
 
     # --- persistence ---------------------------------------------------------------------------
 
@@ -103,6 +108,27 @@ class Detector(ABC):
                     shutil.copy2(run_dir / name, tmp / name)
             (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
         return run_dir
+
+
+def over_files(paths: PathList, fn, chunk: int | None = None) -> np.ndarray:
+    """`fn` over the decoded images of `paths`, `chunk` (DECODE_CHUNK) at a time, results in order."""
+    chunk = chunk or DECODE_CHUNK
+    out = [np.asarray(fn([open_image(p) for p in paths[s : s + chunk]])) for s in range(0, len(paths), chunk)]
+    return np.concatenate(out) if out else np.empty(0)
+
+
+@runtime_checkable
+class FeatureCaching(Protocol):
+    """A detector whose frozen-backbone features of image files can be kept in a `FeatureCache`."""
+
+    def use_cache(self, root: str | os.PathLike | None) -> None: ...
+
+
+def use_feature_cache(detector: Detector, root: str | os.PathLike | None) -> Detector:
+    """Keep `detector`'s backbone features under `root` where it has any; other kinds are unchanged."""
+    if root is not None and isinstance(detector, FeatureCaching):
+        detector.use_cache(root)
+    return detector
 
 
 @runtime_checkable
@@ -176,9 +202,3 @@ def load_detector(spec: str | os.PathLike, device: str | torch.device = "cpu", *
         raise CheckpointError(f"{path}/config.json: does not describe a {kind} detector ({e!r})") from e
     detector.source = path
     return detector
-
-
-def image_batches(paths: PathList, preprocess, batch_size: int):
-    """Decoded, preprocessed images in batches."""
-    for s in range(0, len(paths), batch_size):
-        yield torch.stack([preprocess(open_image(p)) for p in paths[s : s + batch_size]])

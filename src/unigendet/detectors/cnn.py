@@ -14,7 +14,7 @@ from torch import nn
 from ..backbones import Preprocess, create_backbone
 from ..models.probes import CNNDetector
 from ..weights import load_weights
-from .base import Detector, PathList, image_batches, register_detector
+from .base import Detector, register_detector
 
 
 def cnn_from_backbone(name: str, path: str | None = None) -> tuple[CNNDetector, Preprocess]:
@@ -38,21 +38,17 @@ class CNNImageDetector(Detector):
         self.backbone = backbone
 
     @torch.no_grad()
-    def _run(self, paths: PathList, fn) -> torch.Tensor:
-        outs = [fn(x.to(self.device)).float().cpu() for x in image_batches(paths, self.preprocess, self.batch_size)]
+    def _run(self, images: Sequence[Image.Image], fn) -> torch.Tensor:
+        """`fn` of the model over preprocessed images, `batch_size` at a time."""
+        outs = [fn(torch.stack([self.preprocess(im) for im in images[s : s + self.batch_size]]).to(self.device))
+                .float().cpu() for s in range(0, len(images), self.batch_size)]
         return torch.cat(outs) if outs else torch.empty(0)
 
-    def predict(self, paths: PathList, cache_root=None) -> np.ndarray:
-        """`cache_root` is ignored: the whole network was fine-tuned, there is no frozen feature to cache."""
-        return torch.sigmoid(self._run(paths, self.model)).double().numpy()
-
-    @torch.no_grad()
     def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        x = torch.stack([self.preprocess(im) for im in images]).to(self.device)
-        return torch.sigmoid(self.model(x).float().cpu()).double().numpy()
+        return torch.sigmoid(self._run(images, self.model)).double().numpy()
 
-    def features(self, paths: PathList, cache_root=None) -> np.ndarray:
-        return self._run(paths, self.model.pooled).numpy()
+    def image_features(self, images: Sequence[Image.Image]) -> np.ndarray:
+        return self._run(images, self.model.pooled).numpy()
 
     def state(self, run_dir: Path) -> tuple[dict[str, Any], dict[str, nn.Module]]:
         return {"backbone": self.backbone, "preprocess": self.preprocess.describe()}, {"model": self.model}

@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .base import Detector, PathList, load_detector, register_detector
+from .base import Detector, PathList, load_detector, register_detector, use_feature_cache
 
 _CLIP = 1e-6
 
@@ -68,18 +68,27 @@ class EnsembleDetector(Detector):
         """(N, K) member p_fake -> (N,) ensemble p_fake."""
         return 1.0 / (1.0 + np.exp(-(logit(member_probs) @ self.weights + self.bias)))
 
-    def member_probs(self, paths: PathList, cache_root=None) -> np.ndarray:
-        return np.stack([m.predict(paths, cache_root) for m in self.members], axis=1)
+    def use_cache(self, root: str | os.PathLike | None) -> None:
+        """Members with frozen-backbone features keep them under `root`."""
+        for m in self.members:
+            use_feature_cache(m, root)
 
-    def predict(self, paths: PathList, cache_root=None) -> np.ndarray:
-        return self.combine(self.member_probs(paths, cache_root))
+    def member_probs(self, paths: PathList) -> np.ndarray:
+        return np.stack([m.predict(paths) for m in self.members], axis=1)
+
+    def predict(self, paths: PathList) -> np.ndarray:
+        """Each member reads the files itself (so a member's feature cache serves it)."""
+        return self.combine(self.member_probs(paths))
 
     def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         return self.combine(np.stack([m.predict_images(images) for m in self.members], axis=1))
 
-    def features(self, paths: PathList, cache_root=None) -> np.ndarray:
+    def features(self, paths: PathList) -> np.ndarray:
         """The members' logits (N, K): what the ensemble reads its verdict from."""
-        return logit(self.member_probs(paths, cache_root))
+        return logit(self.member_probs(paths))
+
+    def image_features(self, images: Sequence[Image.Image]) -> np.ndarray:
+        return logit(np.stack([m.predict_images(images) for m in self.members], axis=1))
 
     def state(self, run_dir: Path) -> tuple[dict[str, Any], dict[str, nn.Module]]:
         if any(m.source is None for m in self.members):

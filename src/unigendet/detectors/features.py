@@ -1,12 +1,13 @@
 """Detectors that put a trained head on a frozen backbone's pooled features: GenDet (teacher-
 student discrepancy), the UnivFD linear probe, and the one-class Gaussian of real images.
 
-With `cache_root` the backbone's features come from (and go to) a `FeatureCache` there; the
-backbone itself is built on first use.
+After `use_cache(root)` the backbone's features of image files come from (and go to) a
+`FeatureCache` there; the backbone itself is built on first use.
 """
 
 from __future__ import annotations
 
+import os
 from abc import abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +23,7 @@ from ..models.gendet import GenDet, GenDetConfig
 from ..models.oneclass import GaussianOneClass
 from ..models.probes import LinearProbe
 from ..weights import load_weights
-from .base import Detector, PathList, image_batches, register_detector
+from .base import Detector, PathList, register_detector
 
 
 class FeatureDetector(Detector):
@@ -33,6 +34,11 @@ class FeatureDetector(Detector):
         self.head = head.to(self.device).eval()
         self.backbone_name, self.backbone_path = backbone, backbone_path
         self._backbone: tuple[Backbone, Preprocess] | None = None
+        self.cache_root: Path | None = None
+        self.batch_size = 32
+
+    def use_cache(self, root: str | os.PathLike | None) -> None:
+        self.cache_root = None if root is None else Path(root)
 
     def backbone(self) -> tuple[Backbone, Preprocess]:
         if self._backbone is None:
@@ -40,28 +46,38 @@ class FeatureDetector(Detector):
         return self._backbone
 
     @torch.no_grad()
-    def backbone_features(self, paths: PathList, cache_root=None, batch_size: int = 32) -> torch.Tensor:
+    def backbone_features(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """(N, D) backbone features of decoded images, `batch_size` at a time."""
         model, pre = self.backbone()
-        if cache_root is not None:
-            return FeatureCache(cache_root, model, pre).features(paths, batch_size=batch_size)
-        if not paths:
-            return torch.empty(0, model.feature_dim)
-        return torch.cat([model(x.to(self.device)).float().cpu() for x in image_batches(paths, pre, batch_size)])
+        rows = [model(torch.stack([pre(im) for im in images[s : s + self.batch_size]]).to(self.device)).float().cpu()
+                for s in range(0, len(images), self.batch_size)]
+        return torch.cat(rows) if rows else torch.empty(0, model.feature_dim)
+
+    def cached_features(self, paths: PathList) -> torch.Tensor:
+        model, pre = self.backbone()
+        return FeatureCache(self.cache_root, model, pre).features(paths, batch_size=self.batch_size)
 
     @abstractmethod
     def scores(self, features: torch.Tensor) -> np.ndarray:
         """p_fake for precomputed backbone features (N, D)."""
 
-    def predict(self, paths: PathList, cache_root=None) -> np.ndarray:
-        return self.scores(self.backbone_features(paths, cache_root))
+    def representation(self, features: torch.Tensor) -> torch.Tensor:
+        """What the verdict is read from, given backbone features (the features themselves)."""
+        return features
 
-    @torch.no_grad()
     def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
-        model, pre = self.backbone()
-        return self.scores(model(torch.stack([pre(im) for im in images]).to(self.device)).float().cpu())
+        return self.scores(self.backbone_features(images))
 
-    def features(self, paths: PathList, cache_root=None) -> np.ndarray:
-        return self.backbone_features(paths, cache_root).numpy()
+    def image_features(self, images: Sequence[Image.Image]) -> np.ndarray:
+        return self.representation(self.backbone_features(images)).numpy()
+
+    def predict(self, paths: PathList) -> np.ndarray:
+        return super().predict(paths) if self.cache_root is None else self.scores(self.cached_features(paths))
+
+    def features(self, paths: PathList) -> np.ndarray:
+        if self.cache_root is None:
+            return super().features(paths)
+        return self.representation(self.cached_features(paths)).numpy()
 
     def state(self, run_dir: Path) -> tuple[dict[str, Any], dict[str, nn.Module]]:
         return {"backbone": self.backbone_name, "backbone_path": self.backbone_path, **self.head_config()}, \
@@ -97,8 +113,8 @@ class GenDetDetector(FeatureDetector):
         d = self.head.discrepancy(self.head.standardise(features.to(self.device)))
         return d.reshape(d.shape[0], -1).cpu()
 
-    def features(self, paths: PathList, cache_root=None) -> np.ndarray:
-        return self.discrepancies(self.backbone_features(paths, cache_root)).numpy()
+    def representation(self, features: torch.Tensor) -> torch.Tensor:
+        return self.discrepancies(features)
 
     def head_config(self) -> dict[str, Any]:
         return {"model": self.head.cfg.to_dict()}

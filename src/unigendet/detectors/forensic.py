@@ -20,10 +20,9 @@ from PIL import Image
 from torch import nn
 
 from ..backbones import Backbone, Preprocess, create_backbone
-from ..data.imageio import open_image
 from ..models.probes import CalibratedLinear
 from ..weights import load_weights
-from .base import CropScores, Detector, PathList, register_detector
+from .base import CropScores, Detector, register_detector
 
 
 def centred_box(cx: float, cy: float, side: int, width: int, height: int) -> tuple[int, int, int, int]:
@@ -74,9 +73,12 @@ class ForensicDetector(Detector):
     def side(self) -> int:
         return max(pre.crop or pre.size for _, pre in self.backbones())
 
-    @torch.no_grad()
-    def image_features(self, images: Sequence[Image.Image]) -> torch.Tensor:
+    def image_features(self, images: Sequence[Image.Image]) -> np.ndarray:
         """(N, D) features of images taken as they are (each one crop: its centre)."""
+        return self.feature_rows(images).numpy()
+
+    @torch.no_grad()
+    def feature_rows(self, images: Sequence[Image.Image]) -> torch.Tensor:
         parts = []
         for model, pre in self.backbones():
             rows = []
@@ -97,7 +99,7 @@ class ForensicDetector(Detector):
             for b in crop_boxes(*im.size, side, self.crops):
                 crops.append(im.crop(b))
                 owner.append(i)
-        z = self.logits(self.image_features(crops)).numpy() if crops else np.empty(0)
+        z = self.logits(self.feature_rows(crops)).numpy() if crops else np.empty(0)
         owner_arr = np.array(owner)
         out = []
         for i in range(len(images)):
@@ -109,15 +111,6 @@ class ForensicDetector(Detector):
     def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         return np.array([c.p_fake for c in self.crop_scores(images)], dtype=np.float64)
 
-    def predict(self, paths: PathList, cache_root=None) -> np.ndarray:
-        """`cache_root` is ignored (crops depend on each image's size)."""
-        out = []
-        for s in range(0, len(paths), self.batch_size):
-            out.append(self.predict_images([open_image(p) for p in paths[s : s + self.batch_size]]))
-        return np.concatenate(out) if out else np.empty(0)
-
-    def features(self, paths: PathList, cache_root=None) -> np.ndarray:
-        return self.image_features([open_image(p) for p in paths]).numpy()
 
     def state(self, run_dir: Path) -> tuple[dict[str, Any], dict[str, nn.Module]]:
         return ({"backbones": list(self.backbone_names), "feature_dim": self.head.fc.in_features,

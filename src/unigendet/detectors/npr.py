@@ -11,11 +11,10 @@ import torch
 from PIL import Image
 from torch import nn
 
-from ..data.imageio import open_image
 from ..images import centre_crop, pil_to_tensor
 from ..models.npr import NPRConfig, NPRNet
 from ..weights import load_weights
-from .base import Detector, PathList, register_detector
+from .base import Detector, register_detector
 
 
 @register_detector
@@ -50,12 +49,8 @@ class NPRDetector(Detector):
     def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         return torch.sigmoid(self._run(images, self.model)).double().numpy()
 
-    def predict(self, paths: PathList, cache_root=None) -> np.ndarray:
-        """`cache_root` is ignored (no frozen backbone)."""
-        return self.predict_images([open_image(p) for p in paths])
-
-    def features(self, paths: PathList, cache_root=None) -> np.ndarray:
-        return self._run([open_image(p) for p in paths], self.model.pooled).numpy()
+    def image_features(self, images: Sequence[Image.Image]) -> np.ndarray:
+        return self._run(images, self.model.pooled).numpy()
 
     def state(self, run_dir: Path) -> tuple[dict[str, Any], dict[str, nn.Module]]:
         return {"model": self.model.cfg.to_dict(), "max_side": self.max_side}, {"model": self.model}

@@ -18,10 +18,9 @@ from PIL import Image
 from torch import nn
 
 from ..backbones import native_crop
-from ..data.imageio import open_image
 from ..images import high_pass
 from ..weights import load_weights
-from .base import Detector, PathList, register_detector
+from .base import Detector, register_detector
 
 
 def reconstruction_error(codec: nn.Module, x: torch.Tensor, border: int = 8) -> torch.Tensor:
@@ -82,11 +81,8 @@ class ReconDetector(Detector):
     def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         return self.probability(self.errors(images))
 
-    def predict(self, paths: PathList, cache_root=None) -> np.ndarray:
-        return self.predict_images([open_image(p) for p in paths])
-
-    def features(self, paths: PathList, cache_root=None) -> np.ndarray:
-        return self.errors([open_image(p) for p in paths])[:, None]
+    def image_features(self, images: Sequence[Image.Image]) -> np.ndarray:
+        return self.errors(images)[:, None]
 
     def state(self, run_dir: Path) -> tuple[dict[str, Any], dict[str, nn.Module]]:
         if self.codec_entry is None:

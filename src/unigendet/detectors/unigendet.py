@@ -35,10 +35,6 @@ class UniGenDetDetector(Detector):
     def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         return np.array([d.p_fake for d in self._detect(images)], dtype=np.float64)
 
-    def predict(self, paths: PathList, cache_root=None) -> np.ndarray:
-        """`cache_root` is ignored (no frozen backbone)."""
-        return self.predict_images([open_image(p) for p in paths])
-
     def explain_images(self, images: Sequence[Image.Image]) -> list[Detection]:
         return self._detect(images, explain=True)
 
@@ -48,9 +44,9 @@ class UniGenDetDetector(Detector):
     def generate(self, prompts: Sequence[str], **options) -> torch.Tensor:
         return self.pipeline.generate(prompts, **options)
 
-    def features(self, paths: PathList, cache_root=None) -> np.ndarray:
+    def image_features(self, images: Sequence[Image.Image]) -> np.ndarray:
         """The final-normed hidden state the cls head reads, (N, hidden)."""
-        return torch.stack([d.state for d in self._detect([open_image(p) for p in paths])]).numpy()
+        return torch.stack([d.state for d in self._detect(images)]).numpy()
 
     # A UniGenDet run is a model checkpoint (config.json: "kind" and the ModelConfig) or a released
     # directory; checkpoints written before the kind was recorded are recognised by their model config.

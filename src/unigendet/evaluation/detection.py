@@ -86,7 +86,7 @@ def text_report(texts: Sequence[str | None], records: Sequence[Record]) -> dict[
 
 
 def evaluate_detector(detector, records: Sequence[Record], calibration: Sequence[Record] = (),
-                      cache_root=None, explain: bool = False) -> DetectorResult:
+                      explain: bool = False) -> DetectorResult:
     paths = [str(r.path) for r in records]
     texts = None
     if explain and isinstance(detector, Explainer):
@@ -94,10 +94,10 @@ def evaluate_detector(detector, records: Sequence[Record], calibration: Sequence
         scores = np.array([d.p_fake for d in found], dtype=np.float64)
         texts = [d.text for d in found]
     else:
-        scores = np.asarray(detector.predict(paths, cache_root=cache_root), dtype=np.float64)
+        scores = np.asarray(detector.predict(paths), dtype=np.float64)
     threshold = 0.5
     if calibration:
-        cal = np.asarray(detector.predict([str(r.path) for r in calibration], cache_root=cache_root))
+        cal = np.asarray(detector.predict([str(r.path) for r in calibration]))
         threshold = calibrate_threshold(cal, [r.label == FAKE for r in calibration])
     report = score_report(scores, records, threshold)
     if texts is not None:

@@ -89,7 +89,7 @@ class EvalDetectConfig:
 
 
 def eval_detect(a: EvalDetectConfig) -> dict:
-    from ..detectors import load_detector
+    from ..detectors import load_detector, use_feature_cache
 
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -100,8 +100,8 @@ def eval_detect(a: EvalDetectConfig) -> dict:
     specs = list(GENIMAGE_DEGRADATIONS) if specs == ["all"] else specs
     results, detectors = [], []
     for ckpt in a.checkpoints:
-        det = load_detector(ckpt, device=a.device)
-        res = evaluate_detector(det, records, calibration, cache_root=a.cache, explain=a.explain)
+        det = use_feature_cache(load_detector(ckpt, device=a.device), a.cache)
+        res = evaluate_detector(det, records, calibration, explain=a.explain)
         if specs:
             res.degraded = degradation_sweep(det, records, specs, res.threshold, workdir=out)
         results.append(res)
@@ -116,7 +116,7 @@ def eval_detect(a: EvalDetectConfig) -> dict:
         idx = np.sort(rng.choice(len(records), min(a.tsne, len(records)), replace=False))
         sub = [records[i] for i in idx]
         for res, det in zip(results, detectors, strict=True):
-            feats = det.features([str(r.path) for r in sub], cache_root=a.cache)
+            feats = det.features([str(r.path) for r in sub])
             images.append(plot_tsne(feats, sub, f"t-SNE: {res.name} representation",
                                     out / f"tsne-{_slug(res.name)}.png"))
     meta = run_meta() | {"data": a.data, "n_images": len(records),
