@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> None:
     vit = run_vit_pretrain(ViTPretrainConfig(data=args.data, out=str(out / "vit"), steps=args.vit_steps,
                                              progress=False))
     run_codec(CodecConfig(data=args.data, out=str(out / "codec"), steps=args.codec_steps, progress=False))
-    run_unified(T2IConfig(data=args.data, out=str(out / "t2i"), init=vit["checkpoint"], codec=str(out / "codec"),
+    run_unified(T2IConfig(data=args.data, out=str(out / "t2i"), init=str(vit.checkpoint), codec=str(out / "codec"),
                           steps=args.t2i_steps, ckpt_every=args.t2i_steps, eval_every=args.t2i_steps,
                           progress=False))
     common = dict(data=args.data, steps=args.gduf_steps, progress=False, ckpt_every=args.gduf_steps,
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
                                  ev["rows"].values(), strict=True)))
     gen = {name: spread(per_seed, name) for name in per_seed[0]}
     print(f"# {' '.join(shlex.quote(a) for a in sys.argv)}  ({time.time() - t0:.0f} s)")
-    print(f"ViT pre-training probe val accuracy: {vit['val_acc']:.3f}\n")
+    print(f"ViT pre-training probe val accuracy: {vit.metrics['val_acc']:.3f}\n")
     print("Detection (cls head, fake = positive):")
     print(table(det, ["acc", "acc_real", "acc_fake", "auc", "ap"]))
     print(f"\nGeneration over seeds {args.seeds} (mean, std; Frechet/kernel: lower is better):")

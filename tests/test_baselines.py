@@ -54,7 +54,7 @@ def test_linear_probe_learns_synthetic_features():
 def test_linear_probe_run_save_load(tmp_path, data):
     cache = tmp_path / "cache"
     cfg = LinearProbeConfig(data=str(data), out=str(tmp_path / "lp"), cache=str(cache), epochs=40, batch_size=16)
-    summary = run_linear_probe(cfg)
+    summary = run_linear_probe(cfg).metrics
     assert summary["val_acc"] >= 0.8, summary
     run = tmp_path / "lp"
     config = json.loads((run / "config.json").read_text())
@@ -96,7 +96,7 @@ def test_cnn_train_transform_is_seeded_and_augments():
 def test_cnn_run_save_load(tmp_path, data):
     cfg = CNNConfig(data=str(data), out=str(tmp_path / "cnn"), load_size=64, crop=56, epochs=8, batch_size=16,
                     lr=1e-3)
-    summary = run_cnn(cfg)
+    summary = run_cnn(cfg).metrics
     run = tmp_path / "cnn"
     metrics = json.loads((run / "metrics.json").read_text())
     curve = metrics["curves"]["cnn"]

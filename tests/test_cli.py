@@ -56,8 +56,10 @@ def test_every_field_of_a_command_config_is_one_of_its_options():
 def test_every_training_stage_is_a_train_command():
     from unigendet_train.catalogue import load_stages
     from unigendet_train.main import _parser_for
+    from unigendet_train.stages import StageConfig
 
     for name, (config_cls, _) in load_stages().items():
+        assert issubclass(config_cls, StageConfig), name  # data, out and seed declared once
         args = build_parser().parse_args(["train", name, "--seed", "1", "--resume"])
         assert (args.stage, args.rest) == (name, ["--seed", "1", "--resume"])
         parser = _parser_for(name, config_cls)

@@ -116,8 +116,8 @@ def trained(corpus, codec_run, tmp_path_factory):
     run_linear_probe(LinearProbeConfig(data=str(corpus), out=str(root / "lp"), cache=str(root / "cache"), epochs=5))
     vit = run_vit_pretrain(ViTPretrainConfig(data=str(corpus), out=str(root / "uni"), steps=2, batch=4, warmup=1,
                                              eval_every=2, progress=False))
-    shutil.copy(codec_run / "codec.safetensors", vit["checkpoint"])  # a complete UniGenDet: it can generate
-    return root, vit["checkpoint"]
+    shutil.copy(codec_run / "codec.safetensors", vit.checkpoint)  # a complete UniGenDet: it can generate
+    return root, str(vit.checkpoint)
 
 
 def test_eval_detect_end_to_end(corpus, trained, tmp_path):

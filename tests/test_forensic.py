@@ -132,7 +132,7 @@ def test_view_features_are_cached_and_reused(corpus, tmp_path, one_thread):
 
 def test_the_stage_trains_calibrates_and_round_trips(corpus, tmp_path, one_thread):
     out = tmp_path / "forensic"
-    result = run_forensic(ForensicConfig(data=str(corpus), out=str(out), cache=str(tmp_path / "cache"), **FAST))
+    result = run_forensic(ForensicConfig(data=str(corpus), out=str(out), cache=str(tmp_path / "cache"), **FAST)).metrics
     assert 0 < result["threshold"] < 1 and result["val_auc"] > 0.5
     det = load_detector(out)
     assert isinstance(det, ForensicDetector) and det.threshold == pytest.approx(result["threshold"])

@@ -329,7 +329,7 @@ def test_run_end_to_end_and_reload(tmp_path):
     data = write_manifest(tmp_path / "data")
     cfg = T.GenDetTrainConfig(data=str(data), out=str(tmp_path / "run"), cache=str(tmp_path / "cache"), dim=32,
                               rotations=2, teacher_epochs=15, classifier_epochs=15, batch_size=16)
-    summary = T.run(cfg)
+    summary = T.run_gendet(cfg).metrics
     assert summary["val_acc"] >= 0.8, summary
     run = tmp_path / "run"
     assert {"config.json", "meta.json", "metrics.json", "model.safetensors", "log.jsonl"} <= {

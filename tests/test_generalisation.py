@@ -107,7 +107,7 @@ def test_npr_detector_feeds_native_resolution():
 def test_npr_stage_learns_and_reloads(tmp_path, data):
     cfg = NPRTrainConfig(data=str(data), out=str(tmp_path / "npr"), width=8, stages=2, crop=32, epochs=4,
                          batch_size=16, lr=3e-3)
-    result = run_npr(cfg)
+    result = run_npr(cfg).metrics
     assert result["val_mean_auc"] > 0.9
     det = load_detector(tmp_path / "npr")
     assert det.kind == "npr"
@@ -131,7 +131,7 @@ def test_gaussian_one_class_flags_outliers_and_calibrates_on_reals():
 
 
 def test_oneclass_stage_uses_reals_only(tmp_path, data):
-    out = run_oneclass(OneClassConfig(data=str(data), out=str(tmp_path / "oc"), cache=str(tmp_path / "cache")))
+    out = run_oneclass(OneClassConfig(data=str(data), out=str(tmp_path / "oc"), cache=str(tmp_path / "cache"))).metrics
     assert out["val_mean_auc"] > 0.8
     det = load_detector(tmp_path / "oc")
     recs = val_records(data)
@@ -144,7 +144,8 @@ def test_oneclass_stage_uses_reals_only(tmp_path, data):
     shutil.copytree(data, flipped)
     for p in train_fakes:
         Image.open(p).transpose(Image.Transpose.ROTATE_90).save(flipped / "img" / p.name)
-    again = run_oneclass(OneClassConfig(data=str(flipped), out=str(tmp_path / "oc2"), cache=str(tmp_path / "c2")))
+    again = run_oneclass(OneClassConfig(data=str(flipped), out=str(tmp_path / "oc2"),
+                                        cache=str(tmp_path / "c2"))).metrics
     assert again["val_mean_auc"] == pytest.approx(out["val_mean_auc"])
 
 
@@ -172,7 +173,7 @@ def test_reconstruction_error_and_sides():
 
 
 def test_recon_stage_trains_on_reals_and_picks_a_side_on_val(tmp_path, data):
-    out = run_recon(ReconConfig(data=str(data), out=str(tmp_path / "rec"), width=8, steps=20, side=64))
+    out = run_recon(ReconConfig(data=str(data), out=str(tmp_path / "rec"), width=8, steps=20, side=64)).metrics
     cfg = json.loads((tmp_path / "rec" / "config.json").read_text())
     aucs = json.loads((tmp_path / "rec" / "metrics.json").read_text())["val_mean_auc_by_side"]
     assert cfg["fake_if"] == out["fake_if"] == max(aucs, key=aucs.get)
@@ -203,7 +204,7 @@ def test_ensemble_stage_round_trip_and_moves_with_its_members(tmp_path, data):
     run_linear_probe(LinearProbeConfig(data=str(data), out=str(runs / "lp"), backbone="residual-stats",
                                        cache=str(tmp_path / "cache"), epochs=30))
     out = run_ensemble(EnsembleConfig(members=(str(runs / "oc"), str(runs / "lp")), data=str(data),
-                                      out=str(runs / "ens"), cache=str(tmp_path / "cache")))
+                                      out=str(runs / "ens"), cache=str(tmp_path / "cache"))).metrics
     moved = tmp_path / "moved"
     shutil.move(str(runs), moved)
     det = load_detector(moved / "ens")

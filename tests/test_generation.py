@@ -54,7 +54,9 @@ def test_codec_stage_learns_the_latent_space_it_hands_on(corpus, tmp_path):
     untrained = codec_for(cfg)
     _, held = generation_split(read_source(corpus))
     images = load_images(held, cfg.image_size)
-    metrics = run_codec(CodecConfig(data=str(corpus), out=str(tmp_path / "codec"), steps=60, batch=8))
+    result = run_codec(CodecConfig(data=str(corpus), out=str(tmp_path / "codec"), steps=60, batch=8))
+    assert result.checkpoint == result.out == tmp_path / "codec"
+    metrics = result.metrics
     trained = codec_for(cfg, tmp_path / "codec")
     assert reconstruction_error(trained, images)["l1"] < 0.7 * reconstruction_error(untrained, images)["l1"]
     assert metrics["heldout_psnr"] == pytest.approx(reconstruction_error(trained, images)["psnr"], rel=1e-4)
@@ -69,7 +71,9 @@ def test_a_trained_codec_is_required_and_then_carried_on(corpus, codec_run, tmp_
         run_unified(TrainConfig(data=str(corpus), out=str(tmp_path / "no-codec"), steps=1, progress=False))
     cfg = T2IConfig(data=str(corpus), out=str(tmp_path / "t2i"), codec=str(codec_run), steps=40, t2i_per_step=8,
                     warmup=2, eval_every=0, ckpt_every=40, log_every=1, progress=False)
-    metrics = run_unified(cfg)
+    result = run_unified(cfg)
+    metrics = result.metrics
+    assert result.checkpoint == tmp_path / "t2i" / "checkpoints" / "step-000040"  # what a later stage starts from
     rows = [json.loads(x) for x in (tmp_path / "t2i" / "log.jsonl").read_text().splitlines() if '"train"' in x]
     assert set(rows[0]) >= {"mse", "loss"} and "ce" not in rows[0]  # text-to-image samples only
     assert np.mean([r["mse"] for r in rows[-10:]]) < 0.8 * np.mean([r["mse"] for r in rows[:5]])

@@ -31,7 +31,7 @@ def gduf_run(corpus, codec_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("gduf")
     cfg = TrainConfig(stage="gduf", data=str(corpus), out=str(out), steps=30, ckpt_every=30, codec=str(codec_run),
                       **FAST)
-    metrics = run_unified(cfg)
+    metrics = run_unified(cfg).metrics
     rows = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
     return out, metrics, [r for r in rows if r["kind"] == "train"]
 
@@ -220,7 +220,7 @@ def forensic_run(gduf_run, corpus, tmp_path_factory):
     cfg = TrainConfig(stage="gduf", data=str(corpus), det_data=str(det), out=str(tmp / "wild"),
                       init=str(gduf_out / "checkpoints" / "step-000030"), understanding="tiny-forensic", views=2,
                       cache=str(tmp / "cache"), steps=4, ckpt_every=4, **FAST)
-    return cfg, run_unified(cfg)
+    return cfg, run_unified(cfg).metrics
 
 
 def test_gduf_with_the_frozen_forensic_encoder_states_measured_cues(forensic_run, monkeypatch):
@@ -268,7 +268,7 @@ def test_diga_with_the_frozen_encoder_aligns_photo_views(forensic_run, tmp_path)
     cfg = DIGAConfig(data=gduf.data, det_data=gduf.det_data, cache=gduf.cache, out=str(tmp_path / "diga"),
                      init=str(init), steps=20, ckpt_every=20, det_per_step=4, t2i_per_step=2, lr=2e-3,
                      **{k: v for k, v in FAST.items() if "per_step" not in k})
-    metrics = run_unified(cfg)
+    metrics = run_unified(cfg).metrics
     rows = [json.loads(x) for x in (tmp_path / "diga" / "log.jsonl").read_text().splitlines() if '"train"' in x]
     assert {"mse", "align"} <= set(rows[0]) and "ce" not in rows[0]
     assert mean([r["align"] for r in rows[-5:]]) < mean([r["align"] for r in rows[:5]])

@@ -30,7 +30,7 @@ from unigendet.models.oneclass import GaussianOneClass
 from .config import FeatureStageConfig
 from .epochs import seed_everything
 from .features import cached_features, records_by_split
-from .stages import register_stage
+from .stages import LocalStageConfig, StageResult, register_stage
 
 
 def _reals(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -48,7 +48,7 @@ class OneClassConfig(FeatureStageConfig):
 
 
 @register_stage("oneclass", OneClassConfig)
-def run_oneclass(cfg: OneClassConfig) -> dict:
+def run_oneclass(cfg: OneClassConfig) -> StageResult:
     t0 = time.time()
     data, dim = cached_features(cfg.data, cfg.backbone, cfg.backbone_path, cfg.cache, cfg.device)
     if "val" not in data:
@@ -59,14 +59,13 @@ def run_oneclass(cfg: OneClassConfig) -> dict:
     meta = {"seconds": round(time.time() - t0, 2), "train_reals": int((data["train"][1] == REAL).sum())}
     OneClassDetector(f"oneclass-{cfg.backbone}", head.float(), cfg.backbone, cfg.backbone_path).save_pretrained(
         cfg.out, meta=meta, json_files={"metrics.json": metrics}, train=dataclasses.asdict(cfg))
-    return {"out": cfg.out, "val_mean_auc": metrics["val"]["auc"]}
+    return StageResult.of_run(cfg.out, {"val_mean_auc": metrics["val"]["auc"]})
 
 
 @dataclass(frozen=True)
-class ReconConfig:
+class ReconConfig(LocalStageConfig):
     """Reconstruction error of an autoencoder of real images (DIRE / AEROBLADE style)."""
 
-    data: str = "runs/data"
     out: str = "runs/recon"
     codec: str = "conv-vae"  # or "taef2" (pretrained, from codec_path)
     codec_path: str | None = None
@@ -77,8 +76,6 @@ class ReconConfig:
     side: int = 128  # native-resolution centre crop scored
     fake_if: str = "auto"  # high | low | auto (chosen on val)
     quantile: float = 0.95
-    seed: int = 0
-    device: str = "cpu"
 
 
 def _codec_entry(cfg: ReconConfig) -> dict:
@@ -93,7 +90,7 @@ def _codec_entry(cfg: ReconConfig) -> dict:
 
 
 @register_stage("recon", ReconConfig)
-def run_recon(cfg: ReconConfig) -> dict:
+def run_recon(cfg: ReconConfig) -> StageResult:
     # Setup: the codec, trained on the train split's reals when it is ours
     t0 = time.time()
     if cfg.fake_if not in ("high", "low", "auto"):
@@ -129,4 +126,4 @@ def run_recon(cfg: ReconConfig) -> dict:
     detector.save_pretrained(cfg.out, meta={"seconds": round(time.time() - t0, 2)},
                              json_files={"metrics.json": {"val_mean_auc_by_side": aucs}},
                              train=dataclasses.asdict(cfg))
-    return {"out": cfg.out, "fake_if": side, "val_mean_auc": aucs[side]}
+    return StageResult.of_run(cfg.out, {"fake_if": side, "val_mean_auc": aucs[side]})

@@ -38,7 +38,7 @@ from .config import FeatureStageConfig
 from .epochs import batches, run_epoch, seed_everything
 from .features import cached_features, evaluate, records_by_split
 from .log import RunLogger
-from .stages import register_stage
+from .stages import LocalStageConfig, StageResult, register_stage, split_metrics
 
 # --- linear probe (UnivFD) ----------------------------------------------------------------------
 
@@ -77,7 +77,7 @@ def fit_linear_probe(cfg: LinearProbeConfig, features: torch.Tensor, labels: tor
 
 
 @register_stage("linear-probe", LinearProbeConfig)
-def run_linear_probe(cfg: LinearProbeConfig) -> dict:
+def run_linear_probe(cfg: LinearProbeConfig) -> StageResult:
     t0 = time.time()
     data, feature_dim = cached_features(cfg.data, cfg.backbone, cfg.backbone_path, cfg.cache, cfg.device)
     x, y, _ = data["train"]
@@ -93,17 +93,16 @@ def run_linear_probe(cfg: LinearProbeConfig) -> dict:
     meta = {"seed": cfg.seed, "seconds": round(time.time() - t0, 2), "train_size": len(y)}
     LinearProbeDetector("linear-probe", model.cpu(), cfg.backbone, cfg.backbone_path).save_pretrained(
         cfg.out, meta=meta, json_files={"metrics.json": metrics}, train=dataclasses.asdict(cfg))
-    return _summary(cfg.out, metrics)
+    return StageResult.of_run(cfg.out, split_metrics(metrics))
 
 
 # --- CNN fine-tuning (CNNDetection) -------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class CNNConfig:
+class CNNConfig(LocalStageConfig):
     """CNNDetection: fine-tune EfficientNet-Lite0 + a binary head with blur/JPEG augmentation."""
 
-    data: str = "runs/data"
     out: str = "runs/cnn"
     backbone: str = "efficientnet-lite0"
     backbone_path: str | None = None
@@ -117,8 +116,6 @@ class CNNConfig:
     jpeg_prob: float = 0.5
     jpeg_quality_min: int = 30
     flip: bool = True
-    seed: int = 0
-    device: str = "cpu"
 
 
 class TrainTransform:
@@ -168,7 +165,7 @@ def fit_cnn(cfg: CNNConfig, paths: list[Path], labels: torch.Tensor, log=None):
 
 
 @register_stage("cnn", CNNConfig)
-def run_cnn(cfg: CNNConfig) -> dict:
+def run_cnn(cfg: CNNConfig) -> StageResult:
     t0 = time.time()
     splits = records_by_split(read_source(cfg.data), cfg.data)
     train = splits["train"]
@@ -188,9 +185,7 @@ def run_cnn(cfg: CNNConfig) -> dict:
     meta = {"seed": cfg.seed, "seconds": round(time.time() - t0, 2), "train_size": len(train)}
     detector.model.cpu()
     detector.save_pretrained(cfg.out, meta=meta, json_files={"metrics.json": metrics}, train=dataclasses.asdict(cfg))
-    return _summary(cfg.out, metrics)
+    return StageResult.of_run(cfg.out, split_metrics(metrics))
 
 
-def _summary(out: str, metrics: dict) -> dict:
-    return {"out": str(out), **{f"{s}_{k}": v for s in ("train", "val") if s in metrics
-                                for k, v in metrics[s].items() if k in ("acc", "ap")}}
+

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 
@@ -25,11 +24,11 @@ from unigendet.images import detection_view
 from unigendet.unified.presets import get_config
 from unigendet.weights import atomic_directory, save_weights
 
-from .stages import register_stage
+from .stages import StageConfig, StageResult, register_stage
 
 
 @dataclass(frozen=True)
-class CodecConfig:
+class CodecConfig(StageConfig):
     stage: str = "codec"
     preset: str = "tiny"  # the model preset whose latent space (codec, channels, downsampling, size) is trained
     data: str = "runs/data"  # captioned reals: the train split's generation crops
@@ -38,11 +37,8 @@ class CodecConfig:
     batch: int = 32
     crop: int = 32  # side of the random training crops
     lr: float = 2e-3
-    seed: int = 0
     progress: bool = True
 
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def load_images(records, size: int) -> torch.Tensor:
@@ -58,7 +54,8 @@ def reconstruction_error(codec, images: torch.Tensor) -> dict[str, float]:
     return {"l1": (y - images).abs().mean().item(), "psnr": 10 * math.log10(4.0 / max(mse, 1e-12))}
 
 
-def run_codec(cfg: CodecConfig) -> dict:
+@register_stage("codec", CodecConfig)
+def run_codec(cfg: CodecConfig) -> StageResult:
     lat, size = get_config(cfg.preset).latent, get_config(cfg.preset).image_size
     codec = build_codec(lat.codec, lat.channels, lat.downsample, lat.width)
     if not codec.learned:
@@ -81,7 +78,4 @@ def run_codec(cfg: CodecConfig) -> dict:
                                                     "downsample": lat.downsample, "preset": cfg.preset,
                                                     "train_config": cfg.to_dict()}, indent=2))
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    return {**metrics, "codec": str(Path(cfg.out))}
-
-
-register_stage("codec", CodecConfig)(run_codec)
+    return StageResult.of_run(cfg.out, metrics)

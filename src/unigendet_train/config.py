@@ -3,15 +3,15 @@ common fields of the stages on frozen-backbone features."""
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
+
+from .stages import LocalStageConfig, StageConfig
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(StageConfig):
     stage: str = "gduf"  # t2i | gduf | diga
     preset: str = "tiny"  # model preset (UniGenDet stages)
-    data: str = "runs/data"  # any layout the readers accept
     det_data: str | None = None  # detection samples from this dataset instead (its train and val splits)
     out: str = "runs/gduf"
     init: str | None = None  # checkpoint to start from (DIGA: the GDUF run)
@@ -44,19 +44,12 @@ class TrainConfig:
     ckpt_every: int = 50
     keep_checkpoints: int = 2
     log_every: int = 10
-    seed: int = 0
     bf16: bool | None = None  # None: on CUDA when supported
     parallel: str = "ddp"  # ddp | fsdp (per-layer sharding) when launched on several ranks
     activation_checkpointing: bool = False  # recompute decoder layers in the backward pass
     resume: bool = False
     progress: bool = True
     report: bool = True  # measure the final EMA model on the validation split, written answers included
-
-    def replace(self, **kw) -> TrainConfig:
-        return dataclasses.replace(self, **kw)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -91,13 +84,9 @@ class DIGAConfig(TrainConfig):
 
 
 @dataclass(frozen=True)
-class FeatureStageConfig:
+class FeatureStageConfig(LocalStageConfig):
     """Fields common to the stages that train a head on cached frozen-backbone features."""
 
-    data: str = "runs/data"  # any layout the readers accept; uses its train (and val) split
-    out: str = "runs/features-stage"  # each stage sets its own
     backbone: str = "efficientnet-lite0"
     backbone_path: str | None = None
     cache: str = "runs/features"  # FeatureCache root
-    seed: int = 0
-    device: str = "cpu"

@@ -20,19 +20,21 @@ from pathlib import Path
 
 from unigendet.data.corpus.build import CorpusConfig, add_text_to_image_pairs, build_corpus
 from unigendet.data.corpus.sources import MIN_PHOTOS, check_photo_count, discover_photos, photo_counts, photo_report
-from unigendet.weights import CheckpointError, resolve_checkpoint, shipped_path
+from unigendet.evaluation.run import EvalDetectConfig, EvalGenerateConfig, eval_detect, eval_generate
+from unigendet.weights import CheckpointError, shipped_path
 
-from .baselines import LinearProbeConfig
-from .catalogue import load_stages
+from .baselines import LinearProbeConfig, run_linear_probe
 from .codec import CodecConfig, run_codec
 from .config import DIGAConfig, T2IConfig, TrainConfig
+from .gendet import GenDetTrainConfig, run_gendet
+from .npr import NPRTrainConfig, run_npr
+from .stages import StageResult
 from .unified import run_unified
 from .vit_pretrain import ViTPretrainConfig, run_vit_pretrain
 
 # The demo's detector (`unigendet detect --checkpoint runs/detector`): the NPR recipe of
 # docs/results.md (blur and JPEG augmentation), on the built-in corpus.
-SELECTED_STAGE = "npr"
-SELECTED_OPTIONS = {"blur_prob": 0.1, "jpeg_prob": 0.1}
+DEMO_DETECTOR_OPTIONS = {"blur_prob": 0.1, "jpeg_prob": 0.1}
 # GDUF after text-to-image pre-training: half the learning rate and twice the text-to-image share of
 # the from-scratch defaults, so detection training does not undo the generator (docs/results.md)
 GDUF_AFTER_T2I = {"lr": 5e-4, "t2i_per_step": 4}
@@ -63,12 +65,14 @@ class DemoConfig:
 
 def run_demo(cfg: DemoConfig) -> dict:
     out, t0, summary = Path(cfg.out), time.perf_counter(), {}
-    photos = dict(photo_sources=cfg.photo_sources, allow_small=cfg.small_corpus)
-    corpus = dict(size=cfg.size, crops_per_photo=cfg.crops_per_photo, autoencoder_steps=cfg.autoencoder_steps,
-                  **photos)
+    common = dict(seed=cfg.seed, progress=cfg.progress)
 
     def phase(name: str) -> None:
         print(f"[demo {time.perf_counter() - t0:6.0f}s] {name}", flush=True)
+
+    def stage(key: str, run, config) -> StageResult:
+        summary[key] = (result := run(config)).metrics
+        return result
 
     # Data
     phase("building the built-in corpus")
@@ -78,78 +82,77 @@ def run_demo(cfg: DemoConfig) -> dict:
     summary["photos"] = photo_counts(found, cfg.photo_sources)
     data = out / "data"
     if not (data / "manifest.csv").is_file():
-        build_corpus(CorpusConfig(out=str(data), seed=cfg.seed, **corpus), progress=cfg.progress)
+        build_corpus(CorpusConfig(out=str(data), seed=cfg.seed, size=cfg.size, crops_per_photo=cfg.crops_per_photo,
+                                  autoencoder_steps=cfg.autoencoder_steps, photo_sources=cfg.photo_sources,
+                                  allow_small=cfg.small_corpus), progress=cfg.progress)
+    on_data = dict(data=str(data), **common)
     # Stage 0: a forensic ViT (full scale starts from SigLIP instead)
     phase("stage 0: pre-training the understanding ViT on detection crops")
-    summary["vit-pretrain"] = run_vit_pretrain(ViTPretrainConfig(data=str(data), out=str(out / "vit"),
-                                                                 steps=cfg.vit_steps, seed=cfg.seed,
-                                                                 progress=cfg.progress))
+    vit = stage("vit-pretrain", run_vit_pretrain, ViTPretrainConfig(out=str(out / "vit"), steps=cfg.vit_steps,
+                                                                    **on_data))
     # The generator's latent space and its text-to-image pre-training
     phase("the generation latent space: the autoencoder on the built-in photos")
-    summary["codec"] = run_codec(CodecConfig(data=str(data), out=str(out / "codec"), steps=cfg.codec_steps,
-                                             seed=cfg.seed))
+    codec = stage("codec", run_codec, CodecConfig(out=str(out / "codec"), steps=cfg.codec_steps, **on_data))
     phase("text-to-image pre-training")
-    summary["t2i"] = run_unified(T2IConfig(data=str(data), out=str(out / "t2i"),
-                                           init=summary["vit-pretrain"]["checkpoint"], codec=str(out / "codec"),
-                                           steps=cfg.t2i_steps, seed=cfg.seed, progress=cfg.progress,
-                                           ckpt_every=cfg.t2i_steps, eval_every=cfg.t2i_steps))
-    t2i_ckpt = resolve_checkpoint(out / "t2i")  # its final checkpoint
+    t2i = stage("t2i", run_unified, T2IConfig(out=str(out / "t2i"), init=str(vit.checkpoint), codec=str(codec.out),
+                                              steps=cfg.t2i_steps, ckpt_every=cfg.t2i_steps,
+                                              eval_every=cfg.t2i_steps, **on_data))
     # Stage 1: GDUF
     phase("stage 1: GDUF (detection + explanation + generation)")
-    summary["gduf"] = run_unified(TrainConfig(stage="gduf", data=str(data), out=str(out / "gduf"),
-                                              init=str(t2i_ckpt), freeze_vit=True, **GDUF_AFTER_T2I,
-                                              steps=cfg.gduf_steps, seed=cfg.seed, progress=cfg.progress,
-                                              ckpt_every=cfg.gduf_steps))
-    gduf_ckpt = resolve_checkpoint(out / "gduf")
+    gduf = stage("gduf", run_unified, TrainConfig(stage="gduf", out=str(out / "gduf"), init=str(t2i.checkpoint),
+                                                  freeze_vit=True, **GDUF_AFTER_T2I, steps=cfg.gduf_steps,
+                                                  ckpt_every=cfg.gduf_steps, **on_data))
     # Co-evolution: the generator's own fakes join the corpus
     phase("co-evolution: the built-in corpus plus content-aligned pairs from the trained generator")
     coevo = out / "data-coevo"
     if not (coevo / "manifest.csv").is_file():
-        add_text_to_image_pairs(data, coevo, gduf_ckpt, seed=cfg.seed, progress=cfg.progress)
+        add_text_to_image_pairs(data, coevo, gduf.checkpoint, seed=cfg.seed, progress=cfg.progress)
     # Stage 2: DIGA
     phase("stage 2: DIGA (the frozen detector teaches the generator)")
-    summary["diga"] = run_unified(DIGAConfig(data=str(data), out=str(out / "diga"), init=str(gduf_ckpt),
-                                             steps=cfg.diga_steps, seed=cfg.seed, progress=cfg.progress))
-    # Detectors on frozen features
-    stages = load_stages()
-    for name, config in (("gendet", stages["gendet"].config(data=str(coevo), out=str(out / "gendet"),
-                                                            seed=cfg.seed, cache=str(out / "features"))),
-                         ("linear-probe", LinearProbeConfig(data=str(coevo), out=str(out / "linear-probe"),
-                                                            seed=cfg.seed, cache=str(out / "features")))):
-        phase(f"detector: {name}")
-        summary[name] = stages[name].run(config)
-    # The demo's own detector, on the built-in corpus
-    phase(f"the demo's detector: {SELECTED_STAGE} on the built-in corpus")
-    summary["detector"] = stages[SELECTED_STAGE].run(stages[SELECTED_STAGE].config(
-        data=str(data), out=str(out / "detector"), epochs=cfg.detector_epochs, seed=cfg.seed, **SELECTED_OPTIONS))
+    diga = stage("diga", run_unified, DIGAConfig(out=str(out / "diga"), init=str(gduf.checkpoint),
+                                                 steps=cfg.diga_steps, **on_data))
+    # Detectors on frozen features of the co-evolved corpus, then the demo's own on the built-in one
+    features = dict(data=str(coevo), seed=cfg.seed, cache=str(out / "features"))
+    phase("detector: gendet")
+    stage("gendet", run_gendet, GenDetTrainConfig(out=str(out / "gendet"), **features))
+    phase("detector: linear-probe")
+    stage("linear-probe", run_linear_probe, LinearProbeConfig(out=str(out / "linear-probe"), **features))
+    phase("the demo's detector: npr on the built-in corpus")
+    detector = stage("detector", run_npr, NPRTrainConfig(data=str(data), out=str(out / "detector"),
+                                                         epochs=cfg.detector_epochs, seed=cfg.seed,
+                                                         **DEMO_DETECTOR_OPTIONS))
     # Evaluation: every detector the same way on the built-in test split
     phase("evaluation on the built-in test split")
-    from unigendet.evaluation.run import EvalDetectConfig, EvalGenerateConfig, eval_detect, eval_generate
-
-    runs = [out / "gduf", out / "diga", out / "gendet", out / "linear-probe", out / "detector"]
+    runs = [out / "gduf", out / "diga", out / "gendet", out / "linear-probe", detector.out]
     with contextlib.suppress(CheckpointError):  # the package's in-the-wild detector, beside the demo's own
         runs.append(shipped_path())
     evaluation = eval_detect(EvalDetectConfig(checkpoints=[str(r) for r in runs], data=str(data),
                                               out=str(out / "eval"), cache=str(out / "features"), tsne=cfg.tsne))
     summary["eval"] = {name: d["mean"] for name, d in evaluation["detectors"].items()}
     phase("generation after each stage, against held-out crops of the training photos")
-    generation = eval_generate(EvalGenerateConfig(checkpoints=[str(t2i_ckpt), str(gduf_ckpt), str(out / "diga")],
+    generation = eval_generate(EvalGenerateConfig(checkpoints=[str(t2i.checkpoint), str(gduf.checkpoint),
+                                                               str(diga.out)],
                                                   data=str(data), out=str(out / "eval-generate"),
                                                   max_prompts=cfg.generate_prompts, steps=cfg.generate_steps,
                                                   seed=cfg.seed))
     summary["generation"] = generation["rows"]
     phase("done")
     (out / "demo_summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    report(summary, out, len(found))
+    return summary
+
+
+def report(summary: dict, out: Path, photos: int) -> None:
+    """The demo's closing lines: detection and generation results, and where the reports are."""
     print(f"built-in test split, means over generators (report: {out / 'eval' / 'report.html'}):")
     for name, m in summary["eval"].items():
         print(f"  {name:<28} AUC {100 * m['auc']:5.1f}  AP {100 * m['ap']:5.1f}  acc@0.5 {100 * m['acc']:5.1f}")
-    if len(found) < MIN_PHOTOS:
-        print(f"SMALL CORPUS: {len(found)} source photos (the documented corpus has at least {MIN_PHOTOS}); "
+    if photos < MIN_PHOTOS:
+        print(f"SMALL CORPUS: {photos} source photos (the documented corpus has at least {MIN_PHOTOS}); "
               "these numbers are not comparable with docs/results.md")
     print("generation against held-out crops (report: " f"{out / 'eval-generate' / 'report.html'}):")
     for name, m in summary["generation"].items():
         print(f"  {name:<34} Frechet {m['frechet_efficientnet-lite0']:6.1f}  adherence {100 * m['adherence']:5.1f}% "
               f"(chance {100 * m['chance']:.1f}%)")
-    print(f"`unigendet detect PATH...` uses the shipped in-the-wild detector; this demo's ({SELECTED_STAGE}) with "
+    print(f"`unigendet detect PATH...` uses the shipped in-the-wild detector; this demo's (npr) with "
           f"--checkpoint {out / 'detector'}")
-    return summary

@@ -16,26 +16,24 @@ from unigendet.detectors.ensemble import fit_stacking, logit
 from unigendet.evaluation.detection import score_report
 from unigendet.labels import FAKE
 
-from .stages import register_stage
+from .stages import LocalStageConfig, StageResult, register_stage
 
 
 @dataclass(frozen=True)
-class EnsembleConfig:
+class EnsembleConfig(LocalStageConfig):
     """Logistic stacking of trained detectors on a validation split."""
 
     members: tuple[str, ...] = ()
-    data: str = "runs/data"
     split: str = "val"
     half: str = "all"  # a | b | all: fit on one half of the split's photos (select models on the other)
     out: str = "runs/ensemble"
     cache: str | None = "runs/features"
     l2: float = 1e-2
     name: str = "ensemble"
-    device: str = "cpu"
 
 
 @register_stage("ensemble", EnsembleConfig)
-def run_ensemble(cfg: EnsembleConfig) -> dict:
+def run_ensemble(cfg: EnsembleConfig) -> StageResult:
     if len(cfg.members) < 1:
         raise ValueError("--members needs at least one run directory")
     t0 = time.time()
@@ -52,5 +50,5 @@ def run_ensemble(cfg: EnsembleConfig) -> dict:
                "ensemble": score_report(ensemble.combine(probs), records)["mean"]}
     ensemble.save_pretrained(cfg.out, meta={"seconds": round(time.time() - t0, 2)},
                              json_files={"metrics.json": metrics}, train=dataclasses.asdict(cfg))
-    return {"out": cfg.out, "weights": weights.tolist(), "bias": bias,
-            f"{cfg.split}_mean_auc": metrics["ensemble"]["auc"]}
+    return StageResult.of_run(cfg.out, {"weights": weights.tolist(), "bias": bias,
+                                        f"{cfg.split}_mean_auc": metrics["ensemble"]["auc"]})

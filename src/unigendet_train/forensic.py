@@ -29,11 +29,11 @@ from unigendet.labels import FAKE
 from unigendet.metrics.detection import balanced_threshold
 from unigendet.models.probes import CalibratedLinear
 
-from .stages import register_stage
+from .stages import LocalStageConfig, StageResult, register_stage
 
 
 @dataclass(frozen=True)
-class ForensicConfig:
+class ForensicConfig(LocalStageConfig):
     """In-the-wild detector: forensic features of native crops, calibrated linear head."""
 
     data: str = "../shared/data/wild-train"  # the pool: train split to fit, val split to calibrate
@@ -57,8 +57,6 @@ class ForensicConfig:
     cache: str = "runs/forensic-cache"
     name: str = "forensic"
     bench: str = ""  # results.json of bench/wild_detection.py to quote in the model card
-    seed: int = 0
-    device: str = "cpu"
 
     def augments(self) -> bool:
         """Whether training views differ from the plain centre crop."""
@@ -244,14 +242,15 @@ def fit_detector(cfg: ForensicConfig, train: list[Record], val: list[Record]) ->
 
 
 @register_stage("forensic", ForensicConfig)
-def run_forensic(cfg: ForensicConfig) -> dict:
+def run_forensic(cfg: ForensicConfig) -> StageResult:
     t0 = time.time()
     train, val = training_records(cfg)
     detector, metrics = fit_detector(cfg, train, val)
     meta = {"seed": cfg.seed, "seconds": round(time.time() - t0, 2), "train_size": len(train), "val_size": len(val)}
     detector.save_pretrained(cfg.out, meta=meta, json_files={"metrics.json": metrics}, train=dataclasses.asdict(cfg))
     (Path(cfg.out) / "MODEL_CARD.md").write_text(model_card(cfg, train, val, detector, metrics))
-    return {"out": cfg.out, "threshold": detector.threshold, **{f"val_{k}": v for k, v in metrics["val"].items()}}
+    return StageResult.of_run(cfg.out, {"threshold": detector.threshold,
+                                        **{f"val_{k}": v for k, v in metrics["val"].items()}})
 
 
 def model_card(cfg: ForensicConfig, train: list[Record], val: list[Record], detector: ForensicDetector,

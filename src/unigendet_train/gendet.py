@@ -34,7 +34,7 @@ from .config import FeatureStageConfig
 from .epochs import run_epoch, seed_everything
 from .features import cached_features, evaluate
 from .log import RunLogger
-from .stages import register_stage
+from .stages import StageResult, register_stage, split_metrics
 
 
 @dataclass(frozen=True)
@@ -237,7 +237,7 @@ def score_features(model: GenDet, features: torch.Tensor, batch_size: int = 256)
 
 
 @register_stage("gendet", GenDetTrainConfig)
-def run(cfg: GenDetTrainConfig) -> dict:
+def run_gendet(cfg: GenDetTrainConfig) -> StageResult:
     # Setup: features of the train / val splits
     t0 = time.time()
     out = Path(cfg.out)
@@ -262,5 +262,4 @@ def run(cfg: GenDetTrainConfig) -> dict:
             "train_size": len(y)}
     detector = GenDetDetector(f"gendet-{cfg.variant}", model.cpu(), cfg.backbone, cfg.backbone_path)
     detector.save_pretrained(out, meta=meta, json_files={"metrics.json": metrics}, train=dataclasses.asdict(cfg))
-    return {"out": str(out), **{f"{s}_{k}": v for s in ("train", "val") if s in metrics
-                                for k, v in metrics[s].items() if k in ("acc", "ap")}}
+    return StageResult.of_run(out, split_metrics(metrics))

@@ -34,5 +34,5 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser_for(name, config_cls).parse_args(argv)
     named = {"stage": name} if "stage" in {f.name for f in dataclasses.fields(config_cls)} else {}
     result = run(config_from_args(config_cls, args, **named))
-    print(json.dumps(result, indent=2, default=str))
+    print(json.dumps(result.to_dict(), indent=2, default=str))
     return 0

@@ -30,14 +30,13 @@ from unigendet.models.npr import NPRConfig, NPRNet
 from .epochs import run_epoch, seed_everything
 from .features import records_by_split
 from .log import RunLogger
-from .stages import register_stage
+from .stages import LocalStageConfig, StageResult, register_stage
 
 
 @dataclass(frozen=True)
-class NPRTrainConfig:
+class NPRTrainConfig(LocalStageConfig):
     """NPR residual network trained at native resolution on the corpus's train split."""
 
-    data: str = "runs/data"
     out: str = "runs/npr"
     width: int = 32
     stages: int = 3
@@ -51,8 +50,6 @@ class NPRTrainConfig:
     blur_prob: float = 0.0
     jpeg_prob: float = 0.0
     max_side: int = 512  # inference: centre crop to at most this per side
-    seed: int = 0
-    device: str = "cpu"
 
 
 class NativeCrops:
@@ -84,7 +81,7 @@ def val_auc(detector: NPRDetector, records) -> float:
 
 
 @register_stage("npr", NPRTrainConfig)
-def run_npr(cfg: NPRTrainConfig) -> dict:
+def run_npr(cfg: NPRTrainConfig) -> StageResult:
     # Setup
     if cfg.crop % cfg.factor:
         raise ValueError(f"crop {cfg.crop} is not a multiple of factor {cfg.factor}")
@@ -127,4 +124,4 @@ def run_npr(cfg: NPRTrainConfig) -> dict:
     meta = {"seed": cfg.seed, "seconds": round(time.time() - t0, 2), "train_size": len(train)}
     NPRDetector("npr", model.cpu(), cfg.max_side).save_pretrained(
         cfg.out, meta=meta, json_files={"metrics.json": metrics}, train=dataclasses.asdict(cfg))
-    return {"out": cfg.out, "best_epoch": best[1], "val_mean_auc": best[0]}
+    return StageResult.of_run(cfg.out, {"best_epoch": best[1], "val_mean_auc": best[0]})

@@ -36,7 +36,7 @@ from unigendet.unified.pipeline import UniGenDetPipeline, codec_for, tokenizer_f
 from unigendet.unified.presets import create_model, get_config
 from unigendet.unified.prompts import detection_answer, parse_verdict
 from unigendet.unified.samples import SampleBuilder
-from unigendet.weights import resolve_checkpoint
+from unigendet.weights import latest_checkpoint, resolve_checkpoint
 
 from .card import unigendet_card
 from .config import DIGAConfig, T2IConfig, TrainConfig
@@ -44,7 +44,7 @@ from .data import CropBank, ImageBank, load_bank, load_crops, records_of_split
 from .dist import DistInfo, cleanup, init_distributed
 from .loop import Trainer
 from .sampler import StepSampler, sample_rng
-from .stages import register_stage
+from .stages import StageResult, register_stage
 from .tokens import TokenBank, load_token_bank
 
 
@@ -296,7 +296,10 @@ def mirrored(bank: ImageBank, codec) -> ImageBank:
     return ImageBank(bank.records * 2, torch.cat([bank.images, flipped]), torch.cat([bank.latents, latents]))
 
 
-def run_unified(cfg: TrainConfig) -> dict:
+@register_stage("diga", DIGAConfig)
+@register_stage("gduf", TrainConfig)
+@register_stage("t2i", T2IConfig)
+def run_unified(cfg: TrainConfig) -> StageResult:
     # Setup
     dist = init_distributed()
     torch.manual_seed(cfg.seed)
@@ -321,7 +324,7 @@ def run_unified(cfg: TrainConfig) -> dict:
         if cfg.ship:
             ship(cfg, ema, codec, task, metrics)
     cleanup()
-    return metrics
+    return StageResult(Path(cfg.out), latest_checkpoint(cfg.out) or Path(cfg.out), metrics)
 
 
 def ship(cfg: TrainConfig, ema, codec, task: UnifiedTask, metrics: dict) -> Path:
@@ -335,7 +338,3 @@ def ship(cfg: TrainConfig, ema, codec, task: UnifiedTask, metrics: dict) -> Path
         f.chmod(0o644)
     return out
 
-
-register_stage("t2i", T2IConfig)(run_unified)
-register_stage("gduf", TrainConfig)(run_unified)
-register_stage("diga", DIGAConfig)(run_unified)

@@ -11,7 +11,7 @@ freshly initialised - for `unigendet train gduf --init`. Single process.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,14 +29,13 @@ from .data import load_crops, records_of_split
 from .log import RunLogger
 from .sampler import StepSampler, sample_rng
 from .schedule import lr_at
-from .stages import register_stage
+from .stages import StageConfig, StageResult, register_stage
 
 
 @dataclass(frozen=True)
-class ViTPretrainConfig:
+class ViTPretrainConfig(StageConfig):
     stage: str = "vit-pretrain"
     preset: str = "tiny"
-    data: str = "runs/data"
     out: str = "runs/vit"
     steps: int = 800
     batch: int = 32
@@ -44,11 +43,8 @@ class ViTPretrainConfig:
     warmup: int = 50
     weight_decay: float = 0.0
     eval_every: int = 200
-    seed: int = 0
     progress: bool = True
 
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 def pooled(model, builder: SampleBuilder, images: list[torch.Tensor]) -> torch.Tensor:
@@ -65,7 +61,8 @@ def accuracy(model, head, builder, bank) -> float:
     return float((p.numpy() == np.array(bank.labels)).mean())
 
 
-def run_vit_pretrain(cfg: ViTPretrainConfig) -> dict:
+@register_stage("vit-pretrain", ViTPretrainConfig)
+def run_vit_pretrain(cfg: ViTPretrainConfig) -> StageResult:
     torch.manual_seed(cfg.seed)
     model = create_model(get_config(cfg.preset))
     mc = model.config
@@ -101,10 +98,6 @@ def run_vit_pretrain(cfg: ViTPretrainConfig) -> dict:
     log.close()
     ckpt = save_train_checkpoint(out, cfg.steps, model, mc, model, None, {"train_config": cfg.to_dict()},
                                  files={"vit_probe": head})
-    metrics = {"val_acc": history[-1]["val_acc"], "first_loss": history[0]["loss"], "last_loss": history[-1]["loss"],
-               "checkpoint": str(ckpt)}
+    metrics = {"val_acc": history[-1]["val_acc"], "first_loss": history[0]["loss"], "last_loss": history[-1]["loss"]}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    return metrics
-
-
-register_stage("vit-pretrain", ViTPretrainConfig)(run_vit_pretrain)
+    return StageResult(out, ckpt, metrics)
