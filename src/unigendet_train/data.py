@@ -1,15 +1,27 @@
 """Training images held in memory: at the model's size with their latents, or at
-native resolution for detection crops drawn anew at every step."""
+native resolution for detection crops drawn anew at every step.
+
+Every bank a detection sample is drawn from answers `training_view(idx, generator, codec)`
+(the image under test or its encoder tokens, its clean latents, the reference answer),
+`plain(i, j)` (the unaugmented views of images i..j-1, for evaluation) and `levels(idx)` (the
+measured cue levels its answers state, or None)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from unigendet.data.imageio import open_image
 from unigendet.data.records import Record
 from unigendet.images import centre_crop_tensor, crop_square, detection_view, pil_to_tensor
+from unigendet.unified.prompts import detection_answer
+
+
+def reference_answer_of(record: Record) -> str:
+    """A record's own explanation, else the plain verdict sentence."""
+    return record.explanation or detection_answer(record.label)
 
 
 @dataclass
@@ -26,6 +38,15 @@ class ImageBank:
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def training_view(self, idx: int, generator: torch.Generator, codec) -> tuple[torch.Tensor, torch.Tensor, str]:
+        return self.images[idx], self.latents[idx], reference_answer_of(self.records[idx])
+
+    def plain(self, i: int, j: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        return list(self.latents[i:j]), list(self.images[i:j])
+
+    def levels(self, idx: int) -> dict[str, str] | None:
+        return None
 
 
 @dataclass
@@ -47,6 +68,29 @@ class CropBank:
     def crop(self, idx: int, generator: torch.Generator | None = None) -> torch.Tensor:
         x = self.images[idx].float() / 127.5 - 1.0
         return crop_square(x, self.size, generator)
+
+    @torch.no_grad()
+    def training_view(self, idx: int, generator: torch.Generator, codec) -> tuple[torch.Tensor, torch.Tensor, str]:
+        """A fresh native crop, encoded by the codec."""
+        image = self.crop(idx, generator)
+        return image, codec.encode(image[None])[0], reference_answer_of(self.records[idx])
+
+    def plain(self, i: int, j: int):
+        raise ValueError("a crop bank is for training; evaluate on a bank of fixed views")
+
+    def levels(self, idx: int) -> dict[str, str] | None:
+        return None
+
+
+@dataclass
+class Banks:
+    """What a unified stage trains and measures on."""
+
+    det: Any  # detection samples (ImageBank, CropBank, TokenBank) or None
+    t2i: ImageBank  # captioned photos for text-to-image samples
+    val: Any  # detection validation images (ImageBank or TokenBank)
+    val_gen: ImageBank  # held-out captioned photos for the validation flow loss
+    scale: Any = None  # the CueScale the answers state cue levels in, if they do
 
 
 def records_of_split(records: list[Record], split: str) -> list[Record]:

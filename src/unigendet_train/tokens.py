@@ -56,13 +56,22 @@ class TokenBank:
     def image(self, idx: int, view: int) -> ImageTokens:
         return ImageTokens(self.tokens[idx, view].float(), self.grid)
 
-    def levels(self, idx: int, view: int) -> dict[str, str]:
-        if self.scale is None:
-            raise ValueError("a token bank states cue levels only with a cue scale")
-        return self.scale.levels(Cues(*self.cues[idx, view].tolist()))
+    def levels(self, idx: int, view: int = 0) -> dict[str, str] | None:
+        """The cue levels of a view its answer states (None without a cue scale)."""
+        return None if self.scale is None else self.scale.levels(Cues(*self.cues[idx, view].tolist()))
 
     def answer(self, idx: int, view: int) -> str:
+        if self.scale is None:
+            raise ValueError("a token bank states cue levels only with a cue scale")
         return reference_answer(self.records[idx].label, self.levels(idx, view))
+
+    def training_view(self, idx: int, generator: torch.Generator, codec) -> tuple[ImageTokens, torch.Tensor, str]:
+        """A random prepared view, whose answer states the cues measured on that view."""
+        view = int(torch.randint(self.views, (1,), generator=generator))
+        return self.image(idx, view), self.latents[idx, view], self.answer(idx, view)
+
+    def plain(self, i: int, j: int) -> tuple[list[torch.Tensor], list[ImageTokens]]:
+        return list(self.latents[i:j, 0]), [self.image(k, 0) for k in range(i, j)]
 
     def photo_cues(self) -> list[Cues]:
         """The plain views' cues of the real photos: what a cue scale is fitted on."""
