@@ -87,3 +87,20 @@ def test_real_weights_reconstruct():
     assert 0.5 < z.std().item() < 2  # roughly unit scale, as the flow expects
     # measured 27.1 dB (astronaut) and 28.9 dB (synthetic) at 128x128
     assert _psnr(y, x) > 25  # the bar this codec must clear
+
+
+def test_a_codec_is_built_from_its_entry(tmp_path):
+    """Run directories name their codec by a JSON entry: a pretrained one by its folder, one trained
+    here by its shape; the registry builds either."""
+    from unigendet.codecs import ConvVAE, codec_from_entry
+
+    codec = build_codec("taef2", 32, 8).eval()
+    _save_pair(codec, tmp_path)
+    loaded = codec_from_entry({"name": "taef2", "path": str(tmp_path)})
+    assert isinstance(loaded, TAEF2) and loaded.pretrained
+    with pytest.raises(ValueError, match="give its path"):
+        codec_from_entry({"name": "taef2"})
+    conv = codec_from_entry({"name": "conv-vae", "channels": 4, "downsample": 4, "width": 8, "upsample": "nearest"})
+    assert isinstance(conv, ConvVAE) and (conv.channels, conv.downsample) == (4, 4) and not conv.pretrained
+    with pytest.raises(ValueError, match="unknown codec 'nope'"):
+        codec_from_entry({"name": "nope"})

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from unigendet.backbones import native_crop
+from unigendet.codecs.base import CODECS
 from unigendet.codecs.fit import train_autoencoder
 from unigendet.data.imageio import open_image
 from unigendet.data.readers import read_source
@@ -79,14 +80,15 @@ class ReconConfig(LocalStageConfig):
 
 
 def _codec_entry(cfg: ReconConfig) -> dict:
-    if cfg.codec == "conv-vae":
-        return {"name": "conv-vae", "channels": cfg.channels, "downsample": cfg.downsample, "width": cfg.width,
-                "upsample": "nearest"}
-    if cfg.codec == "taef2":
+    """How the run directory names its codec: a pretrained one by its folder, one trained here by its shape."""
+    if cfg.codec not in CODECS:
+        raise ValueError(f"unknown codec {cfg.codec!r}; available: {sorted(CODECS)}")
+    if CODECS[cfg.codec].pretrained:
         if not cfg.codec_path:
-            raise ValueError("--codec taef2 needs --codec-path (the folder with taef2_*.pth)")
-        return {"name": "taef2", "path": cfg.codec_path}
-    raise ValueError(f"unknown codec {cfg.codec!r}: conv-vae or taef2")
+            raise ValueError(f"--codec {cfg.codec} needs --codec-path (the folder with its weights)")
+        return {"name": cfg.codec, "path": cfg.codec_path}
+    return {"name": cfg.codec, "channels": cfg.channels, "downsample": cfg.downsample, "width": cfg.width,
+            "upsample": "nearest"}
 
 
 @register_stage("recon", ReconConfig)
@@ -100,15 +102,11 @@ def run_recon(cfg: ReconConfig) -> StageResult:
         raise ValueError(f"{cfg.data}: the reconstruction score is calibrated on a 'val' split")
     entry = _codec_entry(cfg)
     seed_everything(cfg.seed)
-    if cfg.codec == "conv-vae":
-        from unigendet.codecs import ConvVAE
-
-        codec = ConvVAE(cfg.channels, cfg.downsample, cfg.width)
+    codec = build_recon_codec(entry, None)  # pretrained, or untrained when it is ours
+    if not codec.pretrained:
         reals = torch.stack([native_crop(open_image(r.path), cfg.side) * 2 - 1
                              for r in splits["train"] if r.label == REAL])
         train_autoencoder(codec, reals, steps=cfg.steps, seed=cfg.seed)
-    else:
-        codec = build_recon_codec(entry, None)
 
     # Calibrate on val reals, pick the side on val
     val = splits["val"]

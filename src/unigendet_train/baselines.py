@@ -35,7 +35,7 @@ from unigendet.metrics import detection_metrics
 from unigendet.models.probes import LinearProbe
 
 from .config import FeatureStageConfig
-from .epochs import batches, run_epoch, seed_everything
+from .epochs import run_epoch, seed_everything
 from .features import cached_features, evaluate, records_by_split
 from .log import RunLogger
 from .stages import LocalStageConfig, StageResult, register_stage, split_metrics
@@ -64,14 +64,8 @@ def fit_linear_probe(cfg: LinearProbeConfig, features: torch.Tensor, labels: tor
     x, t = features.to(cfg.device), fake_target(labels).to(cfg.device)
     curve = []
     for epoch in range(cfg.epochs):
-        total = 0.0
-        for idx in batches(len(x), cfg.batch_size, gen):
-            loss = F.binary_cross_entropy_with_logits(model(x[idx]), t[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item() * len(idx)
-        curve.append(total / len(x))
+        curve.append(run_epoch(model, opt, len(x), cfg.batch_size, gen,
+                               lambda i: F.binary_cross_entropy_with_logits(model(x[i]), t[i])))
         log(phase="linear-probe", epoch=epoch, loss=curve[-1])
     return model.eval(), curve
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from unigendet.codecs import codec_from_entry
 from unigendet.data.augment import ViewConfig, make_view, random_crop
 from unigendet.data.imageio import open_image
 from unigendet.data.readers import read_source
@@ -91,10 +92,7 @@ class ViewFeatures:
         self.detector = untrained(cfg)
         self.codec = None
         if recon:
-            from unigendet.codecs.taesd import TAEF2
-
-            d = Path(cfg.recon)
-            self.codec = TAEF2.from_files(d / "taef2_encoder.pth", d / "taef2_decoder.pth").eval()
+            self.codec = codec_from_entry({"name": "taef2", "path": cfg.recon}).eval()
 
     def key(self, backbone: str, augmented: bool) -> str:
         recipe = {"backbone": backbone, "path": self.cfg.backbone_path, "seed": self.cfg.seed, "recon": self.recon,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -17,6 +18,13 @@ class Codec(nn.Module):
 
     channels: int
     downsample: int
+    pretrained: ClassVar[bool] = False  # weights come from files of their own (a folder), never trained here
+    ENTRY_FIELDS: ClassVar[tuple[str, ...]] = ("channels", "downsample", "width", "upsample")
+
+    @classmethod
+    def from_entry(cls, entry: dict[str, Any]) -> Codec:
+        """Built from its JSON description (`codec_from_entry`): the shape fields it takes."""
+        return cls(**{k: entry[k] for k in cls.ENTRY_FIELDS if k in entry})
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -52,6 +60,15 @@ def register_codec(name: str):
         return cls
 
     return wrap
+
+
+def codec_from_entry(entry: dict[str, Any]) -> Codec:
+    """A codec from its JSON description {"name", ...}: the registered class builds itself from the
+    entry's fields (a pretrained one loads its weights from the entry's "path")."""
+    name = entry.get("name")
+    if name not in CODECS:
+        raise ValueError(f"unknown codec {name!r}; available: {sorted(CODECS)}")
+    return CODECS[name].from_entry(entry)
 
 
 def build_codec(name: str, channels: int, downsample: int, width: int | None = None) -> Codec:

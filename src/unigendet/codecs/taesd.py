@@ -2,7 +2,7 @@
 
 The layer layout follows the upstream `taesd.py` so its `taef2_encoder.pth` /
 `taef2_decoder.pth` state dicts load as they are. Weights are never bundled:
-load them from local files with `TAEF2.from_files`.
+load them from local files with `TAEF2.from_files` (or a folder holding both, `from_folder`).
 """
 
 from __future__ import annotations
@@ -76,6 +76,8 @@ class TAEF2(Codec):
     on images in [0, 1]; `encode`/`decode` convert from/to [-1, 1].
     """
 
+    pretrained = True
+
     def __init__(self, channels: int = 32, downsample: int = 8):
         super().__init__()
         if (channels, downsample) != (32, 8):
@@ -90,6 +92,17 @@ class TAEF2(Codec):
         _load(codec.encoder, Path(encoder_path), "encoder")
         _load(codec.decoder, Path(decoder_path), "decoder")
         return codec.eval()
+
+    @classmethod
+    def from_folder(cls, folder: str | os.PathLike) -> TAEF2:
+        """From a folder holding `taef2_encoder.pth` and `taef2_decoder.pth`."""
+        return cls.from_files(Path(folder) / "taef2_encoder.pth", Path(folder) / "taef2_decoder.pth")
+
+    @classmethod
+    def from_entry(cls, entry: dict) -> TAEF2:
+        if not entry.get("path"):
+            raise ValueError("the taef2 codec loads from a folder: give its path (the folder with taef2_*.pth)")
+        return cls.from_folder(entry["path"])
 
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         self.check_images(images)

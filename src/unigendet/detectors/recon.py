@@ -18,6 +18,7 @@ from PIL import Image
 from torch import nn
 
 from ..backbones import native_crop
+from ..codecs import Codec, codec_from_entry
 from ..images import high_pass
 from ..weights import load_weights
 from .base import Detector, register_detector
@@ -33,22 +34,13 @@ def reconstruction_error(codec: nn.Module, x: torch.Tensor, border: int = 8) -> 
     return diff.mean(dim=(1, 2, 3))
 
 
-def build_recon_codec(entry: dict[str, Any], run_dir: Path | None) -> nn.Module:
-    """The autoencoder an entry names: "conv-vae" (weights in the run directory) or "taef2" (a local folder)."""
-    if entry["name"] == "conv-vae":
-        from ..codecs import ConvVAE
-
-        model = ConvVAE(channels=int(entry["channels"]), downsample=int(entry["downsample"]),
-                        width=int(entry["width"]), upsample=entry.get("upsample", "nearest"))
-        if run_dir is not None:
-            load_weights(model, run_dir / "codec.safetensors")
-        return model
-    if entry["name"] == "taef2":
-        from ..codecs.taesd import TAEF2
-
-        d = Path(entry["path"])
-        return TAEF2.from_files(d / "taef2_encoder.pth", d / "taef2_decoder.pth")
-    raise ValueError(f"unknown reconstruction codec {entry['name']!r}")
+def build_recon_codec(entry: dict[str, Any], run_dir: Path | None) -> Codec:
+    """The autoencoder an entry names: a pretrained one loads from its own folder, one trained here from
+    `codec.safetensors` in the run directory (untrained when `run_dir` is None)."""
+    codec = codec_from_entry(entry)
+    if not codec.pretrained and run_dir is not None:
+        load_weights(codec, run_dir / "codec.safetensors")
+    return codec
 
 
 @register_detector
@@ -89,7 +81,7 @@ class ReconDetector(Detector):
             raise ValueError("a reconstruction detector is saved with the codec_entry that rebuilds its codec")
         fields = {"codec": self.codec_entry, "side": self.side, "fake_if": self.fake_if,
                   "calibration": {"loc": self.loc, "scale": self.scale}}
-        return fields, ({"codec": self.codec} if self.codec_entry["name"] == "conv-vae" else {})
+        return fields, ({} if self.codec.pretrained else {"codec": self.codec})
 
     @classmethod
     def from_state(cls, run_dir: Path, config: dict[str, Any], device) -> ReconDetector:

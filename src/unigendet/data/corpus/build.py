@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ...codecs import ConvVAE
+from ...codecs import ConvVAE, codec_from_entry
 from ...codecs.fit import train_autoencoder
 from ...images import pil_to_tensor
 from ...labels import FAKE, REAL
@@ -141,10 +141,7 @@ def make_generators(cfg: CorpusConfig, train_crops: list[Image.Image]) -> list[F
         else:
             raise ValueError(f"unknown generator {name!r}; available: {GENERATORS}")
     if cfg.taef2:
-        from ...codecs.taesd import TAEF2
-
-        d = Path(cfg.taef2)
-        gens.append(CodecReconstruction("taef2", TAEF2.from_files(d / "taef2_encoder.pth", d / "taef2_decoder.pth"),
+        gens.append(CodecReconstruction("taef2", codec_from_entry({"name": "taef2", "path": cfg.taef2}),
                                         "was reconstructed through the latent space of a tiny FLUX.2 autoencoder"))
     return gens
 
