@@ -122,7 +122,7 @@ def test_view_features_are_cached_and_reused(corpus, tmp_path, one_thread):
     cfg = ForensicConfig(data=str(corpus), cache=str(tmp_path / "cache"), **FAST)
     recs = corpus_records(corpus)[:6]
     x = ViewFeatures(cfg)(recs, 2, augmented=True)
-    files = list((tmp_path / "cache").glob("*.npz"))
+    files = list((tmp_path / "cache").glob("*.safetensors"))
     assert x.shape == (12, 49) and len(files) == 1
     stamp = files[0].stat().st_mtime_ns
     again = ViewFeatures(cfg)(recs[:3], 2, augmented=True)

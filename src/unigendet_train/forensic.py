@@ -9,9 +9,7 @@ threshold that maximises balanced accuracy; save. Selection uses the validation 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +29,7 @@ from unigendet.metrics.detection import balanced_threshold
 from unigendet.models.probes import CalibratedLinear
 
 from .stages import LocalStageConfig, StageResult, register_stage
+from .views import ViewTable, recipe_key, view_key, view_rng
 
 
 @dataclass(frozen=True)
@@ -95,16 +94,14 @@ class ViewFeatures:
             self.codec = codec_from_entry({"name": "taef2", "path": cfg.recon}).eval()
 
     def key(self, backbone: str, augmented: bool) -> str:
-        recipe = {"backbone": backbone, "path": self.cfg.backbone_path, "seed": self.cfg.seed, "recon": self.recon,
-                  "view": dataclasses.asdict(self.cfg.view()) if augmented else "centre"}
-        return hashlib.sha1(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+        return recipe_key({"backbone": backbone, "path": self.cfg.backbone_path, "seed": self.cfg.seed,
+                           "recon": self.recon, "view": dataclasses.asdict(self.cfg.view()) if augmented else "centre"})
 
     def image(self, record: Record, view: int, augmented: bool):
         img = open_image(record.path)
         if not augmented:
             return img
-        digest = hashlib.sha1(f"{self.cfg.seed}|{record.path}|{view}".encode()).digest()
-        rng = random.Random(int.from_bytes(digest[:8], "big"))
+        rng = view_rng(self.cfg.seed, record.path, view)
         if self.codec is None:
             return make_view(img, self.cfg.view(), rng)
         # the same draws as the real's own view (resize_prob 0): the same crop, then the same augmentation
@@ -121,40 +118,27 @@ class ViewFeatures:
 
     def __call__(self, records: list[Record], views: int, augmented: bool) -> np.ndarray:
         """(len(records) * views, D): view v of record i at row i * views + v. A view missing from
-        some backbone's cache is made once and passed through every backbone that lacks it."""
-        keys = [f"{Path(r.path).resolve()}#{v}" for r in records for v in range(views)]  # one key however named
+        some backbone's table is made once and passed through every backbone that lacks it."""
+        keys = [view_key(r.path, v) for r in records for v in range(views)]
         by_key = dict(zip(keys, [(r, v) for r in records for v in range(views)], strict=True))
-        tables = []
-        for name, (model, _) in zip(self.detector.backbone_names, self.detector.backbones(), strict=True):
-            file = Path(self.cfg.cache) / f"{name}-{self.key(name, augmented)}.npz"
-            table = dict(np.load(file, allow_pickle=False)) if file.is_file() else {}
-            index = {k: i for i, k in enumerate(table.get("keys", np.empty(0, dtype=str)).tolist())}
-            rows = table.get("rows", np.empty((0, model.feature_dim), dtype=np.float32))
-            tables.append([file, index, [rows]])
-        todo = [k for k in dict.fromkeys(keys) if any(k not in index for _, index, _ in tables)]
+        backbones = self.detector.backbones()
+        if not keys:
+            return np.empty((0, sum(model.feature_dim for model, _ in backbones)), dtype=np.float32)
+        tables = [ViewTable(Path(self.cfg.cache) / f"{name}-{self.key(name, augmented)}.safetensors", ("rows",))
+                  for name in self.detector.backbone_names]
+        todo = [k for k in dict.fromkeys(keys) if any(k not in t for t in tables)]
         for s in range(0, len(todo), 32):
             chunk = todo[s : s + 32]
             images = [self.image(*by_key[k], augmented) for k in chunk]
-            for (model, pre), (_, index, rows) in zip(self.detector.backbones(), tables, strict=True):
-                need = [j for j, k in enumerate(chunk) if k not in index]
+            for (model, pre), table in zip(backbones, tables, strict=True):
+                need = [j for j, k in enumerate(chunk) if k not in table]
                 if need:
                     with torch.no_grad():
                         x = torch.stack([pre(images[j]) for j in need]).to(model.device)
-                        new = model(x).float().cpu().numpy()
-                    start = sum(len(r) for r in rows)
-                    rows.append(new)
-                    for i, j in enumerate(need):
-                        index[chunk[j]] = start + i
-        parts = []
-        for file, index, rows in tables:
-            table = np.concatenate(rows)
-            if todo:
-                file.parent.mkdir(parents=True, exist_ok=True)
-                tmp = file.with_suffix(".tmp.npz")
-                np.savez(tmp, keys=np.array(sorted(index, key=index.get)), rows=table)
-                tmp.replace(file)
-            parts.append(table[[index[k] for k in keys]])
-        return np.concatenate(parts, axis=1)
+                        table.add([chunk[j] for j in need], rows=model(x).float().cpu())
+        for table in tables:
+            table.save()
+        return np.concatenate([table.rows(keys)["rows"].numpy() for table in tables], axis=1)
 
 
 def fit_head(x: np.ndarray, is_fake: np.ndarray, c: float, seed: int = 0) -> CalibratedLinear:

@@ -5,7 +5,7 @@ by `augment.make_view`: JPEG and blur with the same probability for both classes
 turns). For each view the bank keeps what a detection sample needs - the frozen encoder's tokens,
 the clean codec latent of the view at the generation size, and the cues measured on the view, from
 which its reference explanation is written (so the answer states what is in that very view). The
-bank's tokens, cues and the views at the generation size are cached on disk (safetensors), one
+bank's tokens, cues and the views at the generation size are kept in a `views.ViewTable`, one
 file per view recipe and encoder with rows keyed by image and view, so repeated runs, splits and
 folds share the work; the latents are encoded at load time with the run's codec.
 """
@@ -13,14 +13,10 @@ folds share the work; the latents are encoded at load time with the run's codec.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
-import random
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 
 from unigendet.data.augment import ViewConfig, make_view
 from unigendet.data.imageio import open_image
@@ -29,6 +25,8 @@ from unigendet.explain import Cues, CueScale, measure_tensor, reference_answer
 from unigendet.images import crop_square, pil_to_tensor
 from unigendet.unified.packing import ImageTokens
 from unigendet.unified.samples import SampleBuilder
+
+from .views import ViewTable, recipe_key, view_key, view_rng
 
 AUGMENT = ViewConfig(side=256, jpeg_prob=0.5, blur_prob=0.1, flip=True, rot90=True, jitter=0.1)
 
@@ -82,15 +80,8 @@ def view_image(record: Record, view: int, side: int, seed: int) -> torch.Tensor:
     """View `view` of a record as (3, side, side) in [-1, 1]: the central crop for view 0."""
     img = open_image(record.path)
     if view:
-        digest = hashlib.sha1(f"{seed}|{record.path}|{view}".encode()).digest()
-        img = make_view(img, dataclasses.replace(AUGMENT, side=side), random.Random(int.from_bytes(digest[:8], "big")))
+        img = make_view(img, dataclasses.replace(AUGMENT, side=side), view_rng(seed, record.path, view))
     return crop_square(pil_to_tensor(img), side)
-
-
-def _recipe_key(side: int, seed: int, builder: SampleBuilder) -> str:
-    recipe = {"side": side, "seed": seed, "augment": dataclasses.asdict(AUGMENT), "encoder": builder.cfg.vit.encoder,
-              "image_size": builder.cfg.image_size, "version": 1}
-    return hashlib.sha1(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
 
 
 FIELDS = ("tokens", "small", "cues")
@@ -105,40 +96,27 @@ def load_token_bank(records: list[Record], builder: SampleBuilder, codec, views:
     if not records:
         raise ValueError("no records to load")
     side = builder.cfg.detect_side
-    keys = [f"{Path(r.path).resolve()}#{v}" for r in records for v in range(views)]
-    file = Path(cache) / f"views-{_recipe_key(side, seed, builder)}.safetensors" if cache else None
-    table = load_file(file) if file is not None and file.is_file() else {}
-    stored = json.loads(bytes(table["keys"].tolist()).decode()) if table else []
-    index = {k: i for i, k in enumerate(stored)}
-    todo = [k for k in dict.fromkeys(keys) if k not in index]
-    by_key = {k: (r, v) for k, (r, v) in zip(keys, [(r, v) for r in records for v in range(views)], strict=True)}
-    new = {f: [] for f in FIELDS}
-    grid = tuple(int(g) for g in table["grid"].tolist()) if table else (1, 1)
+    keys = [view_key(r.path, v) for r in records for v in range(views)]
+    recipe = {"side": side, "seed": seed, "augment": dataclasses.asdict(AUGMENT), "encoder": builder.cfg.vit.encoder,
+              "image_size": builder.cfg.image_size, "version": 2}
+    table = ViewTable(Path(cache) / f"views-{recipe_key(recipe)}.safetensors" if cache else None, FIELDS)
+    todo = table.missing(keys)
+    by_key = dict(zip(keys, [(r, v) for r in records for v in range(views)], strict=True))
     for s in range(0, len(todo), batch):
         x = torch.stack([view_image(*by_key[k], side, seed) for k in todo[s:s + batch]])
         toks = builder.encode_images(x)
-        grid = toks[0].grid
-        new["tokens"].append(torch.stack([t.patches for t in toks]).half())
-        new["small"].append(((torch.stack([builder.latent_view(v) for v in x]) + 1) * 127.5).round().to(torch.uint8))
-        new["cues"].append(torch.tensor([[c.periodic, c.grid, c.texture] for c in measure_tensor(x)]))
+        table.meta["grid"] = list(toks[0].grid)
+        small = ((torch.stack([builder.latent_view(v) for v in x]) + 1) * 127.5).round().to(torch.uint8)
+        cues = torch.tensor([[c.periodic, c.grid, c.texture] for c in measure_tensor(x)])
+        table.add(todo[s:s + batch], tokens=torch.stack([t.patches for t in toks]).half(), small=small, cues=cues)
         if progress:
             progress(min(s + batch, len(todo)), len(todo))
-    if todo:
-        for f in FIELDS:
-            table[f] = torch.cat(([table[f]] if f in table else []) + new[f])
-        start = len(index)
-        index.update({k: start + i for i, k in enumerate(todo)})
-        if file is not None:
-            order = sorted(index, key=index.get)
-            file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = file.with_suffix(".tmp")
-            save_file({**{f: table[f].contiguous() for f in FIELDS}, "grid": torch.tensor(grid),
-                       "keys": torch.tensor(list(json.dumps(order).encode()), dtype=torch.uint8)}, str(tmp))
-            tmp.replace(file)
-    rows = torch.tensor([index[k] for k in keys])
+    table.save()
+    rows = table.rows(keys)
+    grid = tuple(table.meta["grid"])
     n = len(records)
-    small = table["small"][rows].float() / 127.5 - 1
+    small = rows["small"].float() / 127.5 - 1
     latents = torch.cat([codec.encode(small[i:i + 64]).float() for i in range(0, len(small), 64)])
-    tokens = table["tokens"][rows]
+    tokens = rows["tokens"]
     return TokenBank(records, tokens.reshape(n, views, *tokens.shape[1:]),
-                     latents.reshape(n, views, *latents.shape[1:]), table["cues"][rows].reshape(n, views, 3), grid)
+                     latents.reshape(n, views, *latents.shape[1:]), rows["cues"].reshape(n, views, 3), grid)
