@@ -178,23 +178,31 @@ def test_a_failing_batch_reaches_every_caller(ckpt, monkeypatch):
 
 
 def test_a_detector_that_writes_nothing_is_explained_by_unigendet(ckpt, odd, capsys):
-    """The shipped detector gives the verdict; a UniGenDet checkpoint writes the explanation; where
-    UniGenDet's own verdict differs the output says so."""
+    """The shipped detector gives the verdict and its reasons (its attribution, in words); a UniGenDet
+    checkpoint adds its measured cues, never a verdict sentence of its own; where UniGenDet's own
+    verdict differs, one line says so."""
     from unigendet.apps.predictor import disagreement
-    from unigendet.explain import evidence
+    from unigendet.detectors.attribution import attribute
+    from unigendet.explain import evidence, reasons
 
     root, _ = odd
     img = Image.open(root / "rgba.png").convert("RGB")
     alone = Predictor("shipped", explainer=None)
-    assert not alone.can_explain and alone.detect([img], explain=True)[0].explanation is None
+    (a,) = alone.detect([img], explain=True)
+    (att,) = attribute(alone.detector, [img])
+    assert not alone.can_explain and a.explanation == reasons(att.contributions, a.label) and a.note is None
     both = Predictor("shipped", explainer=ckpt)
     assert both.can_explain and both.kind == "forensic"
     (v,) = both.detect([img], explain=True)
-    assert isinstance(v.explanation, str) and v.p_fake == pytest.approx(alone.detect([img])[0].p_fake)
+    assert v.explanation.startswith(a.explanation) and v.p_fake == pytest.approx(alone.detect([img])[0].p_fake)
+    assert "This is a" not in v.explanation  # the explainer's verdict sentence is not shown
     own = both.explainer().explain_images([img])[0]
     assert v.note == disagreement(v.label, own.text, own.p_fake)
-    # the detector's own evidence, read from its tile map, with or without an explaining model
-    assert v.evidence == evidence(v.p_fake, both.threshold, both.tile_scores(img))
+    # the detector's own evidence: a tile map only for an image larger than one crop, and how sure
+    big = img.resize((3 * both.detector.side, 2 * both.detector.side))
+    (vb,) = both.detect([big], explain=True)
+    assert vb.tiles.shape == (4, 4) and vb.evidence == evidence(vb.p_fake, both.threshold, vb.tiles, vb.label)
+    assert v.tiles is None and v.evidence == evidence(v.p_fake, both.threshold, None, v.label)
     assert alone.detect([img], explain=True)[0].evidence == v.evidence
     assert both.detect([img])[0].evidence is None
     # the note: silent on agreement, explicit on a difference, from the written verdict first

@@ -223,3 +223,28 @@ def test_files_are_scored_a_chunk_at_a_time_and_caches_reach_ensemble_members(sa
     assert use_feature_cache(ensemble, tmp_path / "cache") is ensemble
     assert [getattr(m, "cache_root", None) for m in ensemble.members] == [None, tmp_path / "cache"]  # npr has none
     assert np.abs(ensemble.predict(images) - np.array(GOLDEN["ensemble"])).max() < GOLDEN_ATOL
+
+
+def test_attribution_is_exact_for_the_forensic_kind_and_by_occlusion_for_every_other(saved):
+    """The forensic kind's contributions add up with its base to the verdict's logit; every other kind
+    is attributed by occlusion of frequency bands, at the same logit."""
+    from unigendet.backbones.base import CONTENT, FINE_TRACES
+    from unigendet.detectors.attribution import attribute
+    from unigendet.shipped import load_default_detector
+
+    runs, images = saved
+    decoded = [Image.open(p).convert("RGB") for p in images]
+    detectors = {kind: load_detector(run) for kind, run in runs.items()} | {"shipped": load_default_detector()}
+    for kind, det in detectors.items():
+        found = attribute(det, decoded)
+        p = det.predict_images(decoded)
+        assert len(found) == len(decoded), kind
+        for a, pi in zip(found, p, strict=True):
+            assert abs(1 / (1 + np.exp(-a.logit)) - pi) < 1e-6 and a.exact == (kind in ("forensic", "shipped")), kind
+            if a.exact:
+                assert abs(a.base + sum(a.contributions.values()) - a.logit) < 1e-6, kind
+            else:
+                values = np.array(list(a.contributions.values()))
+                assert set(a.contributions) == {FINE_TRACES, CONTENT} and np.isfinite(values).all(), kind
+    kinds = set(attribute(detectors["shipped"], decoded[:1])[0].contributions)
+    assert kinds == {"fine pixel traces", "mid-level texture", "content and colour", "noise-residual statistics"}

@@ -4,6 +4,7 @@ caught."""
 
 import io
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -101,21 +102,9 @@ def test_every_level_has_exactly_one_sentence():
             assert sum(level in ok for _, ok in rows) == 1, (cue, level)
 
 
-def test_evidence_sentences_say_where_and_how_sure():
-    import numpy as np
+def test_confidence_says_how_sure():
+    from unigendet.explain import confidence
 
-    from unigendet.explain import confidence, where
-
-    t = 0.5
-    corner = np.full((4, 4), 0.1)
-    corner[:2, :2] = 0.9  # the upper-left quarter reads as generated
-    assert where(corner, t) == "The evidence lies in the upper left: 4 of 16 tiles read as generated."
-    bottom = np.full((4, 4), 0.1)
-    bottom[3, 1:3] = 0.8
-    assert "lies in the bottom: 2 of 16" in where(bottom, t)
-    assert where(np.full((4, 4), 0.9) - np.eye(4) * 0.2, t).startswith("Every region reads as generated")
-    assert where(np.full((4, 4), 0.3) + np.eye(4) * 0.15, t).startswith("No region reads as generated")
-    assert where(np.full((4, 4), 0.62), t).startswith("Every part of the image reads alike")  # nothing to localise
     assert confidence(0.97, 0.5).endswith("a clear call.") and "0.97" in confidence(0.97, 0.5)
     assert confidence(0.35, 0.5).endswith("a moderate call.") and confidence(0.52, 0.5).endswith("borderline call.")
 
@@ -166,3 +155,52 @@ def test_swapping_the_understanding_path_keeps_everything_else():
         if not k.startswith(UNDERSTANDING):
             assert torch.equal(v, old[k]), k
     assert swapped.connector.fc1.in_features == get_config("tiny-forensic").vit.encoder_dim
+
+
+def test_reasons_name_the_evidence_for_the_call_and_never_only_against_it():
+    from unigendet.explain import reasons
+
+    c = {"fine pixel traces": 1.9, "content and colour": -0.6, "mid-level texture": 0.3}
+    assert reasons(c, "fake") == ("Most of the evidence for generated is in fine pixel traces (+1.9); the strongest "
+                                  "evidence for a photo is in content and colour (-0.6).")
+    assert reasons(c, "real").startswith("Most of the evidence for a photo is in content and colour (-0.6)")
+    assert "The evidence is weak" in reasons({"a": 0.2, "b": -0.1}, "fake")
+    for label, only_against in (("fake", {"a": -1.0, "b": -0.5}), ("real", {"a": 0.7})):
+        text = reasons(only_against, label)
+        assert "treat it as uncertain" in text and "Most of the evidence" not in text
+    assert reasons(c, "uncertain").startswith("The image's parts disagree. Toward generated: fine pixel traces")
+    assert "taken out of the image" in reasons(c, "fake", exact=False)
+    # whatever the numbers, the first reason named for a call points the same way as the call
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        vals = dict(zip("abcd", rng.normal(0, 1, 4), strict=True))
+        for label, sign in (("fake", 1), ("real", -1)):
+            text = reasons(vals, label)
+            if text.startswith("Most of the evidence"):
+                name = text.split(" is in ")[1].split(" (")[0]
+                assert np.sign(vals[name]) == sign
+
+
+def test_cue_sentences_drop_the_explainers_verdict_and_say_how_they_relate():
+    from unigendet.explain import cue_sentences
+
+    photo_like = "This is a fake image. No upsampling period beyond a photo's. No 8-pixel block grid."
+    text = cue_sentences(photo_like, "fake")
+    assert "This is a" not in text and text.startswith("The measured cues point the other way")
+    assert cue_sentences(photo_like, "real").startswith("The measured cues agree")
+    upsampled = "This is a real image. Its fine detail repeats every few pixels, as upsampling leaves it."
+    assert cue_sentences(upsampled, "fake").startswith("The measured cues agree")
+    assert cue_sentences("This is a fake image.", "fake") is None
+
+
+def test_the_tile_sentence_names_the_region_behind_the_call():
+    from unigendet.explain import evidence, where
+
+    corner = np.full((4, 4), 0.1)
+    corner[0, 0] = 0.9
+    assert where(corner, "fake").startswith("The upper left reads most clearly as generated")
+    assert where(corner, "real").startswith("The ") and "reads most clearly as a photo" in where(corner, "real")
+    assert where(corner, "uncertain").startswith("Its parts disagree: the upper left reads as generated")
+    assert where(np.full((4, 4), 0.62), "fake").startswith("Every part of the image reads alike")
+    assert evidence(0.7, 0.5, None, "fake") == "The detector's p_fake is 0.70 against its threshold 0.50: a " \
+        "moderate call."  # no tile map: no tile sentence

@@ -72,7 +72,7 @@ def test_page_in_headless_chromium(server, chromium, artifacts):
     page.wait_for_selector("#verdict[data-label]", timeout=60_000)
     verdict = page.locator("#verdict").inner_text()
     label = page.locator("#verdict").get_attribute("data-label")
-    assert label in ("real", "fake") and verdict in ("Real", "Generated (fake)")
+    assert label in ("real", "fake") and verdict in ("Real (a photo)", "Generated (fake)")
     assert "p(fake) = " in page.locator("#prob").inner_text()
     page.wait_for_function("document.getElementById('preview').naturalWidth > 0")
     page.fill("#prompt", "a red square")
@@ -83,4 +83,34 @@ def test_page_in_headless_chromium(server, chromium, artifacts):
     page.set_input_files("#file", {"name": "broken.png", "mimeType": "image/png", "buffer": b"\x89PNG broken"})
     page.wait_for_function("document.getElementById('error').textContent.length > 0")
     assert "Could not check this file" in page.locator("#error").inner_text()
+    page.close()
+
+
+def test_page_shows_uncertain_as_such_and_charts_the_evidence(server, chromium, artifacts):
+    """The page renders what the API answers: an uncertain verdict is headed as uncertain, the
+    attribution is one bar per kind of evidence (toward generated to the right, in red), and a
+    small image without a heat map hides the heat-map caption."""
+    url, image = server
+    answer = {"label": "uncertain", "p_fake": 0.82, "spread": 0.23, "threshold": 0.45, "model": "forensic-wild",
+              "elapsed_ms": 5.0, "width": 64, "height": 64, "heatmap": None, "note": None,
+              "explanation": "The image's parts disagree.", "evidence": "The detector's p_fake is 0.82.",
+              "attribution": {"method": "linear", "logit": 1.5, "base": 0.5,
+                              "contributions": {"fine pixel traces": 1.9, "content and colour": -0.6,
+                                                "mid-level texture": 0.2}}}
+    page = chromium.new_page()
+    page.route("**/api/detect", lambda route: route.fulfill(json=answer))
+    page.goto(url)
+    page.set_input_files("#file", str(image))
+    page.wait_for_selector("#verdict[data-label]", timeout=60_000)
+    assert page.locator("#verdict").inner_text().startswith("Uncertain")
+    assert page.locator("#verdict").get_attribute("class") == "uncertain"
+    bars = page.locator("#chart .contrib")
+    assert bars.count() == 3
+    assert bars.nth(0).locator(".name").inner_text() == "fine pixel traces"
+    assert bars.nth(0).locator(".v").inner_text() == "+1.90" and bars.nth(1).locator(".v").inner_text() == "-0.60"
+    red = bars.nth(0).locator(".b").evaluate("e => [e.style.left, e.style.background]")
+    green = bars.nth(1).locator(".b").evaluate("e => [e.style.left, e.style.background]")
+    assert red[0] == "50%" and "204, 34, 34" in red[1] and green[0] != "50%" and "34, 170, 34" in green[1]
+    assert not page.locator("#heatnote").is_visible()
+    page.screenshot(path=str(artifacts / "server-uncertain.png"), full_page=True)
     page.close()

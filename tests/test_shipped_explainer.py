@@ -38,6 +38,11 @@ def test_detect_explain_works_from_any_directory(tmp_path):
     assert out.returncode == 0, out.stderr
     row = json.loads(out.stdout.splitlines()[0])
     assert row["label"] in ("real", "fake", "uncertain") and 0 <= row["p_fake"] <= 1
-    assert parse_verdict(row["explanation"]) is not None
-    assert read_claims(row["explanation"]).made >= 1
+    # one verdict: the detector's; the explanation gives its reasons and the explainer's measured cues
+    assert parse_verdict(row["explanation"]) is None and "This is a" not in row["explanation"]
+    assert row["explanation"].startswith(("Most of the evidence for", "The image's parts disagree", "No kind of"))
+    assert "The measured cues" in row["explanation"] and read_claims(row["explanation"]).made >= 1
+    assert row["attribution"]["method"] == "linear"
+    assert abs(row["attribution"]["base"] + sum(row["attribution"]["contributions"].values())
+               - row["attribution"]["logit"]) < 1e-3
     assert row["evidence"].endswith("call.")  # where the shipped detector's evidence lies, how sure it is

@@ -57,6 +57,7 @@ class Row:
     error: str | None = None
     note: str | None = None  # the explaining model's own verdict, where it differs
     evidence: str | None = None  # where the detector's evidence lies and how confident it is
+    attribution: dict | None = None  # which kind of evidence moved the verdict (Attribution.to_json)
 
 
 def expand(paths: list[str]) -> Iterator[tuple[str, str | None]]:
@@ -85,6 +86,7 @@ def run_detect(predictor: Predictor, paths: list[str], explain: bool = False, ba
             for (row, _), v in zip(pending, predictor.detect([im for _, im in pending], explain), strict=True):
                 row.label, row.p_fake, row.explanation, row.spread = v.label, v.p_fake, v.explanation, v.spread
                 row.note, row.evidence = v.note, v.evidence
+                row.attribution = v.attribution.to_json() if v.attribution is not None else None
             pending.clear()
 
     for path, error in progress_bar(items, desc="detect", unit="img", enabled=progress, file=sys.stderr):
@@ -116,6 +118,8 @@ def write_rows(rows: list[Row], fmt: str, out=None) -> None:
                 d["note"] = r.note
             if r.evidence is not None:
                 d["evidence"] = r.evidence
+            if r.attribution is not None:
+                d["attribution"] = r.attribution
             out.write(json.dumps(d) + "\n")
     elif fmt == "csv":
         w = csv.writer(out)

@@ -19,7 +19,8 @@ import torch
 from PIL import Image
 
 from ..detectors import CropScorer, CropScores, Explainer, Generator, load_detector, tile_boxes
-from ..explain import evidence
+from ..detectors.attribution import Attribution, attribute
+from ..explain import cue_sentences, evidence, reasons
 from ..labels import FAKE
 from ..unified.prompts import parse_verdict
 from ..weights import CheckpointError, resolve_checkpoint
@@ -42,6 +43,7 @@ class Verdict:
     note: str | None = None  # where the explaining UniGenDet's own verdict differs from this one
     evidence: str | None = None  # where in the image the detector's evidence lies, and how confident it is
     tiles: np.ndarray | None = None  # the tile map the evidence was read from (see `Predictor.tile_scores`)
+    attribution: Attribution | None = None  # which kind of evidence moved the detector's logit, by how much
 
 
 def disagreement(label: str, text: str | None, own_p_fake: float) -> str | None:
@@ -96,41 +98,56 @@ class Predictor:
         return isinstance(self.detector, Generator)
 
     def detect(self, images: Sequence[Image.Image], explain: bool = False) -> list[Verdict]:
-        """Verdicts; with `explain`, also the written explanation (the detector's own, else the
-        explaining UniGenDet's) and the detector's evidence measured on each image's tiles."""
+        """Verdicts; with `explain`, also why: which kind of evidence moved the detector (its
+        attribution, in words), the explaining model's measured cues and how they relate to the call
+        (its own verdict sentence is never shown: the verdict is the detector's), where in the image
+        the evidence is strongest and how clear the call is."""
         explain = explain or self.verdict == "text"
-        out = self._written(images) if explain and isinstance(self.detector, Explainer) else \
+        out, written = self._written(images) if explain and isinstance(self.detector, Explainer) else \
             self._scored(images, explain)
         if explain:
-            for v, image in zip(out, images, strict=True):
-                v.tiles = self.tile_scores(image)
-                v.evidence = evidence(v.p_fake, self.threshold, v.tiles)
+            with self.lock:
+                attributions = attribute(self.detector, images)
+            for v, image, a, text in zip(out, images, attributions, written, strict=True):
+                v.attribution = a
+                v.explanation = " ".join(filter(None, [reasons(a.contributions, v.label, a.exact),
+                                                       cue_sentences(text, v.label)]))
+                v.tiles = self.tile_scores(image) if self.has_tile_map(image) else None
+                v.evidence = evidence(v.p_fake, self.threshold, v.tiles, v.label)
         return out
 
-    def _written(self, images: Sequence[Image.Image]) -> list[Verdict]:
-        """A UniGenDet's verdicts with its written answers (the verdict stated there, for --verdict text)."""
+    def _written(self, images: Sequence[Image.Image]) -> tuple[list[Verdict], list[str | None]]:
+        """A UniGenDet's verdicts and its written answers (the verdict stated there, for --verdict text)."""
         with self.lock:
             found = self.detector.explain_images(images)
         out = []
         for d in found:
             stated = parse_verdict(d.text or "") if self.verdict == "text" else None
             label = ("fake" if stated == FAKE else "real") if stated is not None else label_of(d.p_fake, self.threshold)
-            out.append(Verdict(label, d.p_fake, d.text))
-        return out
+            out.append(Verdict(label, d.p_fake, note=disagreement(label, d.text, d.p_fake)))
+        return out, [d.text for d in found]
 
-    def _scored(self, images: Sequence[Image.Image], explain: bool) -> list[Verdict]:
-        """A scoring detector's verdicts, explained by the explaining UniGenDet when asked."""
+    def _scored(self, images: Sequence[Image.Image], explain: bool) -> tuple[list[Verdict], list[str | None]]:
+        """A scoring detector's verdicts, and the explaining UniGenDet's answers when asked."""
         if isinstance(self.detector, CropScorer):
             out = [Verdict("uncertain" if c.spread >= UNCERTAIN_SPREAD else label_of(c.p_fake, self.threshold),
                            c.p_fake, spread=c.spread) for c in self._queued(images)]
         else:
             out = [Verdict(label_of(p, self.threshold), p) for p in self._queued(images)]
+        written: list[str | None] = [None] * len(out)
         if explain and self.can_explain:
             with self.lock:
                 found = self.explainer().explain_images(images)
-            for v, d in zip(out, found, strict=True):
-                v.explanation, v.note = d.text, disagreement(v.label, d.text, d.p_fake)
-        return out
+            for i, (v, d) in enumerate(zip(out, found, strict=True)):
+                written[i], v.note = d.text, disagreement(v.label, d.text, d.p_fake)
+        return out, written
+
+    def has_tile_map(self, image: Image.Image) -> bool:
+        """Whether the image is larger than what the detector reads at once (else its tiles would
+        all be the same window: nothing to localise)."""
+        if isinstance(self.detector, CropScorer):
+            return max(image.size) > self.detector.side
+        return True
 
     def scores(self, images: Sequence[Image.Image]) -> list[float]:
         """p_fake per image, batched together with other threads' pending images."""

@@ -79,12 +79,13 @@ def create_app(predictor: Predictor, limits: Limits = Limits()):
         out = {"label": verdict.label, "p_fake": verdict.p_fake, "explanation": verdict.explanation,
                "note": verdict.note, "evidence": verdict.evidence, "threshold": predictor.threshold,
                "spread": verdict.spread, "model": predictor.name, "elapsed_ms": round(ms, 1), "width": img.width,
-               "height": img.height}
-        if heatmap:
+               "height": img.height,
+               "attribution": verdict.attribution.to_json() if verdict.attribution is not None else None}
+        if heatmap:  # none for an image the detector reads at once: every tile would be the same window
             g = limits.heatmap_grid
             tiles = verdict.tiles if verdict.tiles is not None and verdict.tiles.shape == (g, g) else \
-                predictor.tile_scores(img, g)
-            out["heatmap"] = tiles.round(4).tolist()
+                predictor.tile_scores(img, g) if predictor.has_tile_map(img) else None
+            out["heatmap"] = None if tiles is None else tiles.round(4).tolist()
         return out
 
     @app.post("/api/generate")

@@ -116,6 +116,13 @@ def native_crop(img: Image.Image, side: int) -> torch.Tensor:
     return x.contiguous()
 
 
+# What a feature measures, in words a user can follow (`Backbone.evidence_groups`)
+FINE_TRACES = "fine pixel traces"
+TEXTURE = "mid-level texture"
+CONTENT = "content and colour"
+NOISE = "noise-residual statistics"
+
+
 class Backbone(nn.Module):
     """A frozen feature extractor: (B, 3, H, W) preprocessed batch -> (B, feature_dim).
 
@@ -127,6 +134,11 @@ class Backbone(nn.Module):
         super().__init__()
         self.name, self.feature_dim = name, feature_dim
         self._fingerprint: str | None = None
+
+    def evidence_groups(self) -> dict[str, list[int]]:
+        """What each feature measures: kind of evidence -> feature indices (all of them, by default:
+        what a network's pooled embedding mostly reads is the image's content)."""
+        return {CONTENT: list(range(self.feature_dim))}
 
     def freeze(self) -> Backbone:
         self.requires_grad_(False)

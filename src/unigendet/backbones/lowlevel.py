@@ -26,7 +26,7 @@ import torch
 
 from ..images import high_pass
 from ..models.npr import npr_residual
-from .base import Backbone, Preprocess, register_backbone
+from .base import NOISE, Backbone, Preprocess, register_backbone
 
 SIDE = 128
 RADIAL_BINS = 16
@@ -109,6 +109,9 @@ class ResidualStats(Backbone):
 
     def fingerprint(self) -> str:
         return hashlib.sha256(self.VERSION.encode()).hexdigest()
+
+    def evidence_groups(self) -> dict[str, list[int]]:
+        return {NOISE: list(range(self.feature_dim))}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float()

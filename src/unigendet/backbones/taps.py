@@ -12,7 +12,10 @@ from __future__ import annotations
 import torch
 
 from ..networks import SIDE, TappedNet, load_efficientnet_lite0
-from .base import Backbone, Preprocess, register_backbone
+from .base import CONTENT, FINE_TRACES, TEXTURE, Backbone, Preprocess, register_backbone
+
+# how fine a tapped block's view is: blocks 1, 2 at stride 2; 4, 7 at strides 4, 8; 10, 14 at 8, 16
+TAP_EVIDENCE = {1: FINE_TRACES, 2: FINE_TRACES, 4: TEXTURE, 7: TEXTURE, 10: CONTENT, 14: CONTENT}
 
 
 class EfficientNetTaps(Backbone):
@@ -24,6 +27,15 @@ class EfficientNetTaps(Backbone):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.tapped(x)
+
+    def evidence_groups(self) -> dict[str, list[int]]:
+        """The high-pass input holds pixel-level traces only; on the RGB input shallow taps read fine
+        traces, middle ones texture, deep ones content and colour."""
+        groups: dict[str, list[int]] = {}
+        for block, part in self.tapped.tap_slices().items():
+            kind = FINE_TRACES if self.tapped.input == "highpass" else TAP_EVIDENCE.get(block, CONTENT)
+            groups.setdefault(kind, []).extend(range(part.start, part.stop))
+        return groups
 
 
 def _taps(input: str, name: str, path: str | None) -> tuple[Backbone, Preprocess]:

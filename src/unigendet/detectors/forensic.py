@@ -22,6 +22,7 @@ from torch import nn
 from ..backbones import Backbone, Preprocess, create_backbone
 from ..models.probes import CalibratedLinear
 from ..weights import load_weights
+from .attribution import Attribution
 from .base import CropScores, Detector, register_detector
 
 
@@ -110,6 +111,38 @@ class ForensicDetector(Detector):
 
     def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         return np.array([c.p_fake for c in self.crop_scores(images)], dtype=np.float64)
+
+    def evidence_groups(self) -> dict[str, np.ndarray]:
+        """Kind of evidence -> indices into the concatenated features of all backbones."""
+        groups: dict[str, list[int]] = {}
+        start = 0
+        for model, _ in self.backbones():
+            for kind, idx in model.evidence_groups().items():
+                groups.setdefault(kind, []).extend(start + i for i in idx)
+            start += model.feature_dim
+        return {k: np.asarray(v) for k, v in groups.items()}
+
+    @torch.no_grad()
+    def attribution(self, images: Sequence[Image.Image]) -> list[Attribution]:
+        """The calibrated logit of each image (the mean over its crops, as the verdict) split exactly
+        into the linear head's sums over each kind of evidence, from the average training image."""
+        crops, owner = [], []
+        for i, im in enumerate(images):
+            for b in crop_boxes(*im.size, self.side, self.crops):
+                crops.append(im.crop(b))
+                owner.append(i)
+        x = self.feature_rows(crops).double()
+        h = self.head
+        terms = (x - h.mean.double().cpu()) / h.std.double().cpu() * h.fc.weight.double().cpu()[0] * float(h.scale)
+        base = float(h.scale) * float(h.fc.bias) + float(h.shift)
+        groups = self.evidence_groups()
+        owner_arr = np.array(owner)
+        out = []
+        for i in range(len(images)):
+            t = terms[torch.from_numpy(owner_arr == i)].mean(0).numpy()
+            parts = {kind: float(t[idx].sum()) for kind, idx in groups.items()}
+            out.append(Attribution(base + float(t.sum()), base, parts, exact=True))
+        return out
 
 
     def state(self, run_dir: Path) -> tuple[dict[str, Any], dict[str, nn.Module]]:

@@ -1,7 +1,6 @@
-"""Sentences about the detector's own measurements of an image: where in the image its evidence
-lies (the tile map: each tile scored on its own) and how confident its verdict is. They are
-computed, not written by a model, so they hold by construction; they stand beside UniGenDet's
-written explanation of the cues.
+"""Sentences about the detector's own measurements of an image: where in the image the evidence
+for its verdict is strongest (the tile map: each tile scored on its own) and how confident the
+verdict is. They are computed, not written by a model, so they hold by construction.
 """
 
 from __future__ import annotations
@@ -22,22 +21,25 @@ def region(row: float, col: float) -> str:
     return _NAMES.get((r, c), f"{r} {c}")
 
 
-def where(tiles: np.ndarray, threshold: float) -> str:
-    """Where the evidence lies in a (rows, cols) map of tile p_fake, as one sentence."""
+def where(tiles: np.ndarray, label: str) -> str:
+    """Where in a (rows, cols) map of tile p_fake the evidence for the verdict `label` is strongest,
+    as one sentence; it names the region behind the call, so it never contradicts it."""
     tiles = np.asarray(tiles, dtype=np.float64)
     lo, hi = float(tiles.min()), float(tiles.max())
-    flagged = tiles > threshold
     if hi - lo < ALIKE:
         return f"Every part of the image reads alike (tiles at p_fake {lo:.2f} to {hi:.2f})."
-    if not flagged.any():
-        return f"No region reads as generated (tiles at most p_fake {hi:.2f})."
-    if flagged.all():
-        return f"Every region reads as generated (tiles at least p_fake {lo:.2f})."
-    rows, cols = np.nonzero(flagged)
-    weight = tiles[rows, cols]
-    centre = region(float(np.average(rows + 0.5, weights=weight)) / tiles.shape[0],
-                    float(np.average(cols + 0.5, weights=weight)) / tiles.shape[1])
-    return f"The evidence lies in the {centre}: {int(flagged.sum())} of {tiles.size} tiles read as generated."
+    rows, cols = tiles.shape
+
+    def name(flat: int) -> str:
+        r, c = divmod(flat, cols)
+        return region((r + 0.5) / rows, (c + 0.5) / cols)
+
+    most, least = name(int(tiles.argmax())), name(int(tiles.argmin()))
+    if label == "fake":
+        return f"The {most} reads most clearly as generated (its tile at p_fake {hi:.2f})."
+    if label == "real":
+        return f"The {least} reads most clearly as a photo (its tile at p_fake {lo:.2f})."
+    return f"Its parts disagree: the {most} reads as generated ({hi:.2f}), the {least} as a photo ({lo:.2f})."
 
 
 def confidence(p_fake: float, threshold: float) -> str:
@@ -47,5 +49,7 @@ def confidence(p_fake: float, threshold: float) -> str:
     return f"The detector's p_fake is {p_fake:.2f} against its threshold {threshold:.2f}: a {strength} call."
 
 
-def evidence(p_fake: float, threshold: float, tiles: np.ndarray) -> str:
-    return f"{where(tiles, threshold)} {confidence(p_fake, threshold)}"
+def evidence(p_fake: float, threshold: float, tiles: np.ndarray | None, label: str) -> str:
+    """Where (when the image has a tile map: it is larger than what the detector reads at once) and how sure."""
+    sure = confidence(p_fake, threshold)
+    return sure if tiles is None else f"{where(tiles, label)} {sure}"

@@ -69,6 +69,16 @@ class Reading:
         return len(self.claims)
 
 
+def claim_sentences(text: str | None) -> list[tuple[str, str, frozenset[str]]]:
+    """(sentence as written, cue, levels it allows) for each cue claim of a text, in order."""
+    out = []
+    for raw in _SENTENCE.findall(text or ""):
+        s = _norm(raw)
+        if s in _LOOKUP:
+            out.append((raw.strip(), *_LOOKUP[s]))
+    return out
+
+
 def read_claims(text: str) -> Reading:
     """Claims of an explanation (the verdict sentence is not a cue claim). A cue claimed twice
     keeps only the levels both claims allow."""

@@ -44,6 +44,14 @@ class TappedNet(nn.Module):
         for attr in ("_conv_head", "_bn1", "_fc"):
             setattr(self.net, attr, nn.Identity())
 
+    def tap_slices(self) -> dict[int, slice]:
+        """Tapped block -> its features in `forward(x)` (grid None): mean and std of its channels."""
+        out, start = {}, 0
+        for i in self.taps:
+            width = 2 * self.net._blocks[i]._block_args.output_filters
+            out[i], start = slice(start, start + width), start + width
+        return out
+
     def maps(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
         """The feature map of every tapped block, in order."""
         x = high_pass(x) * HIGH_PASS_GAIN if self.input == "highpass" else (x - 0.498) / 0.502  # TF Lite norm

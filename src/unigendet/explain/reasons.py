@@ -1,0 +1,66 @@
+"""The reasons for a verdict, in words: which kind of evidence moved the detector's logit, and how
+the measured cues relate to the call.
+
+`reasons` reads an attribution (kind of evidence -> logit units, + toward generated) and names
+the strongest evidence for the verdict and the strongest against it. It never gives a call with
+only contrary evidence: when nothing supports the verdict, or the support is weak, it says the
+call is uncertain. `cue_sentences` keeps an explaining model's cue claims and drops its verdict
+sentence (the verdict shown is the detector's), saying whether the cues agree with the call.
+"""
+
+from __future__ import annotations
+
+from .text import claim_sentences
+
+WEAK = 0.5  # logit units: support below this is too weak to carry a call on its own
+SIDE = {"fake": "generated", "real": "a photo"}
+# cue levels unusual for a camera photo: evidence of generation when measured
+UNUSUAL = {"periodic": frozenset({"high"}), "texture": frozenset({"low", "high"})}
+
+
+def _listed(items: list[tuple[str, float]]) -> str:
+    parts = [f"{name} ({value:+.1f})" for name, value in items]
+    return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
+
+
+def reasons(contributions: dict[str, float], label: str, exact: bool = True) -> str:
+    """One or two sentences: the evidence for the verdict `label` ("fake", "real" or "uncertain")
+    and the strongest against it; `exact` False says the numbers come from occlusion."""
+    how = "" if exact else " (the change in the fake logit when each is taken out of the image)"
+    ranked = sorted(contributions.items(), key=lambda kv: -abs(kv[1]))
+    to_fake = [(k, v) for k, v in ranked if v > 0]
+    to_real = [(k, v) for k, v in ranked if v < 0]
+    if label == "uncertain" or label not in SIDE:
+        if not to_fake or not to_real:
+            side = "generated" if to_fake else "a photo"
+            return f"The image's parts disagree, though the evidence overall points to {side}{how}."
+        return (f"The image's parts disagree. Toward generated: {_listed(to_fake[:1])}; toward a photo: "
+                f"{_listed(to_real[:1])}{how}.")
+    support, against = (to_fake, to_real) if label == "fake" else (to_real, to_fake)
+    other = SIDE["real" if label == "fake" else "fake"]
+    if not support:
+        return (f"No kind of evidence points to {SIDE[label]} on its own; the call rests on the detector's "
+                f"baseline, so treat it as uncertain{how}.")
+    top = [support[0]] + [kv for kv in support[1:2] if abs(kv[1]) >= 0.5 * abs(support[0][1])]
+    text = f"Most of the evidence for {SIDE[label]} is in {_listed(top)}"
+    if against:
+        text += f"; the strongest evidence for {other} is in {_listed(against[:1])}"
+    text += f"{how}."
+    if abs(support[0][1]) < WEAK:
+        text += " The evidence is weak: treat the call as uncertain."
+    return text
+
+
+def cue_sentences(text: str | None, label: str) -> str | None:
+    """An explaining model's cue sentences without its verdict sentence, introduced by whether they
+    agree with the call `label`; None when it states no cue."""
+    claims = claim_sentences(text)
+    if not claims:
+        return None
+    sentences = " ".join(s if s.endswith(".") else s + "." for s, _, _ in claims)
+    unusual = any(cue in UNUSUAL and allowed <= UNUSUAL[cue] for _, cue, allowed in claims)
+    if label not in SIDE:
+        return f"Measured cues: {sentences}"
+    agree = unusual == (label == "fake")
+    lead = "The measured cues agree" if agree else "The measured cues point the other way and did not decide it"
+    return f"{lead}: {sentences}"
