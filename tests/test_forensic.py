@@ -146,6 +146,12 @@ def test_the_stage_trains_calibrates_and_round_trips(corpus, tmp_path, one_threa
     # the verdict is the mean logit of the crops
     z = np.log(np.array(scores[0].crops) / (1 - np.array(scores[0].crops)))
     assert scores[0].p_fake == pytest.approx(1 / (1 + np.exp(-z.mean())), abs=1e-6)
+    # the run keeps the typical training photo its attributions are measured from
+    assert cfg["reference"] and det.reference is not None and det.reference.shape == (det.head.fc.in_features,)
+    for a, z_img in zip(det.attribution(imgs), [z.mean(), None], strict=True):
+        assert a.reference == "typical photo" and a.base + sum(a.contributions.values()) == pytest.approx(a.logit)
+        if z_img is not None:
+            assert a.logit == pytest.approx(z_img, abs=1e-5)
 
 
 def rec(i: int, label: int, gen: str, split: str, group: str) -> Record:

@@ -219,6 +219,8 @@ def fit_detector(cfg: ForensicConfig, train: list[Record], val: list[Record]) ->
     head, threshold, n_views = fit_calibrated(cfg, feats, train, val)
     detector = untrained(cfg)
     detector.head, detector.threshold = head, threshold
+    photos = [r for r in train if r.label != FAKE]  # the typical photo attributions are measured from
+    detector.reference = torch.from_numpy(feats(photos, 1, augmented=False).mean(0))
     report = score_report(calibrated_p(head, feats, val), val, detector.threshold)
     return detector, {"val": report["mean"], "val_pooled": report["all"], "train_views": n_views}
 
@@ -262,7 +264,10 @@ def model_card(cfg: ForensicConfig, train: list[Record], val: list[Record], dete
         f"- head: L2 logistic regression (C {cfg.c}, balanced classes) on standardised features; Platt scaling "
         f"and the threshold ({detector.threshold:.3f}) fitted on the val split",
         f"- inference: up to {cfg.crops} native crops per image, mean calibrated logit; the spread of the crops' "
-        "p_fake is reported (verdict `uncertain` at 0.2 or more)", "",
+        "p_fake is reported (verdict `uncertain` at 0.2 or more)",
+        "- attribution (`--explain`): the calibrated logit split exactly into fine pixel traces, mid-level "
+        "texture, content and colour and noise-residual statistics, measured from a typical training photo (the "
+        "mean centre-crop features of the train split's real photos, `reference.safetensors`)", "",
         "## Metrics",
         "On the wild-train val split (means over generators; the calibration was fitted on this split, so its ECE "
         "is in-sample, AUC and AP are not affected by it):",

@@ -30,6 +30,7 @@ class Attribution:
     base: float  # linear: the logit of the average training image; occlusion: nan
     contributions: dict[str, float]  # kind of evidence -> logit units toward generated (+) or a photo (-)
     exact: bool  # the contributions add up with `base` to `logit`
+    reference: str = "the image without it"  # what `base` (linear) or each removal (occlusion) compares with
 
     @property
     def method(self) -> str:
@@ -40,6 +41,7 @@ class Attribution:
                "contributions": {k: round(v, 4) for k, v in self.contributions.items()}}
         if self.exact:
             out["base"] = round(self.base, 4)
+        out["reference"] = self.reference
         return out
 
 

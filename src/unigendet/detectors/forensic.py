@@ -52,14 +52,24 @@ def tile_boxes(width: int, height: int, grid: int, side: int) -> list[tuple[int,
             for r in range(grid) for c in range(grid)]
 
 
+class PhotoReference(nn.Module):
+    """The mean features of the training photos: the typical photo an attribution is measured from."""
+
+    def __init__(self, features: torch.Tensor):
+        super().__init__()
+        self.register_buffer("features", features.detach().float().clone())
+
+
 @register_detector
 class ForensicDetector(Detector):
     kind = "forensic"
 
     def __init__(self, name: str, head: CalibratedLinear, backbones: Sequence[str], crops: int = 5,
-                 threshold: float = 0.5, backbone_path: str | None = None, device="cpu", batch_size: int = 16):
+                 threshold: float = 0.5, backbone_path: str | None = None, device="cpu", batch_size: int = 16,
+                 reference: torch.Tensor | None = None):
         super().__init__(name, device)
         self.head = head.to(self.device).eval()
+        self.reference = reference  # (D,) mean features of the training photos, when the run has them
         self.backbone_names, self.backbone_path = tuple(backbones), backbone_path
         self.crops, self.threshold, self.batch_size = crops, float(threshold), batch_size
         self._backbones: list[tuple[Backbone, Preprocess]] | None = None
@@ -125,7 +135,9 @@ class ForensicDetector(Detector):
     @torch.no_grad()
     def attribution(self, images: Sequence[Image.Image]) -> list[Attribution]:
         """The calibrated logit of each image (the mean over its crops, as the verdict) split exactly
-        into the linear head's sums over each kind of evidence, from the average training image."""
+        into the linear head's sums over each kind of evidence, measured from a typical training photo
+        (`reference`; the average training image for runs without one): a kind's contribution is how far
+        the logit would fall if that kind of evidence read as in a typical photo."""
         crops, owner = [], []
         for i, im in enumerate(images):
             for b in crop_boxes(*im.size, self.side, self.crops):
@@ -133,26 +145,38 @@ class ForensicDetector(Detector):
                 owner.append(i)
         x = self.feature_rows(crops).double()
         h = self.head
-        terms = (x - h.mean.double().cpu()) / h.std.double().cpu() * h.fc.weight.double().cpu()[0] * float(h.scale)
-        base = float(h.scale) * float(h.fc.bias) + float(h.shift)
+        mean, std, w = h.mean.double().cpu(), h.std.double().cpu(), h.fc.weight.double().cpu()[0]
+        ref = mean if self.reference is None else self.reference.double().cpu()
+        terms = (x - ref) / std * w * float(h.scale)
+        base = float(h.scale) * (float(((ref - mean) / std * w).sum()) + float(h.fc.bias)) + float(h.shift)
         groups = self.evidence_groups()
         owner_arr = np.array(owner)
         out = []
         for i in range(len(images)):
             t = terms[torch.from_numpy(owner_arr == i)].mean(0).numpy()
             parts = {kind: float(t[idx].sum()) for kind, idx in groups.items()}
-            out.append(Attribution(base + float(t.sum()), base, parts, exact=True))
+            out.append(Attribution(base + float(t.sum()), base, parts, exact=True,
+                                   reference="training mean" if self.reference is None else "typical photo"))
         return out
 
 
     def state(self, run_dir: Path) -> tuple[dict[str, Any], dict[str, nn.Module]]:
-        return ({"backbones": list(self.backbone_names), "feature_dim": self.head.fc.in_features,
-                 "crops": self.crops, "threshold": self.threshold, "backbone_path": self.backbone_path},
-                {"model": self.head})
+        fields = {"backbones": list(self.backbone_names), "feature_dim": self.head.fc.in_features,
+                  "crops": self.crops, "threshold": self.threshold, "backbone_path": self.backbone_path,
+                  "reference": self.reference is not None}
+        modules = {"model": self.head}
+        if self.reference is not None:
+            modules["reference"] = PhotoReference(self.reference)
+        return fields, modules
 
     @classmethod
     def from_state(cls, run_dir: Path, config: dict[str, Any], device) -> ForensicDetector:
         head = CalibratedLinear(int(config["feature_dim"]))
         load_weights(head, run_dir / "model.safetensors")
+        reference = None
+        if config.get("reference"):
+            holder = PhotoReference(torch.zeros(int(config["feature_dim"])))
+            load_weights(holder, run_dir / "reference.safetensors")
+            reference = holder.features
         return cls(config.get("name", cls.kind), head, config["backbones"], int(config.get("crops", 5)),
-                   float(config.get("threshold", 0.5)), config.get("backbone_path"), device)
+                   float(config.get("threshold", 0.5)), config.get("backbone_path"), device, reference=reference)
