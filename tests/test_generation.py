@@ -112,3 +112,12 @@ def test_ema_warms_up_so_short_runs_are_not_their_initial_weights():
     for step in range(100):
         ema.update(lin, step)
     assert ema.model.weight.mean().item() > 0.9  # a constant decay of 0.999 would still be 90% the start
+
+
+def test_the_codec_stage_is_reproducible(corpus, codec_run, tmp_path):
+    """The same config gives the same codec, bit for bit (its initial weights are seeded too)."""
+    from safetensors.torch import load_file
+
+    run_codec(CodecConfig(data=str(corpus), out=str(tmp_path / "again"), steps=20, batch=8))
+    a, b = load_file(str(codec_run / "codec.safetensors")), load_file(str(tmp_path / "again" / "codec.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -57,6 +57,7 @@ def reconstruction_error(codec, images: torch.Tensor) -> dict[str, float]:
 @register_stage("codec", CodecConfig)
 def run_codec(cfg: CodecConfig) -> StageResult:
     lat, size = get_config(cfg.preset).latent, get_config(cfg.preset).image_size
+    torch.manual_seed(cfg.seed)  # the codec's initial weights: the same run twice gives the same codec
     codec = build_codec(lat.codec, lat.channels, lat.downsample, lat.width)
     if not codec.learned:
         raise ValueError(f"the {cfg.preset} preset's codec ({lat.codec}) has no weights to train")
@@ -65,7 +66,6 @@ def run_codec(cfg: CodecConfig) -> StageResult:
         raise ValueError(f"{cfg.data}: no captioned real images in the train split")
     images = load_images(train, size)
     images = torch.cat([images, images.flip(-1)])  # mirrored photos are photos too
-    torch.manual_seed(cfg.seed)
     losses = train_autoencoder(codec, images, steps=cfg.steps, batch_size=cfg.batch, crop=min(cfg.crop, size),
                                lr=cfg.lr, seed=cfg.seed)
     metrics = {"train_l1": float(sum(losses[-50:]) / len(losses[-50:])), "n_train": len(train),
