@@ -94,3 +94,22 @@ def test_random_blur_jpeg_is_seeded():
     a = RandomBlurJPEG(p_blur=1, p_jpeg=1, rng=random.Random(3))(img)
     b = RandomBlurJPEG(p_blur=1, p_jpeg=1, rng=random.Random(3))(img)
     assert np.array_equal(np.asarray(a), np.asarray(b)) and not np.array_equal(np.asarray(a), np.asarray(img))
+
+
+def test_circulation_downscales_and_recompresses_reproducibly():
+    """`circulate`: a random downscale and JPEG quality drawn from the image's own pixels, so the same
+    image always circulates the same way and reals and fakes meet the same distribution."""
+    import numpy as np
+    from PIL import Image
+
+    from unigendet.data.degrade import Circulate, get_degradation
+
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)) for _ in range(6)]
+    circulate = get_degradation("circulate")
+    assert isinstance(circulate, Circulate)
+    out = [circulate(im) for im in images]
+    assert all(np.array_equal(np.asarray(circulate(im)), np.asarray(o)) for im, o in zip(images, out, strict=True))
+    widths = {o.size[0] for o in out}
+    assert all(0.4 * 400 - 1 <= w <= 0.9 * 400 + 1 for w in widths) and len(widths) > 1  # draws differ by image
+    assert all(o.mode == "RGB" and abs(o.size[1] - o.size[0] * 300 / 400) <= 1 for o in out)

@@ -2,11 +2,15 @@
 
 Protocol names: `down112`, `down64` (shorter side resized down to 112 / 64 px),
 `jpeg65`, `jpeg30` (JPEG quality), `blur3`, `blur5` (Gaussian blur sigma). Combine
-with `+`, e.g. `jpeg65+blur3`. All functions map PIL RGB -> PIL RGB.
+with `+`, e.g. `jpeg65+blur3`. `circulate` is an image as it circulates on the web: downscaled
+by a random factor and re-saved as JPEG at a random quality, the draws seeded by the image's own
+pixels (so every image, real or fake, meets the same distribution, reproducibly). All functions
+map PIL RGB -> PIL RGB.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import random
 import re
@@ -59,6 +63,21 @@ class Compose:
         return img
 
 
+@dataclass(frozen=True)
+class Circulate:
+    """Downscale by a factor in `scale` (bicubic, antialiased), then JPEG at a quality in `quality`."""
+
+    scale: tuple[float, float] = (0.4, 0.9)
+    quality: tuple[int, int] = (60, 95)
+
+    def __call__(self, img: Image.Image) -> Image.Image:
+        rng = random.Random(hashlib.sha1(img.tobytes()).digest())
+        s = rng.uniform(*self.scale)
+        w, h = img.size
+        small = img.resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.BICUBIC)
+        return JPEG(rng.randint(*self.quality))(small)
+
+
 GENIMAGE_DEGRADATIONS = ("down112", "down64", "jpeg65", "jpeg30", "blur3", "blur5")
 _PATTERN = re.compile(r"^(down|jpeg|blur)(\d+(?:\.\d+)?)$")
 
@@ -67,6 +86,8 @@ def get_degradation(spec: str) -> Transform:
     """'none', a protocol name, or names joined by '+'."""
     if spec in ("", "none"):
         return Compose(())
+    if spec == "circulate":
+        return Circulate()
     steps = []
     for part in spec.split("+"):
         m = _PATTERN.match(part.strip())
