@@ -29,24 +29,11 @@ import torch
 from unigendet.apps.predictor import Predictor
 from unigendet.data.imageio import open_image
 from unigendet.data.readers import read_source
-from unigendet.detectors.forensic import crop_boxes
 from unigendet.explain import reasons
 from unigendet.labels import FAKE, REAL
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 SIDE_WORDS = {"fake": "generated", "real": "a photo"}
-
-
-def crop_features(detector, image) -> np.ndarray:
-    """(crops, D): the features of the crops the detector reads."""
-    crops = [image.crop(b) for b in crop_boxes(*image.size, detector.side, detector.crops)]
-    return detector.feature_rows(crops).double().numpy()
-
-
-def weights(detector) -> np.ndarray:
-    """Per feature: what one unit of it adds to the calibrated logit."""
-    h = detector.head
-    return (h.fc.weight.detach().double()[0] / h.std.double() * float(h.scale)).numpy()
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -58,26 +45,25 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.time()
     predictor = Predictor(args.checkpoint, explainer=None)
     det = predictor.detector
-    if not hasattr(det, "feature_rows"):
+    if not hasattr(det, "attribute_features"):
         raise SystemExit(f"{args.checkpoint}: the deletion test needs a linear-head (forensic) detector")
-    groups = det.evidence_groups()
     records = read_source(args.data, strict=True)
     val = [r for r in records if r.split == "val"]
-    w = weights(det)
-    with torch.no_grad():
-        features = {str(r.path): crop_features(det, open_image(r.path)) for r in val}
-        reference = np.concatenate([features[str(r.path)] for r in val if r.label == REAL]).mean(0)
-        rows = []
-        for r in val:
-            image = open_image(r.path)
-            (v,) = predictor.detect([image])
-            (a,) = det.attribution([image])
-            contributions = a.contributions
-            terms = (features[str(r.path)] - reference) * w
-            deletion = {k: float(terms[:, idx].sum(1).mean()) for k, idx in groups.items()}
-            text = reasons(contributions, v.label)
-            rows.append({"path": str(r.path), "label": "fake" if r.label == FAKE else "real", "verdict": v.label,
-                         "contributions": contributions, "deletion": deletion, "reasons": text})
+    images = {str(r.path): open_image(r.path) for r in val}
+    features = {path: det.crop_features([im])[0] for path, im in images.items()}
+    # the val photos' mean features: replacing a kind of evidence by them is the deletion
+    reference = torch.cat([features[str(r.path)] for r in val if r.label == REAL]).mean(0)
+    rows = []
+    for r in val:
+        x = features[str(r.path)]
+        owner = np.zeros(len(x), dtype=np.int64)  # every crop is this image's
+        (v,) = predictor.detect([images[str(r.path)]])
+        (a,) = det.attribute_features(x, owner, 1)
+        (d,) = det.attribute_features(x, owner, 1, reference=reference)
+        contributions, deletion = a.contributions, d.contributions
+        text = reasons(contributions, v.label)
+        rows.append({"path": str(r.path), "label": "fake" if r.label == FAKE else "real", "verdict": v.label,
+                     "contributions": contributions, "deletion": deletion, "reasons": text})
     fakes = [x for x in rows if x["label"] == "fake"]
 
     def passes(x) -> bool:

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from ..backbones.base import CONTENT, FINE_TRACES
+from .ensemble import logit
 
 FINE_BLUR = 1.5  # Gaussian radius (px) that removes pixel-level traces and keeps the content
 CONTENT_BLUR = 8.0  # radius whose blur is the content and colour an image keeps after flattening
@@ -50,11 +51,6 @@ class Attributing(Protocol):
     """A detector that splits its own logit exactly (a linear head on named feature groups)."""
 
     def attribution(self, images: Sequence[Image.Image]) -> list[Attribution]: ...
-
-
-def logit(p: np.ndarray) -> np.ndarray:
-    p = np.clip(np.asarray(p, dtype=np.float64), 1e-6, 1 - 1e-6)
-    return np.log(p / (1 - p))
 
 
 def fine_removed(image: Image.Image) -> Image.Image:

@@ -103,18 +103,21 @@ class ForensicDetector(Detector):
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         return self.head(features.to(self.device)).float().cpu()
 
-    def crop_scores(self, images: Sequence[Image.Image]) -> list[CropScores]:
-        side = self.side
+    def crop_features(self, images: Sequence[Image.Image]) -> tuple[torch.Tensor, np.ndarray]:
+        """(features of every crop the verdict reads, (crops, D); the index of the image each came from)."""
         crops, owner = [], []
         for i, im in enumerate(images):
-            for b in crop_boxes(*im.size, side, self.crops):
+            for b in crop_boxes(*im.size, self.side, self.crops):
                 crops.append(im.crop(b))
                 owner.append(i)
-        z = self.logits(self.feature_rows(crops)).numpy() if crops else np.empty(0)
-        owner_arr = np.array(owner)
+        return self.feature_rows(crops), np.array(owner, dtype=np.int64)
+
+    def crop_scores(self, images: Sequence[Image.Image]) -> list[CropScores]:
+        x, owner = self.crop_features(images)
+        z = self.logits(x).numpy() if len(owner) else np.empty(0)
         out = []
         for i in range(len(images)):
-            zi = z[owner_arr == i].astype(np.float64)
+            zi = z[owner == i].astype(np.float64)
             p = 1.0 / (1.0 + np.exp(-zi))
             out.append(CropScores(float(1.0 / (1.0 + np.exp(-zi.mean()))), float(p.std()), tuple(p.tolist())))
         return out
@@ -132,33 +135,33 @@ class ForensicDetector(Detector):
             start += model.feature_dim
         return {k: np.asarray(v) for k, v in groups.items()}
 
-    @torch.no_grad()
     def attribution(self, images: Sequence[Image.Image]) -> list[Attribution]:
         """The calibrated logit of each image (the mean over its crops, as the verdict) split exactly
         into the linear head's sums over each kind of evidence, measured from a typical training photo
         (`reference`; the average training image for runs without one): a kind's contribution is how far
         the logit would fall if that kind of evidence read as in a typical photo."""
-        crops, owner = [], []
-        for i, im in enumerate(images):
-            for b in crop_boxes(*im.size, self.side, self.crops):
-                crops.append(im.crop(b))
-                owner.append(i)
-        x = self.feature_rows(crops).double()
+        return self.attribute_features(*self.crop_features(images), len(images))
+
+    @torch.no_grad()
+    def attribute_features(self, x: torch.Tensor, owner: np.ndarray, n: int,
+                           reference: torch.Tensor | None = None) -> list[Attribution]:
+        """`attribution` of n images from their crop features (`crop_features`), measured from
+        `reference` features (default: the run's typical photo, else the training mean)."""
         h = self.head
         mean, std, w = h.mean.double().cpu(), h.std.double().cpu(), h.fc.weight.double().cpu()[0]
-        ref = mean if self.reference is None else self.reference.double().cpu()
-        terms = (x - ref) / std * w * float(h.scale)
+        given = reference if reference is not None else self.reference
+        ref = mean if given is None else given.double().cpu()
+        terms = (x.double() - ref) / std * w * float(h.scale)
         base = float(h.scale) * (float(((ref - mean) / std * w).sum()) + float(h.fc.bias)) + float(h.shift)
         groups = self.evidence_groups()
-        owner_arr = np.array(owner)
+        named = "given reference" if reference is not None else \
+            "training mean" if self.reference is None else "typical photo"
         out = []
-        for i in range(len(images)):
-            t = terms[torch.from_numpy(owner_arr == i)].mean(0).numpy()
+        for i in range(n):
+            t = terms[torch.from_numpy(owner == i)].mean(0).numpy()
             parts = {kind: float(t[idx].sum()) for kind, idx in groups.items()}
-            out.append(Attribution(base + float(t.sum()), base, parts, exact=True,
-                                   reference="training mean" if self.reference is None else "typical photo"))
+            out.append(Attribution(base + float(t.sum()), base, parts, exact=True, reference=named))
         return out
-
 
     def state(self, run_dir: Path) -> tuple[dict[str, Any], dict[str, nn.Module]]:
         fields = {"backbones": list(self.backbone_names), "feature_dim": self.head.fc.in_features,

@@ -74,8 +74,9 @@ def load_config(path: str | os.PathLike) -> ModelConfig:
         raise CheckpointError(f"{path}: no config.json; is this a checkpoint directory?")
     try:
         d = json.loads(f.read_text())
-        if d.pop("kind", KIND) != KIND:
-            raise ValueError(f"a {d.get('kind')!r} run, not a UniGenDet checkpoint")
+        kind = d.pop("kind", KIND)
+        if kind != KIND:
+            raise ValueError(f"a {kind!r} run, not a UniGenDet checkpoint")
         return ModelConfig.from_dict(d)
     except (ValueError, TypeError) as e:
         raise CheckpointError(f"{f}: not a valid model config ({e})") from e
