@@ -5,7 +5,10 @@ writes its answer. Reported:
 - the written verdict against the cls head's (agreement; unparseable answers counted apart);
 - faithfulness: of the cue claims the answers make, the fraction consistent with the cues measured
   on the same image (`unigendet.explain.check`, with the checkpoint's cue scale);
-- how often the written verdict and the shipped detector's verdict agree (they are shown together).
+- how often the written verdict and the shipped detector's verdict agree (they are shown together);
+- when the checkpoint learned to explain a detector (its meta's `explains`): how often its written
+  reasons are the ones that detector's attribution gives for its verdict (`unigendet.explain.reasons_agree`;
+  images it calls uncertain are left out and counted).
 
     python bench/explanations.py --checkpoint shipped:explain --n 100 --out runs/explanations
 
@@ -23,7 +26,8 @@ import numpy as np
 from unigendet.apps.predictor import Predictor
 from unigendet.data.imageio import open_image
 from unigendet.data.readers import read_source
-from unigendet.explain import CueScale, check, measure
+from unigendet.detectors.attribution import attribute
+from unigendet.explain import CueScale, check, measure, reasons_agree
 from unigendet.labels import FAKE, LABEL_NAMES
 from unigendet.unified.checkpoint import load_meta
 from unigendet.unified.prompts import parse_verdict
@@ -58,8 +62,9 @@ def main(argv=None) -> None:
     shipped = Predictor("shipped", explainer=None)
     found = explainer.detector.explain_images(images)
     verdicts = shipped.detect(images)
+    attributions = attribute(shipped.detector, images) if meta.get("explains") else [None] * len(images)
     rows, made, consistent = [], 0, 0
-    for r, d, v, c in zip(records, found, verdicts, measure(images), strict=True):
+    for r, d, v, c, a in zip(records, found, verdicts, measure(images), attributions, strict=True):
         levels = scale.levels(c)
         reading = check(d.text, levels)
         made, consistent = made + reading.made, consistent + reading.consistent
@@ -68,7 +73,9 @@ def main(argv=None) -> None:
                      "cls": "fake" if d.p_fake > 0.5 else "real",
                      "written": None if stated is None else LABEL_NAMES[stated], "shipped": v.label,
                      "levels": levels, "claims": reading.made, "consistent": reading.consistent,
-                     "unparsed_sentences": reading.unparsed, "answer": d.text})
+                     "unparsed_sentences": reading.unparsed, "answer": d.text,
+                     "reasons_agree": None if a is None or v.label not in ("fake", "real") else
+                     reasons_agree(d.text, a.contributions, v.label)})
     written = [x for x in rows if x["written"] is not None]
     summary = {
         "checkpoint": str(path), "data": args.data, "images": len(rows),
@@ -80,6 +87,10 @@ def main(argv=None) -> None:
         "claims": made, "claims_consistent": consistent / made if made else 0.0,
         "unparsed_sentences": sum(len(x["unparsed_sentences"]) for x in rows),
     }
+    judged = [x["reasons_agree"] for x in rows if x["reasons_agree"] is not None]
+    if meta.get("explains"):
+        summary.update(explains=meta["explains"], reasons_agree=float(np.mean(judged)) if judged else 0.0,
+                       reasons_judged=len(judged))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "explanations.json").write_text(json.dumps({"summary": summary, "rows": rows}, indent=2))

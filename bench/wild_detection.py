@@ -4,13 +4,16 @@ Every row is a `unigendet train forensic` recipe (a config variant). Per held-ou
 head is fitted on wild-train's train split without that family, calibrated (Platt scaling and
 the balanced-accuracy threshold) on the other families' val images and half of the val reals,
 and tested on the family's fakes against the other half of the val reals (folds and halves:
-`unigendet.evaluation.families.logo_folds`). The CNNDetection column is the shipped procedure:
-fit on the whole train split, calibrate on the whole val split, then score
-../shared/data/cnndetection-ranking (each generator's fakes against all reals). Nothing here is
+`unigendet.evaluation.families.logo_folds`). Each fold is scored twice: on the images as they are
+(native) and circulated as web images are (every test image, real and fake alike, downscaled
+0.4-0.9x and re-saved as JPEG q60-95, `degrade.Circulate`), with the same fitted head and
+threshold; FPR is the share of the test photos called fake at that threshold. The CNNDetection
+column is the shipped procedure: fit on the whole train split, calibrate on the whole val split,
+then score ../shared/data/cnndetection-ranking (each generator's fakes against all reals). Nothing here is
 selected on CNNDetection. `--baseline RUN` adds already trained detectors (e.g. the demo's
 runs/detector) as rows scored on the same test sets, without refitting.
 
-    python bench/wild_detection.py --out runs/wild-bench [--baseline runs/detector ...]
+    python bench/wild_detection.py --out runs/wild-bench [--only circulation] [--baseline runs/detector ...]
 
 Writes OUT/table.md and OUT/results.json. Features are cached under --cache.
 """
@@ -25,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from unigendet.data.degrade import Circulate
+from unigendet.data.imageio import open_image
 from unigendet.data.readers import read_source
 from unigendet.detectors import load_detector
 from unigendet.evaluation.families import logo_folds
@@ -34,9 +39,10 @@ from unigendet.metrics import (
     balanced_accuracy,
     balanced_threshold,
     expected_calibration_error,
+    false_positive_rate,
     roc_auc,
 )
-from unigendet_train.forensic import ForensicConfig, ViewFeatures, calibrated_p, fit_calibrated
+from unigendet_train.forensic import CIRCULATED, ForensicConfig, ViewFeatures, calibrated_p, fit_calibrated
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 NO_AUG = dict(views=1, jpeg_prob=0.0, blur_prob=0.0, flip=False, rot90=False, jitter=0.0)
@@ -53,17 +59,29 @@ def recipes(taef2: Path | None, corpus: Path | None) -> dict[str, ForensicConfig
     rows["high-pass taps + residual stats, aligned augmentation"] = dataclasses.replace(
         base, backbones="efficientnet-lite0-taps-hp,residual-stats")
     rows["taps + high-pass taps + residual stats, aligned augmentation (shipped)"] = base
+    circulated = dataclasses.replace(base, circulate_prob=0.5)
+    rows["+ circulation augmentation"] = circulated
+    rows["+ circulation augmentation, threshold at 5% photo FPR"] = dataclasses.replace(circulated, max_fpr=0.05)
     if taef2 is not None:
         rows["+ TAEF2 reconstruction pairs"] = dataclasses.replace(base, recon=str(taef2))
+        rows["+ circulation augmentation + TAEF2 reconstruction pairs"] = dataclasses.replace(circulated,
+                                                                                             recon=str(taef2))
     if corpus is not None:
         rows["+ built-in corpus mixed in"] = dataclasses.replace(base, extra=str(corpus))
     return rows
 
 
+KEYS = ("auc", "ap", "bal_acc", "fpr", "ece")
+
+
 def metrics(p: np.ndarray, is_fake: np.ndarray, threshold: float) -> dict[str, float]:
     return {"auc": roc_auc(p, is_fake), "ap": average_precision(p, is_fake),
-            "bal_acc": balanced_accuracy(p, is_fake, threshold),
+            "bal_acc": balanced_accuracy(p, is_fake, threshold), "fpr": false_positive_rate(p, is_fake, threshold),
             "ece": expected_calibration_error(p, is_fake)}
+
+
+def circulated_images(records) -> list:
+    return [Circulate()(open_image(r.path)) for r in records]
 
 
 def per_generator_auc(p: np.ndarray, records) -> dict[str, float]:
@@ -80,6 +98,7 @@ class Row:
 
     def __init__(self, cfg: ForensicConfig):
         self.cfg, self.feats = cfg, ViewFeatures(cfg)
+        self.circulated = ViewFeatures(cfg, protocol=CIRCULATED)
         self.recon = ViewFeatures(cfg, recon=True) if cfg.recon else None
         self.extra = [r for r in read_source(cfg.extra) if r.split == "train"] if cfg.extra else []
 
@@ -87,23 +106,32 @@ class Row:
         head, threshold, _ = fit_calibrated(self.cfg, self.feats, train + self.extra, cal, self.recon)
         return head, threshold
 
-    def score(self, head, records) -> np.ndarray:
-        return calibrated_p(head, self.feats, records)
+    def score(self, head, records, circulated: bool = False) -> np.ndarray:
+        return calibrated_p(head, self.circulated if circulated else self.feats, records)
 
 
 def evaluate_row(name, score_fold, score_cnn, folds, cnn) -> dict:
-    per_family = {}
+    """`score_fold(fold) -> (p native, p circulated, threshold)`, `score_cnn() -> (p, threshold)`."""
+    per_family, circulated = {}, {}
     for fold in folds:
-        p, threshold = score_fold(fold)
-        per_family[fold.family] = metrics(p, np.array([r.label == FAKE for r in fold.test]), threshold)
-    out = {"logo": per_family, "logo_mean": {k: float(np.mean([m[k] for m in per_family.values()]))
-                                             for k in ("auc", "ap", "bal_acc", "ece")}}
+        p, p_circ, threshold = score_fold(fold)
+        is_fake = np.array([r.label == FAKE for r in fold.test])
+        per_family[fold.family] = metrics(p, is_fake, threshold)
+        circulated[fold.family] = metrics(p_circ, is_fake, threshold)
+
+    def mean(rows):
+        return {k: float(np.mean([m[k] for m in rows.values()])) for k in KEYS}
+
+    out = {"logo": per_family, "logo_mean": mean(per_family), "circulated": circulated,
+           "circulated_mean": mean(circulated)}
     if cnn:
         p, threshold = score_cnn()
         gens = per_generator_auc(p, cnn)
         out["cnn"] = {"per_generator_auc": gens, "mean_auc": float(np.mean(list(gens.values()))),
                       **metrics(p, np.array([r.label == FAKE for r in cnn]), threshold)}
-    print(f"{name}: LOGO AUC {out['logo_mean']['auc']:.3f} bal.acc {out['logo_mean']['bal_acc']:.3f}"
+    m, c = out["logo_mean"], out["circulated_mean"]
+    print(f"{name}: LOGO AUC {m['auc']:.3f} bal.acc {m['bal_acc']:.3f} FPR {m['fpr']:.3f}; circulated AUC "
+          f"{c['auc']:.3f} bal.acc {c['bal_acc']:.3f} FPR {c['fpr']:.3f}"
           + (f"; CNNDetection AUC {out['cnn']['mean_auc']:.3f}" if cnn else ""), flush=True)
     return out
 
@@ -115,7 +143,7 @@ def evaluate_recipe(name, row, folds, train, val, cnn) -> dict:
 
     def fold_scores(fold):
         model, threshold = row.fit(fold.train, fold.calibrate)
-        return row.score(model, fold.test), threshold
+        return row.score(model, fold.test), row.score(model, fold.test, circulated=True), threshold
 
     def cnn_scores():
         model, threshold = row.fit(train, val)
@@ -125,14 +153,19 @@ def evaluate_recipe(name, row, folds, train, val, cnn) -> dict:
 
 
 def table(results: dict) -> str:
+    """Per-family native AUC, then the native and circulated means (AUC, balanced accuracy, photo FPR)."""
     fams = sorted(next(iter(results.values()))["logo"])
-    lines = ["| recipe | " + " | ".join(fams) + " | LOGO mean AUC | AP | bal. acc | ECE | CNNDet. AUC | bal. acc |",
-             "|---" * (len(fams) + 7) + "|"]
+    lines = ["| recipe | " + " | ".join(fams) + " | LOGO mean AUC | AP | bal. acc | FPR | ECE | circulated AUC | "
+             "bal. acc | FPR | CNNDet. AUC | bal. acc |", "|---" * (len(fams) + 11) + "|"]
+
+    def cell(d, k):
+        return f"{d[k]:.3f}" if d and k in d else "-"
+
     for name, r in results.items():
-        m, c = r["logo_mean"], r.get("cnn", {})
+        m, z, c = r["logo_mean"], r.get("circulated_mean"), r.get("cnn", {})
         cells = [f"{r['logo'][f]['auc']:.2f}" for f in fams]
-        cells += [f"{m['auc']:.3f}", f"{m['ap']:.3f}", f"{m['bal_acc']:.3f}", f"{m['ece']:.3f}",
-                  f"{c['mean_auc']:.3f}" if c else "-", f"{c['bal_acc']:.3f}" if c else "-"]
+        cells += [cell(m, k) for k in ("auc", "ap", "bal_acc", "fpr", "ece")]
+        cells += [cell(z, k) for k in ("auc", "bal_acc", "fpr")] + [cell(c, "mean_auc"), cell(c, "bal_acc")]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -175,6 +208,7 @@ def main(argv=None) -> None:
     for run in args.baseline:
         det = load_detector(run)
         p = dict(zip([str(r.path) for r in pool + cnn], det.predict([str(r.path) for r in pool + cnn]), strict=True))
+        p_circ = dict(zip([str(r.path) for r in pool], det.predict_images(circulated_images(pool)), strict=True))
 
         def scores_of(records, p=p):
             return np.array([p[str(r.path)] for r in records])
@@ -182,8 +216,8 @@ def main(argv=None) -> None:
         def fit_threshold(records, scores_of=scores_of):
             return balanced_threshold(scores_of(records), np.array([r.label == FAKE for r in records]))
 
-        def fold_base(fold, scores_of=scores_of, fit_threshold=fit_threshold):
-            return scores_of(fold.test), fit_threshold(fold.calibrate)
+        def fold_base(fold, scores_of=scores_of, fit_threshold=fit_threshold, p_circ=p_circ):
+            return scores_of(fold.test), scores_of(fold.test, p_circ), fit_threshold(fold.calibrate)
 
         def cnn_base(scores_of=scores_of, fit_threshold=fit_threshold):
             return scores_of(cnn), fit_threshold(val)

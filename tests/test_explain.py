@@ -181,6 +181,32 @@ def test_reasons_name_the_evidence_for_the_call_and_never_only_against_it():
                 assert np.sign(vals[name]) == sign
 
 
+def test_written_reasons_read_back_and_are_checked_against_the_attribution():
+    from unigendet.explain import read_reasons, reasons, reasons_agree
+
+    c = {"fine pixel traces": 1.9, "content and colour": -0.6, "mid-level texture": 1.2,
+         "noise-residual statistics": 0.1}
+    written = reasons(c, "fake", numbers=False)
+    assert "(" not in written
+    got = read_reasons(written)
+    assert (got.side, got.support, got.against) == ("fake", ("fine pixel traces", "mid-level texture"),
+                                                     "content and colour")
+    assert read_reasons(reasons(c, "fake")) == got  # the numbers do not change the reading
+    assert reasons_agree(written, c, "fake") and reasons_agree(reasons(c, "real", numbers=False), c, "real")
+    assert not reasons_agree(written, c, "real")  # the verdict it supports is not the one shown
+    swapped = written.replace("fine pixel traces and mid-level texture", "mid-level texture and fine pixel traces")
+    assert not reasons_agree(swapped, c, "fake")  # the strongest evidence named wrongly
+    wrong_against = written.replace("is in content and colour", "is in noise-residual statistics")
+    assert not reasons_agree(wrong_against, c, "fake")
+    only_against = {"fine pixel traces": -1.0}
+    assert reasons_agree(reasons(only_against, "fake", numbers=False), only_against, "fake")
+    assert not reasons_agree("This is a fake image.", c, "fake") and read_reasons(None).side is None
+    # in an answer, the reasons are neither cue claims nor unparsed sentences
+    answer = reference_answer(FAKE, {"periodic": "high", "grid": "low", "texture": "typical"}, written)
+    reading = read_claims(answer)
+    assert reading.unparsed == [] and reading.made == 3 and reasons_agree(answer, c, "fake")
+
+
 def test_cue_sentences_drop_the_explainers_verdict_and_say_how_they_relate():
     from unigendet.explain import cue_sentences
 

@@ -3,6 +3,7 @@ the leave-one-family-out folds, and the shipped default."""
 
 import json
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +52,38 @@ def test_views_treat_both_classes_alike():
         make_view(noise_image(seed, (64, 64)), cfg, r1)
         make_view(flat, cfg, r2)
         assert r1.random() == r2.random()
+
+
+def test_circulated_views_are_downscaled_jpegs_drawn_alike_for_both_classes():
+    from unigendet.data.degrade import Circulate
+
+    cfg = ViewConfig(side=256, jpeg_prob=0.0, blur_prob=0.0, flip=False, rot90=False, circulate_prob=1.0)
+    real, fake = noise_image(0, (256, 256)), Image.new("RGB", (256, 256), (90, 140, 30))
+    for seed in range(5):
+        a, b = make_view(real, cfg, random.Random(seed)), make_view(fake, cfg, random.Random(seed))
+        assert a.size == b.size and 102 <= a.size[0] <= 231  # the same downscale for both, 0.4-0.9x
+        assert a.size == make_view(real, cfg, random.Random(seed)).size
+    # the protocol's circulation depends on the pixels only: the same image always circulates alike
+    c = Circulate()
+    assert np.array_equal(np.asarray(c(real)), np.asarray(c(real.copy())))
+    assert not np.array_equal(np.asarray(c(real).resize((256, 256))), np.asarray(real))
+    # views cached before circulation existed keep their names; a circulating recipe gets its own
+    assert "circulate_prob" not in ViewConfig().key() and cfg.key()["circulate_prob"] == 1.0
+
+
+def test_threshold_at_fpr_calls_at_most_that_share_of_photos_fake():
+    from unigendet.metrics import false_positive_rate, threshold_at_fpr
+
+    rng = np.random.default_rng(0)
+    for n in (7, 50, 333):
+        p = rng.random(n)
+        for f in (0.0, 0.05, 0.3):
+            t = threshold_at_fpr(p, f)
+            assert np.mean(p > t) <= f
+            assert false_positive_rate(p, np.zeros(n, bool), t) == np.mean(p > t)
+            assert f == 0 or np.mean(p > t - 1e-9) > f or t == p.min()  # and not higher than needed
+    with pytest.raises(ValueError):
+        threshold_at_fpr([], 0.05)
 
 
 def test_crop_boxes_cover_large_images_and_keep_small_ones_whole():
@@ -152,6 +185,88 @@ def test_the_stage_trains_calibrates_and_round_trips(corpus, tmp_path, one_threa
         assert a.reference == "typical photo" and a.base + sum(a.contributions.values()) == pytest.approx(a.logit)
         if z_img is not None:
             assert a.logit == pytest.approx(z_img, abs=1e-5)
+
+
+def test_circulated_protocol_and_photo_fpr_threshold(corpus, tmp_path, one_thread):
+    """The circulated protocol reads each image downscaled and re-saved (its own cache rows); with
+    `max_fpr` the threshold rises until at most that share of the calibration photos, as they are
+    and circulated, are called fake."""
+    from unigendet_train.forensic import CIRCULATED, calibrated_p, fit_calibrated
+
+    cfg = ForensicConfig(data=str(corpus), cache=str(tmp_path / "cache"), **FAST)
+    recs = corpus_records(corpus)
+    train, cal = [r for r in recs if r.split == "train"][:40], [r for r in recs if r.split != "train"][:40]
+    native, circ = ViewFeatures(cfg), ViewFeatures(cfg, protocol=CIRCULATED)
+    assert native.key("residual-stats", False) != circ.key("residual-stats", False)
+    assert native.key("residual-stats", True) == circ.key("residual-stats", True)  # training views unchanged
+    assert not np.allclose(native(cal[:4], 1, False), circ(cal[:4], 1, False))
+    head, balanced, _ = fit_calibrated(cfg, native, train, cal)
+    strict_cfg = ForensicConfig(data=str(corpus), cache=str(tmp_path / "cache"), max_fpr=0.05, **FAST)
+    head2, strict, _ = fit_calibrated(strict_cfg, native, train, cal)
+    assert strict >= balanced
+    photos = [r for r in cal if r.label != FAKE]
+    for feats in (native, circ):
+        assert np.mean(calibrated_p(head2, feats, photos) > strict) <= 0.05
+
+
+def test_tuned_networks_train_save_load_and_resume(corpus, tmp_path, one_thread):
+    """`tune_epochs`: the networks are fine-tuned with the head, the run carries them (float16) and
+    loads to the same scores, the attribution stays exact, and a run killed after an epoch resumes
+    to the weights of an uninterrupted one."""
+    from safetensors.torch import load_file
+
+    from unigendet.data.readers import read_source
+    from unigendet_train import tune as tuning
+
+    small = tmp_path / "small"
+    small.mkdir()
+    recs = read_source(corpus, strict=True)
+    keep = [r for s in ("train", "val") for lab in (FAKE, REAL) for r in [x for x in recs if x.split == s
+                                                                         and x.label == lab][:4]]
+    (small / "manifest.csv").write_text("path,label,split,generator\n" + "".join(
+        f"{r.path},{'fake' if r.label == FAKE else 'real'},{r.split},{r.generator}\n" for r in keep))
+    common = dict(data=str(small), backbones="efficientnet-lite0-taps", side=64, views=1, crops=2,
+                  tune_epochs=2, tune_batch=4, cache=str(tmp_path / "cache"))
+    out = tmp_path / "tuned"
+    result = run_forensic(ForensicConfig(out=str(out), **common))
+    det = load_detector(out)
+    assert det.tuned and (out / "backbones.safetensors").is_file()
+    stored = load_file(str(out / "backbones.safetensors"))
+    assert all(v.dtype == torch.float16 for v in stored.values() if v.is_floating_point())
+    fresh = load_detector(out)
+    pretrained = ForensicDetector("x", fresh.head, ["efficientnet-lite0-taps"])
+    changed = [not torch.equal(a, b) for a, b in zip(fresh.networks().state_dict().values(),
+                                                      pretrained.networks().state_dict().values(), strict=True)]
+    assert any(changed)  # the networks were trained
+    imgs = [noise_image(0, (300, 200)), noise_image(1, (64, 64))]
+    assert np.allclose(det.predict_images(imgs), fresh.predict_images(imgs), atol=1e-6)
+    for a in det.attribution(imgs):
+        assert a.base + sum(a.contributions.values()) == pytest.approx(a.logit, abs=1e-5)
+    assert len(result.metrics) and json.loads((out / "metrics.json").read_text())["tune_curve"]
+    # killed after the first epoch: the saved epoch resumes to the same weights as the straight run
+    state = tmp_path / "cache"
+    saved = list(state.glob("tune-*"))
+    assert len(saved) == 1
+    shutil.rmtree(saved[0])
+    calls = []
+    real_save = tuning.Tuner.save
+
+    def save_then_die(self, epoch, best):
+        real_save(self, epoch, best)
+        calls.append(epoch)
+        if epoch == 0 and len(calls) == 1:
+            raise KeyboardInterrupt
+
+    tuning.Tuner.save = save_then_die
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            run_forensic(ForensicConfig(out=str(tmp_path / "killed"), **common))
+        run_forensic(ForensicConfig(out=str(tmp_path / "killed"), **common))
+    finally:
+        tuning.Tuner.save = real_save
+    assert calls == [0, 1]  # the second run started at epoch 1
+    a, b = load_file(str(out / "backbones.safetensors")), load_file(str(tmp_path / "killed" / "backbones.safetensors"))
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-3) for k in a)
 
 
 def rec(i: int, label: int, gen: str, split: str, group: str) -> Record:

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -213,13 +214,14 @@ def small_detection_set(corpus, out, per_class=4):
 
 @pytest.fixture(scope="module")
 def forensic_run(gduf_run, corpus, tmp_path_factory):
-    """GDUF from the NaViT run with the frozen forensic encoder swapped in, on a small detection set."""
+    """GDUF from the NaViT run with the frozen forensic encoder swapped in, on a small detection set,
+    its answers stating the shipped detector's verdict and reasons."""
     gduf_out, _, _ = gduf_run
     tmp = tmp_path_factory.mktemp("forensic")
     det = small_detection_set(corpus, tmp / "det", per_class=10)  # a cue scale needs 10 photos
     cfg = TrainConfig(stage="gduf", data=str(corpus), det_data=str(det), out=str(tmp / "wild"),
                       init=str(gduf_out / "checkpoints" / "step-000030"), understanding="tiny-forensic", views=2,
-                      cache=str(tmp / "cache"), steps=4, ckpt_every=4, **FAST)
+                      explains="shipped", cache=str(tmp / "cache"), steps=4, ckpt_every=4, **FAST)
     return cfg, run_unified(cfg).metrics
 
 
@@ -255,6 +257,48 @@ def test_gduf_with_the_frozen_forensic_encoder_states_measured_cues(forensic_run
     train = [r for r in read_source(str(det)) if r.split == "train"]
     bank = tokens.load_token_bank(train, builder, pipe.codec, 2, 0, tmp_path / "cache")
     assert bank.tokens.shape[:2] == (len(train), 2) and bank.latents.shape[1] == 2
+
+
+def test_answers_state_the_explained_detectors_verdict_and_reasons(forensic_run, monkeypatch):
+    """With `explains`, each view's reference answer is the explained detector's verdict on that
+    view, its reasons (read back, they agree with its attribution), then the measured cues; the
+    detector's readings are cached per view like the tokens; the run reports how far the written
+    answers agree with it and records what it explains."""
+    from unigendet.data.readers import read_source
+    from unigendet.detectors import load_detector
+    from unigendet.explain import check, read_reasons, reasons_agree
+    from unigendet.labels import LABEL_NAMES
+    from unigendet.unified.checkpoint import load_meta
+    from unigendet.unified.pipeline import UniGenDetPipeline
+    from unigendet.unified.samples import SampleBuilder
+    from unigendet_train import tokens
+
+    cfg, metrics = forensic_run
+    assert 0 <= metrics["val_reasons_agree"] <= 1 and 0 <= metrics["val_text_agrees_teacher"] <= 1
+    ckpt = Path(cfg.out) / "checkpoints" / "step-000004"
+    assert load_meta(ckpt)["explains"] == "shipped"
+    pipe = UniGenDetPipeline.from_pretrained(ckpt)
+    builder = SampleBuilder(pipe.config, pipe.tokenizer)
+    train = [r for r in read_source(cfg.det_data) if r.split == "train"]
+    bank = tokens.load_token_bank(train, builder, pipe.codec, 2, 0, cfg.cache)
+    teacher = load_detector("shipped")
+    bank.teacher = tokens.teacher_evidence(bank, teacher, "t", builder.cfg.detect_side, 0, cfg.cache)
+    bank.scale = tokens.CueScale.fit(bank.photo_cues())
+    side = builder.cfg.detect_side
+    views = [tokens.tensor_to_pil(tokens.view_image(r, v, side, 0)) for r in train[:3] for v in (0, 1)]
+    direct = teacher.attribution(views)
+    for k, a in enumerate(direct):
+        i, v = divmod(k, 2)
+        said = LABEL_NAMES[bank.teacher.label(i, v)]
+        assert said == ("fake" if a.logit > np.log(teacher.threshold / (1 - teacher.threshold)) else "real")
+        answer = bank.answer(i, v)
+        assert answer.startswith(f"This is a {said} image.")
+        assert reasons_agree(answer, a.contributions, said) and read_reasons(answer).side == said
+        assert check(answer, bank.levels(i, v)).unparsed == []  # reasons are not mistaken for cue claims
+    # cached: a second bank of the same views asks the detector nothing
+    monkeypatch.setattr(tokens, "attribute", lambda *a: (_ for _ in ()).throw(AssertionError("re-attributed")))
+    again = tokens.teacher_evidence(bank, teacher, "t", builder.cfg.detect_side, 0, cfg.cache)
+    assert torch.equal(again.contributions, bank.teacher.contributions)
 
 
 def test_diga_with_the_frozen_encoder_aligns_photo_views(forensic_run, tmp_path):

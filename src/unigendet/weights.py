@@ -5,6 +5,7 @@ of a checkpoint string (`resolve_checkpoint`)."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import tempfile
@@ -80,6 +81,17 @@ def resolve_checkpoint(spec: str | os.PathLike) -> Path:
     if not path.is_dir():
         raise CheckpointError(f"{path}: no such checkpoint directory")
     return path
+
+
+def checkpoint_digest(path: str | os.PathLike) -> str:
+    """A short name for a checkpoint directory's contents (its config and weight files): results
+    computed with it can be cached under this name and are recomputed when the weights change."""
+    h = hashlib.sha1()
+    for f in sorted(Path(path).glob("*")):
+        if f.is_file() and f.suffix in (".json", ".safetensors"):
+            h.update(f.name.encode())
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
 
 
 def read_weights(file: str | os.PathLike) -> dict[str, torch.Tensor]:

@@ -34,16 +34,22 @@ def unigendet_card(cfg: TrainConfig, config, train: list[Record], val: list[Reco
         f"step, lr {cfg.lr}, EMA {cfg.ema_decay}; SMSA {config.smsa}",
         f"- {cfg.views} prepared view(s) per training image: the central crop and augmented crops (JPEG and blur "
         "with the same probability for both classes, flips, 90-degree turns, colour jitter)",
-        "- reference answers: the verdict, then a sentence per measured cue of that view (periodic upsampling "
-        "traces, 8-px block grid, texture energy), each placed among the training photos' 10th and 90th "
-        "percentiles (the cue scale in meta.json)", "",
+        (f"- reference answers: the verdict of `{cfg.explains}` on that view and its reasons (the kind of evidence "
+         "that moved its logit most toward the verdict and the strongest against it, from its attribution), then "
+         if cfg.explains else "- reference answers: the verdict, then ")
+        + "a sentence per measured cue of that view (periodic upsampling traces, 8-px block grid, texture energy), "
+        "each placed among the training photos' 10th and 90th percentiles (the cue scale in meta.json)", "",
         "## Metrics (validation split)",
         f"- cls head: accuracy {m.get('val_acc', float('nan')):.3f}, AUC {m.get('val_auc', float('nan')):.3f}",
         f"- written verdict: accuracy {m.get('val_text_acc', float('nan')):.3f}, agrees with the cls head on "
         f"{m.get('val_text_agrees_cls', float('nan')):.3f}, unparsed {m.get('val_unparsed', float('nan')):.3f}",
         f"- explanation claims consistent with the image's measured cues: "
         f"{m.get('val_claims_consistent', float('nan')):.3f} ({m.get('val_claims_per_answer', float('nan')):.1f} "
-        "claims per answer)", "",
+        "claims per answer)"]
+    if "val_reasons_agree" in m:
+        lines += [f"- written verdict agrees with `{cfg.explains}` on {m['val_text_agrees_teacher']:.3f}; written "
+                  f"reasons agree with its attribution on {m['val_reasons_agree']:.3f}"]
+    lines += ["",
         "## Limits",
         "- A 2-million-parameter model trained in minutes on a CPU: it learns a few cues, not the world; its own "
         "verdict is weaker than the shipped detector's, and the product says when they differ.",

@@ -19,17 +19,21 @@ import torch
 
 from unigendet.codecs import codec_from_entry
 from unigendet.data.augment import ViewConfig, make_view, random_crop
+from unigendet.data.degrade import get_degradation
 from unigendet.data.imageio import open_image
 from unigendet.data.readers import read_source
 from unigendet.data.records import DataError, Record
 from unigendet.detectors import ForensicDetector
 from unigendet.evaluation.detection import score_report
 from unigendet.labels import FAKE
-from unigendet.metrics.detection import balanced_threshold
+from unigendet.metrics.detection import balanced_threshold, threshold_at_fpr
 from unigendet.models.probes import CalibratedLinear
 
 from .stages import LocalStageConfig, StageResult, register_stage
+from .tune import tune
 from .views import ViewTable, recipe_key, view_key, view_rng
+
+CIRCULATED = "circulate"  # the protocol of images as they circulate on the web (both classes alike)
 
 
 @dataclass(frozen=True)
@@ -47,12 +51,18 @@ class ForensicConfig(LocalStageConfig):
     jpeg_prob: float = 0.5  # class-aligned: the same for reals and fakes
     blur_prob: float = 0.1
     resize_prob: float = 0.0
+    circulate_prob: float = 0.0  # views circulated as web images are (downscale 0.4-0.9x, JPEG 60-95) first
     flip: bool = True
     rot90: bool = True
     jitter: float = 0.1
     mask_prob: float = 0.0
     recon: str = ""  # a taef2 folder: each real training view's reconstruction joins as a fake
     c: float = 0.01  # inverse L2 strength of the logistic regression
+    tune_epochs: int = 0  # > 0: then fine-tune the networks end to end with the head (unigendet_train.tune)
+    tune_lr: float = 1e-4  # tuning: the networks' learning rate (the head's is 10x)
+    tune_batch: int = 16
+    max_fpr: float = 0.0  # > 0: raise the threshold until at most this share of calibration photos, as they
+    # are and circulated, are called fake (0: the balanced-accuracy threshold)
     crops: int = 5  # native crops scored per image at inference
     cache: str = "runs/forensic-cache"
     name: str = "forensic"
@@ -61,13 +71,13 @@ class ForensicConfig(LocalStageConfig):
     def augments(self) -> bool:
         """Whether training views differ from the plain centre crop."""
         v = self.view()
-        return v != ViewConfig(side=v.side, jpeg_prob=0.0, blur_prob=0.0, resize_prob=0.0, flip=False, rot90=False,
-                               jitter=0.0, mask_prob=0.0)
+        return v != ViewConfig(side=v.side, jpeg_prob=0.0, blur_prob=0.0, resize_prob=0.0, circulate_prob=0.0,
+                               flip=False, rot90=False, jitter=0.0, mask_prob=0.0)
 
     def view(self) -> ViewConfig:
         return ViewConfig(side=self.side, jpeg_prob=self.jpeg_prob, blur_prob=self.blur_prob,
-                          resize_prob=self.resize_prob, flip=self.flip, rot90=self.rot90, jitter=self.jitter,
-                          mask_prob=self.mask_prob)
+                          resize_prob=self.resize_prob, circulate_prob=self.circulate_prob, flip=self.flip,
+                          rot90=self.rot90, jitter=self.jitter, mask_prob=self.mask_prob)
 
 
 def backbone_names(cfg: ForensicConfig) -> list[str]:
@@ -84,23 +94,29 @@ def untrained(cfg: ForensicConfig, feature_dim: int = 1) -> ForensicDetector:
 
 class ViewFeatures:
     """Features of views of images, one cache file per (backbone, view recipe): rows keyed by
-    image path and view index, so recipes that share a backbone and views share the work."""
+    image path and view index, so recipes that share a backbone and views share the work.
+    `protocol` (a `degrade.get_degradation` spec, e.g. "circulate") is applied to the plain
+    images first: how a test protocol sees them."""
 
-    def __init__(self, cfg: ForensicConfig, recon: bool = False):
-        self.cfg, self.recon = cfg, recon
+    def __init__(self, cfg: ForensicConfig, recon: bool = False, protocol: str = ""):
+        self.cfg, self.recon, self.protocol = cfg, recon, protocol
+        self.degrade = get_degradation(protocol)
         self.detector = untrained(cfg)
         self.codec = None
         if recon:
             self.codec = codec_from_entry({"name": "taef2", "path": cfg.recon}).eval()
 
     def key(self, backbone: str, augmented: bool) -> str:
-        return recipe_key({"backbone": backbone, "path": self.cfg.backbone_path, "seed": self.cfg.seed,
-                           "recon": self.recon, "view": dataclasses.asdict(self.cfg.view()) if augmented else "centre"})
+        recipe = {"backbone": backbone, "path": self.cfg.backbone_path, "seed": self.cfg.seed,
+                  "recon": self.recon, "view": self.cfg.view().key() if augmented else "centre"}
+        if self.protocol and not augmented:
+            recipe["protocol"] = self.protocol
+        return recipe_key(recipe)
 
     def image(self, record: Record, view: int, augmented: bool):
         img = open_image(record.path)
         if not augmented:
-            return img
+            return self.degrade(img)
         rng = view_rng(self.cfg.seed, record.path, view)
         if self.codec is None:
             return make_view(img, self.cfg.view(), rng)
@@ -197,7 +213,17 @@ def fit_calibrated(cfg: ForensicConfig, feats: ViewFeatures, train: list[Record]
         y = np.concatenate([y, np.ones(len(reals) * views, dtype=bool)])
     head = fit_head(x, y, cfg.c, cfg.seed)
     threshold = calibrate(head, raw_logits(head, feats, cal), np.array([r.label == FAKE for r in cal]))
+    if cfg.max_fpr:
+        photos = [r for r in cal if r.label != FAKE]
+        threshold = photo_threshold(threshold, [calibrated_p(head, f, photos) for f in
+                                                (feats, ViewFeatures(cfg, protocol=CIRCULATED))], cfg.max_fpr)
     return head, threshold, int(len(y))
+
+
+def photo_threshold(threshold: float, photo_scores: list[np.ndarray], max_fpr: float) -> float:
+    """`threshold`, raised until at most `max_fpr` of the photos are called fake in every one of the
+    ways they were seen (e.g. as they are and circulated)."""
+    return max([threshold] + [threshold_at_fpr(p, max_fpr) for p in photo_scores])
 
 
 def training_records(cfg: ForensicConfig) -> tuple[list[Record], list[Record]]:
@@ -214,15 +240,45 @@ def training_records(cfg: ForensicConfig) -> tuple[list[Record], list[Record]]:
 
 
 def fit_detector(cfg: ForensicConfig, train: list[Record], val: list[Record]) -> tuple[ForensicDetector, dict]:
-    """Fit the head on augmented views of `train`, calibrate on `val`'s centre crops."""
+    """Fit the head on augmented views of `train`, calibrate on `val`'s centre crops; with
+    `tune_epochs`, then fine-tune the networks with the head and calibrate again."""
     feats = ViewFeatures(cfg)
     head, threshold, n_views = fit_calibrated(cfg, feats, train, val)
     detector = untrained(cfg)
     detector.head, detector.threshold = head, threshold
     photos = [r for r in train if r.label != FAKE]  # the typical photo attributions are measured from
-    detector.reference = torch.from_numpy(feats(photos, 1, augmented=False).mean(0))
-    report = score_report(calibrated_p(head, feats, val), val, detector.threshold)
-    return detector, {"val": report["mean"], "val_pooled": report["all"], "train_views": n_views}
+    if not cfg.tune_epochs:
+        detector.reference = torch.from_numpy(feats(photos, 1, augmented=False).mean(0))
+        report = score_report(calibrated_p(head, feats, val), val, detector.threshold)
+        return detector, {"val": report["mean"], "val_pooled": report["all"], "train_views": n_views}
+    state = Path(cfg.cache) / f"tune-{recipe_key(tuning_recipe(cfg))}"
+    curve = tune(detector, cfg, train, val, state)
+    p_val = calibrate_tuned(detector, cfg, val)
+    detector.reference = detector.feature_rows([open_image(r.path) for r in photos]).mean(0)
+    report = score_report(p_val, val, detector.threshold)
+    return detector, {"val": report["mean"], "val_pooled": report["all"], "train_views": n_views, **curve}
+
+
+@torch.no_grad()
+def calibrate_tuned(detector: ForensicDetector, cfg: ForensicConfig, val: list[Record]) -> np.ndarray:
+    """Platt scaling and the threshold of a tuned detector on the val split's centre crops (with
+    `max_fpr`, raised for the val photos as they are and circulated); returns val's calibrated p_fake."""
+    images = [open_image(r.path) for r in val]
+    is_fake = np.array([r.label == FAKE for r in val])
+    x = detector.feature_rows(images)
+    detector.threshold = calibrate(detector.head, detector.head.raw(x).numpy().astype(np.float64), is_fake)
+    p = torch.sigmoid(detector.logits(x)).numpy().astype(np.float64)
+    if cfg.max_fpr:
+        degrade = get_degradation(CIRCULATED)
+        photos = [degrade(im) for im, f in zip(images, is_fake, strict=True) if not f]
+        detector.threshold = photo_threshold(detector.threshold, [p[~is_fake], detector.predict_images(photos)],
+                                             cfg.max_fpr)
+    return p
+
+
+def tuning_recipe(cfg: ForensicConfig) -> dict:
+    """What a tuning run's saved epochs depend on (not where the result goes)."""
+    return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("out", "name", "bench", "cache", "crops")}
 
 
 @register_stage("forensic", ForensicConfig)

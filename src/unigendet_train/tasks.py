@@ -24,12 +24,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from unigendet.explain import CueScale, check
-from unigendet.labels import FAKE, REAL
+from unigendet.explain import CueScale, check, reasons_agree
+from unigendet.labels import FAKE, LABEL_NAMES, REAL
 from unigendet.metrics import roc_auc
 from unigendet.unified.checkpoint import load_meta
 from unigendet.unified.flow import interpolate, sample_t, target_velocity
-from unigendet.unified.inference import detect
+from unigendet.unified.inference import MAX_ANSWER, detect
 from unigendet.unified.losses import packed_losses
 from unigendet.unified.packing import CAUSAL, FULL, ImageTokens, PackedBatch, Sample, Split
 from unigendet.unified.prompts import parse_verdict
@@ -138,6 +138,13 @@ class UnifiedTask:
                 made = sum(x.made for x in readings)
                 out["val_claims_consistent"] = sum(x.consistent for x in readings) / made if made else 0.0
                 out["val_claims_per_answer"] = made / len(readings)
+            teacher = getattr(self.val, "teacher", None)
+            if teacher is not None:  # the answers state the explained detector's verdict and reasons
+                said = [LABEL_NAMES[teacher.label(i)] for i in range(n)]
+                out["val_text_agrees_teacher"] = float(np.mean([x is not None and LABEL_NAMES[x] == t
+                                                                for x, t in zip(verdicts, said, strict=True)]))
+                out["val_reasons_agree"] = float(np.mean([reasons_agree(r.text, teacher.of(i), said[i])
+                                                          for i, r in enumerate(res)]))
         out["val_mse"] = self.val_flow_loss(model)
         return out
 
@@ -285,5 +292,5 @@ def detect_bank(model, builder: SampleBuilder, bank, n: int | None = None, expla
     out = []
     for i in range(0, n, batch):
         latents, images = bank.plain(i, min(n, i + batch))
-        out += detect(model, builder, latents, images, explain=explain, max_new_tokens=256)
+        out += detect(model, builder, latents, images, explain=explain, max_new_tokens=MAX_ANSWER)
     return out

@@ -8,6 +8,10 @@ which its reference explanation is written (so the answer states what is in that
 bank's tokens, cues and the views at the generation size are kept in a `views.ViewTable`, one
 file per view recipe and encoder with rows keyed by image and view, so repeated runs, splits and
 folds share the work; the latents are encoded at load time with the run's codec.
+
+When the model learns to explain another detector (`teacher_evidence`), each view also carries
+that detector's verdict and attribution, and its answer states them: the verdict, the reasons
+(`unigendet.explain.reasons` without numbers), then the measured cues.
 """
 
 from __future__ import annotations
@@ -16,19 +20,40 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from unigendet.data.augment import ViewConfig, make_view
 from unigendet.data.imageio import open_image
 from unigendet.data.records import Record
-from unigendet.explain import Cues, CueScale, measure_tensor, reference_answer
-from unigendet.images import crop_square, pil_to_tensor
+from unigendet.detectors.attribution import attribute
+from unigendet.explain import Cues, CueScale, measure_tensor, reasons, reference_answer
+from unigendet.images import crop_square, pil_to_tensor, tensor_to_pil
+from unigendet.labels import FAKE, LABEL_NAMES, REAL
 from unigendet.unified.packing import ImageTokens
 from unigendet.unified.samples import SampleBuilder
 
 from .views import ViewTable, recipe_key, view_key, view_rng
 
 AUGMENT = ViewConfig(side=256, jpeg_prob=0.5, blur_prob=0.1, flip=True, rot90=True, jitter=0.1)
+
+
+@dataclass
+class TeacherEvidence:
+    """What the detector an explainer learns to explain reads in each view of a bank."""
+
+    groups: tuple[str, ...]  # kinds of evidence, as `Attribution.contributions` names them
+    contributions: torch.Tensor  # (N, V, G) logit units toward generated
+    fake: torch.Tensor  # (N, V) bool: the detector's verdict on the view
+
+    def label(self, idx: int, view: int = 0) -> int:
+        return FAKE if bool(self.fake[idx, view]) else REAL
+
+    def of(self, idx: int, view: int = 0) -> dict[str, float]:
+        return dict(zip(self.groups, self.contributions[idx, view].tolist(), strict=True))
+
+    def reasons(self, idx: int, view: int = 0) -> str:
+        return reasons(self.of(idx, view), LABEL_NAMES[self.label(idx, view)], numbers=False)
 
 
 @dataclass
@@ -39,6 +64,7 @@ class TokenBank:
     cues: torch.Tensor  # (N, V, 3): periodic, grid, texture of each view
     grid: tuple[int, int]
     scale: CueScale | None = None  # turns cues into the levels an answer states
+    teacher: TeacherEvidence | None = None  # the explained detector's verdict and reasons, per view
 
     @property
     def labels(self) -> list[int]:
@@ -61,7 +87,9 @@ class TokenBank:
     def answer(self, idx: int, view: int) -> str:
         if self.scale is None:
             raise ValueError("a token bank states cue levels only with a cue scale")
-        return reference_answer(self.records[idx].label, self.levels(idx, view))
+        if self.teacher is None:
+            return reference_answer(self.records[idx].label, self.levels(idx, view))
+        return reference_answer(self.teacher.label(idx, view), self.levels(idx, view), self.teacher.reasons(idx, view))
 
     def training_view(self, idx: int, generator: torch.Generator, codec) -> tuple[ImageTokens, torch.Tensor, str]:
         """A random prepared view, whose answer states the cues measured on that view."""
@@ -97,7 +125,7 @@ def load_token_bank(records: list[Record], builder: SampleBuilder, codec, views:
         raise ValueError("no records to load")
     side = builder.cfg.detect_side
     keys = [view_key(r.path, v) for r in records for v in range(views)]
-    recipe = {"side": side, "seed": seed, "augment": dataclasses.asdict(AUGMENT), "encoder": builder.cfg.vit.encoder,
+    recipe = {"side": side, "seed": seed, "augment": AUGMENT.key(), "encoder": builder.cfg.vit.encoder,
               "image_size": builder.cfg.image_size, "version": 2}
     table = ViewTable(Path(cache) / f"views-{recipe_key(recipe)}.safetensors" if cache else None, FIELDS)
     todo = table.missing(keys)
@@ -120,3 +148,34 @@ def load_token_bank(records: list[Record], builder: SampleBuilder, codec, views:
     tokens = rows["tokens"]
     return TokenBank(records, tokens.reshape(n, views, *tokens.shape[1:]),
                      latents.reshape(n, views, *latents.shape[1:]), rows["cues"].reshape(n, views, 3), grid)
+
+
+@torch.no_grad()
+def teacher_evidence(bank: TokenBank, detector, name: str, side: int, seed: int, cache: str | Path | None = None,
+                     batch: int = 32, progress=None) -> TeacherEvidence:
+    """`detector`'s verdict and attribution (`unigendet.detectors.attribution.attribute`) on every
+    view of the bank, the views made as `load_token_bank` makes them; cached per view recipe and
+    detector (`name` identifies its weights)."""
+    views = bank.views
+    keys = [view_key(r.path, v) for r in bank.records for v in range(views)]
+    recipe = {"side": side, "seed": seed, "augment": AUGMENT.key(), "teacher": name, "version": 1}
+    table = ViewTable(Path(cache) / f"teacher-{recipe_key(recipe)}.safetensors" if cache else None,
+                      ("contributions", "logit"))
+    by_key = dict(zip(keys, [(r, v) for r in bank.records for v in range(views)], strict=True))
+    todo = table.missing(keys)
+    for s in range(0, len(todo), batch):
+        images = [tensor_to_pil(view_image(*by_key[k], side, seed)) for k in todo[s:s + batch]]
+        found = attribute(detector, images)
+        groups = sorted(found[0].contributions)
+        table.meta["groups"] = groups
+        table.add(todo[s:s + batch], contributions=torch.tensor([[a.contributions[g] for g in groups] for a in found]),
+                  logit=torch.tensor([[a.logit] for a in found]))
+        if progress:
+            progress(min(s + batch, len(todo)), len(todo))
+    table.save()
+    rows = table.rows(keys)
+    n = len(bank)
+    threshold = float(getattr(detector, "threshold", 0.5))
+    fake = rows["logit"][:, 0] > float(np.log(threshold / (1 - threshold)))
+    return TeacherEvidence(tuple(table.meta["groups"]), rows["contributions"].reshape(n, views, -1),
+                           fake.reshape(n, views))

@@ -12,13 +12,14 @@ import torch
 
 from unigendet.data.generation import generation_split
 from unigendet.data.readers import read_source
+from unigendet.detectors import load_detector
 from unigendet.labels import FAKE
 from unigendet.unified.checkpoint import load_model
 from unigendet.unified.model import swap_understanding
 from unigendet.unified.pipeline import UniGenDetPipeline, codec_for, tokenizer_for
 from unigendet.unified.presets import create_model, get_config
 from unigendet.unified.samples import SampleBuilder
-from unigendet.weights import latest_checkpoint, resolve_checkpoint
+from unigendet.weights import checkpoint_digest, latest_checkpoint, resolve_checkpoint
 
 from .card import unigendet_card
 from .config import DIGAConfig, T2IConfig, TrainConfig
@@ -27,7 +28,7 @@ from .dist import DistInfo, cleanup, init_distributed
 from .loop import Trainer
 from .stages import StageResult, register_stage
 from .tasks import TASKS, UnifiedTask, detect_bank
-from .tokens import load_token_bank
+from .tokens import load_token_bank, teacher_evidence
 
 __all__ = ["build_run", "detect_bank", "run_unified", "score_bank"]
 
@@ -74,6 +75,15 @@ def load_banks(cfg: TrainConfig, task_cls: type[UnifiedTask], model, builder: Sa
     if mc.vit.frozen:
         valb = load_token_bank(val, builder, codec, 1, cfg.seed, cfg.cache, progress=log)
         valb.scale = scale
+    if cfg.explains:
+        if not mc.vit.frozen:
+            raise ValueError("--explains states another detector's reasons for prepared views: it needs a frozen "
+                             "understanding encoder (--understanding tiny-forensic)")
+        teacher = load_detector(cfg.explains)
+        name = f"{teacher.kind}-{checkpoint_digest(resolve_checkpoint(cfg.explains))}"
+        for bank in (det, valb):
+            bank.teacher = teacher_evidence(bank, teacher, name, builder.cfg.detect_side, cfg.seed, cfg.cache,
+                                            progress=log)
     gen_train, gen_held = generation_split(records)
     if not gen_train:
         raise ValueError(f"{cfg.data}: no captioned real images in the train split for text-to-image samples")
@@ -102,7 +112,7 @@ def run_unified(cfg: TrainConfig) -> StageResult:
     model, codec, task = build_run(cfg, dist)
     # Train
     params = task.trainable(model)
-    meta = {"cue_scale": json.loads(task.cue_scale.to_json())} if task.cue_scale else {}
+    meta = run_meta(cfg, task)
     trainer = Trainer(model, task, cfg, dist, params=params, extra_files=lambda: {"codec": codec},
                       extra_meta=lambda: meta)
     history = trainer.fit()
@@ -121,9 +131,17 @@ def run_unified(cfg: TrainConfig) -> StageResult:
     return StageResult(Path(cfg.out), latest_checkpoint(cfg.out) or Path(cfg.out), metrics)
 
 
+def run_meta(cfg: TrainConfig, task: UnifiedTask) -> dict:
+    """What a checkpoint records of how its answers were written: the cue scale, the explained detector."""
+    meta = {"cue_scale": json.loads(task.cue_scale.to_json())} if task.cue_scale else {}
+    if cfg.explains:
+        meta["explains"] = cfg.explains
+    return meta
+
+
 def ship(cfg: TrainConfig, ema, codec, task: UnifiedTask, metrics: dict) -> Path:
     """The final EMA model as a shippable directory: weights, codec, config, cue scale, model card."""
-    meta = {"cue_scale": json.loads(task.cue_scale.to_json())} if task.cue_scale else {}
+    meta = run_meta(cfg, task)
     out = UniGenDetPipeline(ema, codec).save_pretrained(cfg.ship, meta={"metrics": metrics, **meta})
     det = task.det if task.det is not None else task.val
     (out / "MODEL_CARD.md").write_text(unigendet_card(cfg, ema.config, det.records, task.val.records, metrics))

@@ -121,6 +121,7 @@ FINE_TRACES = "fine pixel traces"
 TEXTURE = "mid-level texture"
 CONTENT = "content and colour"
 NOISE = "noise-residual statistics"
+EVIDENCE = (FINE_TRACES, TEXTURE, CONTENT, NOISE)  # every kind, as the explanations name them
 
 
 class Backbone(nn.Module):

@@ -1,21 +1,23 @@
 """Training views that keep generation traces and treat both classes alike.
 
-One view of an image: a random native-resolution crop (never resized unless `resize_prob` says so),
-then the class-aligned degradations - JPEG re-encoding, blur and a down-scale, each with the same
-probability for reals and fakes, so file history cannot separate the classes - then the
-geometric and photometric ones (flips, 90-degree rotations, colour jitter, random patch masking).
+One view of an image: optionally first circulated as web images are (`circulate_prob`: downscaled
+and re-saved as JPEG, `degrade.Circulate`), then a random native-resolution crop (never resized
+unless `resize_prob` says so), then the class-aligned degradations - JPEG re-encoding, blur and a
+down-scale, each with the same probability for reals and fakes, so file history cannot separate the
+classes - then the geometric and photometric ones (flips, 90-degree rotations, colour jitter, random patch masking).
 Every draw comes from the caller's `random.Random`, so views are reproducible.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image, ImageEnhance
 
-from .degrade import JPEG, Blur
+from .degrade import JPEG, Blur, Circulate
 
 ROTATIONS = (Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_270)
 
@@ -27,10 +29,19 @@ class ViewConfig:
     jpeg_quality: tuple[int, int] = (60, 100)
     blur_prob: float = 0.1  # Gaussian blur, sigma ~ U(0.2, 1.5)
     resize_prob: float = 0.0  # down-scale by U(0.5, 0.9) before cropping
+    circulate_prob: float = 0.0  # before cropping: down-scale by U(0.4, 0.9), then JPEG q U(60, 95)
     flip: bool = True
     rot90: bool = True
     jitter: float = 0.0  # brightness/contrast/saturation factors ~ U(1 - j, 1 + j)
     mask_prob: float = 0.0  # grey out one random 16-px patch per 64x64 area with this probability
+
+    def key(self) -> dict:
+        """The fields as a cache key: `circulate_prob` (added later) only when set, so the views
+        cached before it keep their names."""
+        out = dataclasses.asdict(self)
+        if not self.circulate_prob:
+            del out["circulate_prob"]
+        return out
 
 
 def random_crop(img: Image.Image, side: int, rng: random.Random) -> Image.Image:
@@ -43,6 +54,8 @@ def random_crop(img: Image.Image, side: int, rng: random.Random) -> Image.Image:
 
 def make_view(img: Image.Image, cfg: ViewConfig, rng: random.Random) -> Image.Image:
     """One augmented view of an RGB image."""
+    if cfg.circulate_prob and rng.random() < cfg.circulate_prob:
+        img = Circulate().draw(img, rng)
     if cfg.resize_prob and rng.random() < cfg.resize_prob:
         s = rng.uniform(0.5, 0.9)
         w, h = img.size

@@ -71,7 +71,11 @@ class Circulate:
     quality: tuple[int, int] = (60, 95)
 
     def __call__(self, img: Image.Image) -> Image.Image:
-        rng = random.Random(hashlib.sha1(img.tobytes()).digest())
+        """The draws come from the image's pixels: the same image always circulates the same way."""
+        return self.draw(img, random.Random(hashlib.sha1(img.tobytes()).digest()))
+
+    def draw(self, img: Image.Image, rng: random.Random) -> Image.Image:
+        """One circulation with the draws taken from `rng`."""
         s = rng.uniform(*self.scale)
         w, h = img.size
         small = img.resize((max(1, round(w * s)), max(1, round(h * s))), Image.Resampling.BICUBIC)

@@ -5,7 +5,9 @@ Each image is scored on up to `crops` native crops (never resized): the centre a
 images, crops spread over it. Their calibrated logits are averaged into the verdict; the spread
 of the crops' probabilities says how much the image's parts disagree ("uncertain" when large).
 The head's Platt scaling and the decision threshold are fitted on held-out data by the trainer
-and travel in the run directory.
+and travel in the run directory. A tuned run (`tuned`) also carries its networks' weights
+(`backbones.safetensors`, float16): they were fine-tuned end to end with the head, which stays a
+linear head on the same named feature groups.
 """
 
 from __future__ import annotations
@@ -60,18 +62,31 @@ class PhotoReference(nn.Module):
         self.register_buffer("features", features.detach().float().clone())
 
 
+class HalfWeights(nn.Module):
+    """A module's floating-point weights as float16, for saving (a tuned run's networks: half the size;
+    the trainer rounds them the same way before it calibrates, so the saved run scores as measured)."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+
+    def state_dict(self, *args, **kwargs):
+        return {k: v.half() if v.is_floating_point() else v for k, v in self.module.state_dict().items()}
+
+
 @register_detector
 class ForensicDetector(Detector):
     kind = "forensic"
 
     def __init__(self, name: str, head: CalibratedLinear, backbones: Sequence[str], crops: int = 5,
                  threshold: float = 0.5, backbone_path: str | None = None, device="cpu", batch_size: int = 16,
-                 reference: torch.Tensor | None = None):
+                 reference: torch.Tensor | None = None, tuned: bool = False):
         super().__init__(name, device)
         self.head = head.to(self.device).eval()
         self.reference = reference  # (D,) mean features of the training photos, when the run has them
         self.backbone_names, self.backbone_path = tuple(backbones), backbone_path
         self.crops, self.threshold, self.batch_size = crops, float(threshold), batch_size
+        self.tuned = tuned  # the networks' weights are the run's own (fine-tuned), not the pretrained ones
         self._backbones: list[tuple[Backbone, Preprocess]] | None = None
 
     def backbones(self) -> list[tuple[Backbone, Preprocess]]:
@@ -79,6 +94,10 @@ class ForensicDetector(Detector):
             self._backbones = [create_backbone(n, self.backbone_path if n.startswith("efficientnet") else None,
                                                device=self.device) for n in self.backbone_names]
         return self._backbones
+
+    def networks(self) -> nn.ModuleList:
+        """The backbones as one module: what a tuned run saves and loads."""
+        return nn.ModuleList([model for model, _ in self.backbones()])
 
     @property
     def side(self) -> int:
@@ -166,10 +185,12 @@ class ForensicDetector(Detector):
     def state(self, run_dir: Path) -> tuple[dict[str, Any], dict[str, nn.Module]]:
         fields = {"backbones": list(self.backbone_names), "feature_dim": self.head.fc.in_features,
                   "crops": self.crops, "threshold": self.threshold, "backbone_path": self.backbone_path,
-                  "reference": self.reference is not None}
+                  "reference": self.reference is not None, "tuned": self.tuned}
         modules = {"model": self.head}
         if self.reference is not None:
             modules["reference"] = PhotoReference(self.reference)
+        if self.tuned:
+            modules["backbones"] = HalfWeights(self.networks())
         return fields, modules
 
     @classmethod
@@ -181,5 +202,9 @@ class ForensicDetector(Detector):
             holder = PhotoReference(torch.zeros(int(config["feature_dim"])))
             load_weights(holder, run_dir / "reference.safetensors")
             reference = holder.features
-        return cls(config.get("name", cls.kind), head, config["backbones"], int(config.get("crops", 5)),
-                   float(config.get("threshold", 0.5)), config.get("backbone_path"), device, reference=reference)
+        det = cls(config.get("name", cls.kind), head, config["backbones"], int(config.get("crops", 5)),
+                  float(config.get("threshold", 0.5)), config.get("backbone_path"), device, reference=reference,
+                  tuned=bool(config.get("tuned", False)))
+        if det.tuned:
+            load_weights(det.networks(), run_dir / "backbones.safetensors")
+        return det

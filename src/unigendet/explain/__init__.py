@@ -5,9 +5,29 @@ confident)."""
 
 from .cues import CUES, LEVELS, Cues, CueScale, measure, measure_tensor
 from .evidence import confidence, evidence, where
-from .reasons import cue_sentences, reasons
+from .reasons import WrittenReasons, cue_sentences, read_reasons, reasons, reasons_agree
 from .text import PHRASES, Reading, check, claim_sentences, describe, read_claims, reference_answer
 
-__all__ = ["CUES", "LEVELS", "PHRASES", "CueScale", "Cues", "Reading", "check", "claim_sentences", "confidence",
-           "cue_sentences", "describe", "evidence", "measure", "measure_tensor", "read_claims", "reasons",
-           "reference_answer", "where"]
+__all__ = [
+    "CUES",
+    "LEVELS",
+    "PHRASES",
+    "CueScale",
+    "Cues",
+    "Reading",
+    "WrittenReasons",
+    "check",
+    "claim_sentences",
+    "confidence",
+    "cue_sentences",
+    "describe",
+    "evidence",
+    "measure",
+    "measure_tensor",
+    "read_claims",
+    "read_reasons",
+    "reasons",
+    "reasons_agree",
+    "reference_answer",
+    "where",
+]

@@ -34,6 +34,9 @@ PHRASES: dict[str, tuple[tuple[str, frozenset[str]], ...]] = {
 }
 _VERDICT = re.compile(r"^this is an? (real|fake) image\.?$", re.IGNORECASE)
 _SENTENCE = re.compile(r"[^.]+\.?")
+# the reasons sentences (`reasons.reasons`, without numbers): not cue claims, read by `reasons.read_reasons`
+_REASONS = re.compile(r"^(most of the evidence for|no kind of evidence points|the evidence is weak|"
+                      r"the image's parts disagree)")
 
 
 def _norm(sentence: str) -> str:
@@ -51,9 +54,10 @@ def describe(levels: dict[str, str]) -> str:
     return " ".join(out)
 
 
-def reference_answer(label: int, levels: dict[str, str]) -> str:
-    """The answer UniGenDet learns: the verdict, then what was measured in this image."""
-    return f"This is a {LABEL_NAMES[label]} image. {describe(levels)}"
+def reference_answer(label: int, levels: dict[str, str], reasons: str | None = None) -> str:
+    """The answer UniGenDet learns: the verdict, the reasons for it when given (the sentences of
+    `reasons.reasons` without numbers), then what was measured in this image."""
+    return " ".join(filter(None, [f"This is a {LABEL_NAMES[label]} image.", reasons, describe(levels)]))
 
 
 @dataclass
@@ -85,7 +89,7 @@ def read_claims(text: str) -> Reading:
     reading = Reading()
     for raw in _SENTENCE.findall(text or ""):
         s = _norm(raw)
-        if not s or _VERDICT.match(s + "."):
+        if not s or _VERDICT.match(s + ".") or _REASONS.match(s):
             continue
         if s not in _LOOKUP:
             reading.unparsed.append(raw.strip())

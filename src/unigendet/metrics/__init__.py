@@ -9,18 +9,21 @@ from .detection import (
     detection_metrics,
     detection_report,
     expected_calibration_error,
+    false_positive_rate,
     macro_f1,
     oracle_accuracy,
     pr_curve,
     roc_auc,
     roc_curve,
+    threshold_at_fpr,
 )
 from .generation import frechet_distance, kernel_distance, mean_pairwise_cosine, nearest_centroid_accuracy
 from .text import css, rouge_l
 
 __all__ = [
     "accuracy_at", "average_precision", "balanced_accuracy", "balanced_threshold", "calibrate_threshold", "css",
-    "detection_metrics", "detection_report", "expected_calibration_error", "frechet_distance", "kernel_distance",
+    "detection_metrics", "detection_report", "expected_calibration_error", "false_positive_rate",
+    "frechet_distance", "kernel_distance",
     "macro_f1", "mean_pairwise_cosine", "nearest_centroid_accuracy", "oracle_accuracy", "pr_curve", "roc_auc",
-    "roc_curve", "rouge_l",
+    "roc_curve", "rouge_l", "threshold_at_fpr",
 ]

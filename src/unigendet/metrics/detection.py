@@ -56,6 +56,22 @@ def balanced_threshold(scores, is_fake) -> float:
     return float((cands[i] + cands[min(i + 1, len(cands) - 1)]) / 2)
 
 
+def threshold_at_fpr(real_scores, max_fpr: float) -> float:
+    """The lowest threshold at which at most `max_fpr` of these real images score above it (are called
+    fake by `score > threshold`)."""
+    s = np.sort(np.asarray(real_scores, dtype=np.float64))
+    if not len(s) or not 0 <= max_fpr < 1:
+        raise ValueError("a false-positive threshold needs real scores and 0 <= max_fpr < 1")
+    allowed = int(np.floor(len(s) * max_fpr + 1e-9))  # photos that may score above it
+    return float(s[len(s) - 1 - allowed])
+
+
+def false_positive_rate(scores, is_fake, threshold: float) -> float:
+    """The fraction of real images called fake (`score > threshold`)."""
+    s, y = _arrays(scores, is_fake)
+    return float(np.mean(s[~y] > threshold)) if (~y).any() else float("nan")
+
+
 def roc_curve(scores, is_fake) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(false-positive rate, true-positive rate, thresholds), one point per distinct score,
     starting at (0, 0) with threshold +inf."""

@@ -105,6 +105,13 @@ def load_model(path: str | os.PathLike, ema: bool = True, device: str | torch.de
     return model.to(device).eval()
 
 
+def save_optimizer(path: str | os.PathLike, optimizer: torch.optim.Optimizer) -> None:
+    """An optimizer's state into a directory as `read_optimizer` reads it (tensors in safetensors)."""
+    tensors, rest = _split_optimizer(optimizer.state_dict())
+    save_file(tensors, str(Path(path) / "optimizer.safetensors"))
+    (Path(path) / "optimizer.json").write_text(json.dumps(rest))
+
+
 def read_optimizer(path: str | os.PathLike) -> dict[str, Any]:
     """The optimizer state dict saved in a checkpoint; parameter keys as saved (indices
     or fully qualified names)."""

@@ -20,6 +20,7 @@ from .patches import unpatchify
 from .prompts import DETECTION_QUESTION
 from .samples import SampleBuilder
 
+MAX_ANSWER = 384  # tokens an explanation may take (a verdict, its reasons and three cue sentences fit)
 DEFAULT_GUIDANCE = Guidance()  # text CFG 4.0 with renormalisation, as the paper's sampler
 
 
@@ -37,7 +38,7 @@ def decode_text(
     builder: SampleBuilder,
     caches: list[KVCache],
     first_logits: torch.Tensor,
-    max_new_tokens: int = 128,
+    max_new_tokens: int = MAX_ANSWER,
     temperature: float = 0.0,
     generator: torch.Generator | None = None,
 ) -> list[list[int]]:
@@ -90,7 +91,7 @@ def detect(
     images: list[torch.Tensor | ImageTokens],
     explain: bool = False,
     question: str = DETECTION_QUESTION,
-    max_new_tokens: int = 128,
+    max_new_tokens: int = MAX_ANSWER,
 ) -> list[Detection]:
     """Detect with exactly the layout the model was trained with: clean latents (SMSA)
     + ViT + question; a model trained latent-free (`config.smsa=False`) gets no latents."""

@@ -19,7 +19,7 @@ from ..codecs import build_codec
 from ..images import detection_view
 from ..weights import CheckpointError, load_weights, resolve_checkpoint
 from .checkpoint import load_model, save_checkpoint
-from .inference import DEFAULT_GUIDANCE, Detection, Guidance, detect, generate_latents
+from .inference import DEFAULT_GUIDANCE, MAX_ANSWER, Detection, Guidance, detect, generate_latents
 from .released import is_released, load_released
 from .samples import SampleBuilder
 from .tokenizer import get_tokenizer
@@ -71,7 +71,7 @@ class UniGenDetPipeline:
 
     @torch.no_grad()
     def detect(self, views: Sequence[torch.Tensor], explain: bool = False, batch_size: int = 16,
-               max_new_tokens: int = 256) -> list[Detection]:
+               max_new_tokens: int = MAX_ANSWER) -> list[Detection]:
         """Clean codec latents (SMSA) and ViT tokens of each view, then the question: p_fake from the
         cls head, the written answer when `explain`."""
         out = []

@@ -1,0 +1,148 @@
+"""Fine-tuning the forensic detector's networks end to end (`unigendet train forensic --tune-epochs N`).
+
+The frozen recipe fits a linear head on tap statistics of frozen ImageNet networks. Tuning starts
+from that head and trains the EfficientNet taps together with it, on fresh augmented views every
+epoch (drawn per image and epoch, the same way for both classes; circulation included when the
+config asks for it). The head's standardisation stays fixed, so the tuned detector is still a
+linear head on the same named feature groups and its attribution stays exact. Batch norm keeps its
+ImageNet running statistics and drop-connect stays off: CPU batches are too small to re-estimate them.
+
+Decoded training images are held in memory. After every epoch the state is written to
+`OUT/tune/epoch-N` (networks, head, optimizer, the best epoch so far), so a killed run resumes at
+the last finished epoch; the epoch with the best validation AUC is kept. The kept networks are
+rounded to float16 (as the run saves them) before the head is recalibrated on the val split.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from unigendet.data.augment import make_view
+from unigendet.data.imageio import open_image
+from unigendet.data.records import Record
+from unigendet.detectors import ForensicDetector
+from unigendet.labels import FAKE
+from unigendet.metrics import roc_auc
+from unigendet.unified.checkpoint import read_optimizer, save_optimizer
+from unigendet.weights import atomic_directory, load_weights, read_weights, save_weights
+
+from .views import view_rng
+
+TUNE_VIEW = 1000  # view streams of tuning epochs start here, apart from the frozen recipe's views
+
+
+def trainable(detector: ForensicDetector) -> list[nn.Module]:
+    """The detector's networks that have weights to tune (statistics-only backbones have none)."""
+    return [m for m, _ in detector.backbones() if any(True for _ in m.parameters())]
+
+
+def batch_tensors(detector: ForensicDetector, images: list[Image.Image]) -> list[torch.Tensor]:
+    """Each backbone's preprocessed batch of the images."""
+    return [torch.stack([pre(im) for im in images]) for _, pre in detector.backbones()]
+
+
+def raw_logits(detector: ForensicDetector, images: list[Image.Image], grad: bool = False) -> torch.Tensor:
+    """The head's uncalibrated logits of images taken as one crop each (their centre)."""
+    with torch.set_grad_enabled(grad):
+        feats = torch.cat([model(x) for (model, _), x in zip(detector.backbones(), batch_tensors(detector, images),
+                                                              strict=True)], dim=1)
+        return detector.head.raw(feats)
+
+
+def scores(detector: ForensicDetector, images: list[Image.Image], batch: int = 32) -> np.ndarray:
+    return torch.cat([raw_logits(detector, images[s:s + batch]) for s in range(0, len(images), batch)]).numpy()
+
+
+class Tuner:
+    """The tuning state of one run: the detector, its optimizer and where epochs are written."""
+
+    def __init__(self, detector: ForensicDetector, cfg, state: Path):
+        self.detector, self.cfg, self.dir = detector, cfg, Path(state)
+        self.nets = trainable(detector)
+        if not self.nets:
+            raise ValueError(f"tuning needs a backbone with weights (e.g. efficientnet-lite0-taps); "
+                             f"{', '.join(detector.backbone_names)} have none")
+        for net in self.nets:
+            net.requires_grad_(True).eval()
+        self.opt = torch.optim.AdamW([{"params": [p for n in self.nets for p in n.parameters()], "lr": cfg.tune_lr},
+                                      {"params": detector.head.fc.parameters(), "lr": cfg.tune_lr * 10}],
+                                     weight_decay=1e-4)
+        self.module = nn.ModuleList([*self.nets, detector.head])  # what an epoch's state saves
+
+    def save(self, epoch: int, best: dict) -> None:
+        with atomic_directory(self.dir / f"epoch-{epoch}") as tmp:
+            save_weights(self.module, tmp / "weights.safetensors")
+            save_optimizer(tmp, self.opt)
+            (tmp / "state.json").write_text(json.dumps({"epoch": epoch, "best_auc": best["auc"],
+                                                        "best_epoch": best["best_epoch"]}))
+            if best.get("weights") is not None:
+                save_weights(best["weights"], tmp / "best.safetensors")
+        for old in self.dir.glob("epoch-*"):  # only the newest is needed to resume
+            if old.name != f"epoch-{epoch}":
+                shutil.rmtree(old, ignore_errors=True)
+
+    def resume(self) -> tuple[int, dict]:
+        """(the next epoch, the best so far) from the newest saved epoch, or (0, empty)."""
+        saved = sorted(self.dir.glob("epoch-*"), key=lambda p: int(p.name.split("-")[1]))
+        if not saved:
+            return 0, {"auc": -1.0, "best_epoch": -1, "weights": None}
+        last = saved[-1]
+        load_weights(self.module, last / "weights.safetensors")
+        self.opt.load_state_dict(read_optimizer(last))
+        state = json.loads((last / "state.json").read_text())
+        kept = last / "best.safetensors"
+        return state["epoch"] + 1, {"auc": state["best_auc"], "best_epoch": state["best_epoch"],
+                                    "weights": read_weights(kept) if kept.is_file() else None}
+
+
+def tune(detector: ForensicDetector, cfg, train: list[Record], val: list[Record], state: Path, log=print) -> dict:
+    """Fine-tune `detector` (its head fitted by the frozen recipe) for `cfg.tune_epochs`, its epochs
+    saved under `state`; keep the epoch with the best val AUC. Returns the per-epoch curve."""
+    tuner = Tuner(detector, cfg, state)
+    images = [open_image(r.path) for r in train]
+    val_images = [open_image(r.path) for r in val]
+    y = torch.tensor([r.label == FAKE for r in train], dtype=torch.float32)
+    val_fake = np.array([r.label == FAKE for r in val])
+    pos_weight = (y == 0).sum() / (y == 1).sum().clamp(min=1)  # balanced classes, as the frozen head
+    loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    start, best = tuner.resume()
+    if start:
+        log(f"tune: resuming at epoch {start}")
+    curve = []
+    for epoch in range(start, cfg.tune_epochs):
+        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
+        total = 0.0
+        for idx in order.split(cfg.tune_batch):
+            views = [make_view(images[i], cfg.view(), view_rng(cfg.seed, train[i].path, TUNE_VIEW + epoch))
+                     for i in idx.tolist()]
+            loss = loss_fn(raw_logits(detector, views, grad=True), y[idx])
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"non-finite loss {loss.item()} while tuning the forensic networks")
+            tuner.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            tuner.opt.step()
+            total += loss.item() * len(idx)
+        auc = roc_auc(scores(detector, val_images), val_fake)
+        curve.append({"epoch": epoch, "loss": total / len(train), "val_auc": auc})
+        log(f"tune: epoch {epoch} loss {curve[-1]['loss']:.4f} val AUC {auc:.4f}")
+        if auc > best["auc"]:
+            best = {"auc": auc, "best_epoch": epoch,
+                    "weights": {k: v.detach().clone() for k, v in tuner.module.state_dict().items()}}
+        tuner.save(epoch, best)
+    if best.get("weights") is not None:
+        tuner.module.load_state_dict(best["weights"])
+    for net in tuner.nets:  # as the run saves them
+        with torch.no_grad():
+            for t in net.state_dict().values():
+                if t.is_floating_point():
+                    t.copy_(t.half().float())
+        net.requires_grad_(False)
+    detector.tuned = True
+    return {"tune_curve": curve, "tune_best_epoch": best.get("best_epoch", -1), "tune_best_val_auc": best["auc"]}
