@@ -316,9 +316,17 @@ def model_card(cfg: ForensicConfig, train: list[Record], val: list[Record], dete
         f"- {cfg.views} augmented view(s) per training image: random {cfg.side}-px crop; JPEG (p {cfg.jpeg_prob}) and "
         f"blur (p {cfg.blur_prob}) with the same probability for both classes; flips {cfg.flip}, 90-degree "
         f"rotations {cfg.rot90}, colour jitter {cfg.jitter}, patch masking {cfg.mask_prob}"
+        + (f"; circulation as on the web (downscale 0.4-0.9x, then JPEG 60-95) with p {cfg.circulate_prob}"
+           if cfg.circulate_prob else "")
         + (f"; reconstruction pairs through the autoencoder in `{cfg.recon}`" if cfg.recon else ""),
-        f"- head: L2 logistic regression (C {cfg.c}, balanced classes) on standardised features; Platt scaling "
-        f"and the threshold ({detector.threshold:.3f}) fitted on the val split",
+        f"- head: L2 logistic regression (C {cfg.c}, balanced classes) on standardised features"
+        + (f"; then the EfficientNet networks fine-tuned end to end with the head for {cfg.tune_epochs} epoch(s) "
+           f"(AdamW, lr {cfg.tune_lr}, batch {cfg.tune_batch}, a fresh view per image and epoch; the epoch with "
+           f"the best val AUC kept: {metrics.get('tune_best_epoch')}), weights stored in float16"
+           if cfg.tune_epochs else "")
+        + f"; Platt scaling and the threshold ({detector.threshold:.3f}) fitted on the val split"
+        + (f", raised so that at most {cfg.max_fpr:.0%} of the val photos, as they are and circulated, are called "
+           "fake" if cfg.max_fpr else ""),
         f"- inference: up to {cfg.crops} native crops per image, mean calibrated logit; the spread of the crops' "
         "p_fake is reported (verdict `uncertain` at 0.2 or more)",
         "- attribution (`--explain`): the calibrated logit split exactly into fine pixel traces, mid-level "

@@ -3,7 +3,8 @@
 GET / (the page), GET /healthz, POST /api/detect (multipart field `image`), POST
 /api/generate (form fields; answers a PNG). Uploads are read as bytes only - no request
 value is ever used as a path - bounded in bytes before decoding and in pixels while
-decoding; a bad input is a 4xx with a reason, never a 5xx.
+decoding; a bad input is a 4xx with a reason, never a 5xx. `guard` adds the token, the rate
+limit, the bound on work in flight, the time limit and the security headers.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from ..data.imageio import DEFAULT_MAX_PIXELS, ImageError, open_image
 from ..images import tensor_to_pil
 from ..shipped import default_detector
+from .guard import Access, install, resolve_token
 from .predictor import BASE_HELP, Predictor, timed
 
 
@@ -34,8 +36,13 @@ class ServeConfig:
     """`unigendet serve`: the model is loaded once."""
 
     checkpoint: str | None = None  # a detector run or checkpoint (UniGenDet: also text-to-image); default: shipped
-    host: str = "127.0.0.1"
+    host: str = "127.0.0.1"  # loopback only; any other address needs a token or --insecure-no-auth
     port: int = 8000
+    token: str | None = None  # required on the API as "Authorization: Bearer TOKEN" (default: $UNIGENDET_TOKEN)
+    insecure_no_auth: bool = False  # serve beyond loopback without a token (anyone who reaches the port may call it)
+    per_minute: int = Access.per_minute  # API requests per client address and minute (0: unlimited)
+    max_pending: int = Access.max_pending  # work requests in flight; more are answered 503
+    timeout: float = Access.timeout_s  # seconds before a work request is answered 504
     threshold: float | None = None  # p_fake above this is called fake (default: the detector's calibrated one)
     max_bytes: int = Limits.max_bytes  # largest upload
     max_pixels: int = Limits.max_pixels  # larger images are refused, undecoded
@@ -44,8 +51,11 @@ class ServeConfig:
     max_batch: int = 16  # concurrent images scored in one forward pass
 
 
-def create_app(predictor: Predictor, limits: Limits = Limits()):
+def create_app(predictor: Predictor, limits: Limits = Limits(), access: Access | None = None):
+    """The app; `access` None: no token and the default limits (a loopback service)."""
+    access = access or Access()
     app = FastAPI(title="unigendet", docs_url="/api/docs")
+    capacity = install(app, access)
     page = resources.files("unigendet.apps").joinpath("page.html").read_text()
 
     @app.middleware("http")
@@ -62,7 +72,7 @@ def create_app(predictor: Predictor, limits: Limits = Limits()):
     @app.get("/healthz")
     def healthz() -> dict:
         return {"status": "ok", "model": predictor.name, "kind": predictor.kind,
-                "explain": predictor.can_explain, "generate": predictor.can_generate}
+                "explain": predictor.can_explain, "generate": predictor.can_generate, "token": access.token is not None}
 
     @app.post("/api/detect")
     def detect(image: Annotated[UploadFile, File()], explain: Annotated[bool, Form()] = False,
@@ -75,6 +85,9 @@ def create_app(predictor: Predictor, limits: Limits = Limits()):
         except ImageError as e:
             status = 413 if e.too_large else 422
             raise HTTPException(status, str(e)) from None
+        return capacity.run(answer, img, explain, heatmap)
+
+    def answer(img, explain: bool, heatmap: bool) -> dict:
         (verdict,), ms = timed(predictor.detect, [img], explain)
         out = {"label": verdict.label, "p_fake": verdict.p_fake, "explanation": verdict.explanation,
                "note": verdict.note, "evidence": verdict.evidence, "threshold": predictor.threshold,
@@ -93,7 +106,8 @@ def create_app(predictor: Predictor, limits: Limits = Limits()):
                  guidance: Annotated[float, Form()] = 4.0, shift: Annotated[float, Form()] = 3.0,
                  seed: Annotated[int, Form()] = 0, size: Annotated[int | None, Form()] = None) -> Response:
         try:
-            image = predictor.generate(prompt, size=size, steps=steps, guidance=guidance, shift=shift, seed=seed)[0]
+            image = capacity.run(predictor.generate, prompt, size=size, steps=steps, guidance=guidance, shift=shift,
+                                 seed=seed)[0]
         except ValueError as e:
             raise HTTPException(400, str(e)) from None
         buf = io.BytesIO()
@@ -103,14 +117,17 @@ def create_app(predictor: Predictor, limits: Limits = Limits()):
     return app
 
 
-def serve(predictor: Predictor, host: str = "127.0.0.1", port: int = 8000, limits: Limits = Limits()) -> None:
+def serve(predictor: Predictor, host: str = "127.0.0.1", port: int = 8000, limits: Limits = Limits(),
+          access: Access | None = None) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(predictor, limits), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(predictor, limits, access), host=host, port=port, log_level="info")
 
 
 def run_server(cfg: ServeConfig) -> None:
-    """Load the checkpoint and serve until interrupted."""
+    """Check the exposure, load the checkpoint and serve until interrupted."""
+    access = Access(resolve_token(cfg.host, cfg.token, cfg.insecure_no_auth), cfg.per_minute, cfg.max_pending,
+                    cfg.timeout)
     predictor = Predictor(cfg.checkpoint or default_detector(), device=cfg.device, threshold=cfg.threshold,
                           base=cfg.base, max_batch=cfg.max_batch)
-    serve(predictor, cfg.host, cfg.port, Limits(max_bytes=cfg.max_bytes, max_pixels=cfg.max_pixels))
+    serve(predictor, cfg.host, cfg.port, Limits(max_bytes=cfg.max_bytes, max_pixels=cfg.max_pixels), access)
