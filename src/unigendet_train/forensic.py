@@ -152,6 +152,7 @@ class ViewFeatures:
                     with torch.no_grad():
                         x = torch.stack([pre(images[j]) for j in need]).to(model.device)
                         table.add([chunk[j] for j in need], rows=model(x).float().cpu())
+                        table.checkpoint()
         for table in tables:
             table.save()
         return np.concatenate([table.rows(keys)["rows"].numpy() for table in tables], axis=1)

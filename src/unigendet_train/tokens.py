@@ -137,6 +137,7 @@ def load_token_bank(records: list[Record], builder: SampleBuilder, codec, views:
         small = ((torch.stack([builder.latent_view(v) for v in x]) + 1) * 127.5).round().to(torch.uint8)
         cues = torch.tensor([[c.periodic, c.grid, c.texture] for c in measure_tensor(x)])
         table.add(todo[s:s + batch], tokens=torch.stack([t.patches for t in toks]).half(), small=small, cues=cues)
+        table.checkpoint()
         if progress:
             progress(min(s + batch, len(todo)), len(todo))
     table.save()
@@ -170,6 +171,7 @@ def teacher_evidence(bank: TokenBank, detector, name: str, side: int, seed: int,
         table.meta["groups"] = groups
         table.add(todo[s:s + batch], contributions=torch.tensor([[a.contributions[g] for g in groups] for a in found]),
                   logit=torch.tensor([[a.logit] for a in found]))
+        table.checkpoint()
         if progress:
             progress(min(s + batch, len(todo)), len(todo))
     table.save()

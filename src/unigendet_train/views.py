@@ -4,7 +4,8 @@ A view of an image is named `path#view` (the path resolved, so one image has one
 was named), and view v of an image is drawn from its own random stream `view_rng(seed, path, v)`,
 so any subset of the records (a split, a fold) gets the same views. A `ViewTable` keeps named
 tensor fields of such rows in one safetensors file per view recipe; new rows are appended and the
-file is written under a temporary name and renamed, so a killed run leaves the previous table.
+file is written under a temporary name and renamed, so a killed run leaves the previous table;
+builders save every `SAVE_EVERY` new rows, so a killed build resumes from its last save.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+
+SAVE_EVERY = 512  # new rows between saves of a table being built
 
 
 def view_key(path: str | Path, view: int) -> str:
@@ -43,7 +46,7 @@ class ViewTable:
         self.index: dict[str, int] = {}
         self.parts: dict[str, list[torch.Tensor]] = {f: [] for f in fields}
         self.meta: dict = {}
-        self.changed = False
+        self.changed, self.unsaved = False, 0
         if self.file is not None and self.file.is_file():
             with safe_open(str(self.file), framework="pt") as f:
                 stored = json.loads(f.metadata()["table"])
@@ -67,6 +70,12 @@ class ViewTable:
         for name, value in rows.items():
             self.parts[name].append(value)
         self.changed = True
+        self.unsaved += len(keys)
+
+    def checkpoint(self) -> None:
+        """Save when `SAVE_EVERY` rows were added since the last save (a long build keeps its work)."""
+        if self.unsaved >= SAVE_EVERY:
+            self.save()
 
     def rows(self, keys: list[str]) -> dict[str, torch.Tensor]:
         """The fields of the rows named by `keys`, in that order."""
@@ -83,9 +92,10 @@ class ViewTable:
         if self.file is None or not self.changed:
             return
         tensors = {name: torch.cat(self.parts[name]).contiguous() for name in self.fields}
+        self.parts = {name: [t] for name, t in tensors.items()}
         table = {"keys": sorted(self.index, key=self.index.get), "meta": self.meta}
         self.file.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.file.with_name(self.file.name + ".tmp")
         save_file(tensors, str(tmp), metadata={"table": json.dumps(table)})
         tmp.replace(self.file)
-        self.changed = False
+        self.changed, self.unsaved = False, 0
