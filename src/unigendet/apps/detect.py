@@ -1,13 +1,22 @@
 """`unigendet detect`: files and folders in, one verdict per image out (table, JSON lines
 or CSV). An unreadable file gets an error row; the exit code is non-zero only when
-nothing at all could be read."""
+nothing at all could be read.
+
+Images are decoded by a few threads ahead of the model (a bounded window, in input order) and
+rows are written as their batch finishes. `--resume OUT.jsonl` appends to OUT.jsonl and skips
+every path already in it, so a scan stopped by a crash or Ctrl-C finishes without losing or
+repeating a row (a torn last line is dropped and redone).
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 import sys
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +40,8 @@ class DetectConfig:
         "choices": ("cls", "text"), "help": "UniGenDet: label from the cls head (default) or from the written answer"})
     threshold: float | None = None  # p_fake above this is called fake (default: the detector's calibrated one)
     batch: int = 16  # images per forward pass
+    workers: int = 2  # threads decoding images ahead of the model
+    resume: str | None = None  # append JSON lines to this file, skipping the paths already in it
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are refused, unread
     device: str = "cpu"
     quiet: bool = False  # no progress bar
@@ -38,13 +49,42 @@ class DetectConfig:
 
 
 def detect_paths(cfg: DetectConfig, out=None) -> int:
-    """Verdicts for `cfg.paths` written to `out` (stdout); the exit code (see `exit_code`)."""
+    """Verdicts for `cfg.paths` written to `out` (stdout; with `resume`, that file); the exit code
+    (see `exit_code`)."""
+    if cfg.resume and cfg.format not in ("table", "jsonl"):
+        raise SystemExit("detect: --resume writes JSON lines; drop --format or use --format jsonl")
+    done = finished_paths(cfg.resume) if cfg.resume else set()
     predictor = Predictor(cfg.checkpoint or default_detector(), device=cfg.device, threshold=cfg.threshold,
                           verdict=cfg.verdict, base=cfg.base)
-    rows = run_detect(predictor, list(cfg.paths), explain=cfg.explain, batch=cfg.batch, max_pixels=cfg.max_pixels,
-                      progress=not cfg.quiet)
-    write_rows(rows, cfg.format, out)
-    return exit_code(rows)
+    items = [(p, e) for p, e in expand(list(cfg.paths)) if p not in done]
+    rows = run_detect(predictor, items, explain=cfg.explain, batch=cfg.batch, max_pixels=cfg.max_pixels,
+                      progress=not cfg.quiet, workers=cfg.workers)
+    if cfg.resume:
+        with open(cfg.resume, "a") as f:
+            ok = write_rows(rows, "jsonl", f)
+        return 0 if ok or done else 1
+    return 0 if write_rows(rows, cfg.format, out) else 1
+
+
+def finished_paths(file: str | os.PathLike) -> set[str]:
+    """The paths a JSON-lines output already holds; a torn or unreadable last line is cut off."""
+    path = Path(file)
+    if not path.is_file():
+        return set()
+    data = path.read_bytes()
+    done, good = set(), 0
+    for line in data.splitlines(keepends=True):
+        try:
+            if not line.endswith(b"\n"):
+                raise ValueError("torn line")
+            done.add(json.loads(line)["path"])
+        except (ValueError, KeyError, TypeError):
+            break
+        good += len(line)
+    if good < len(data):
+        with open(path, "r+b") as f:
+            f.truncate(good)
+    return done
 
 
 @dataclass
@@ -75,39 +115,67 @@ def expand(paths: list[str]) -> Iterator[tuple[str, str | None]]:
             yield str(path), "no such file or folder"
 
 
-def run_detect(predictor: Predictor, paths: list[str], explain: bool = False, batch: int = 16,
-               max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = True) -> list[Row]:
-    items = list(expand(paths))
-    rows: list[Row] = []
-    pending: list[tuple[Row, object]] = []
+def decoded(items: Iterable[tuple[str, str | None]], max_pixels: int, workers: int,
+            ahead: int) -> Iterator[tuple[str, object | None, str | None]]:
+    """(path, image or None, error) in input order, decoded by `workers` threads at most `ahead`
+    images in advance (0 workers: in this thread)."""
+    def read(path: str, error: str | None):
+        if error:
+            return None, error
+        try:
+            return open_image(path, max_pixels=max_pixels), None
+        except ImageError as e:
+            return None, e.reason
 
-    def flush() -> None:
-        if pending:
-            for (row, _), v in zip(pending, predictor.detect([im for _, im in pending], explain), strict=True):
+    if workers <= 0:
+        for path, error in items:
+            yield path, *read(path, error)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="decode") as pool:
+        window: deque = deque()
+        for path, error in items:
+            window.append((path, pool.submit(read, path, error)))
+            if len(window) > ahead:
+                p, f = window.popleft()
+                yield p, *f.result()
+        while window:
+            p, f = window.popleft()
+            yield p, *f.result()
+
+
+def run_detect(predictor: Predictor, items: list[tuple[str, str | None]], explain: bool = False, batch: int = 16,
+               max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = True, workers: int = 2) -> Iterator[Row]:
+    """Rows in input order, each batch's as soon as it is scored; `items` as `expand` gives them."""
+    pending: list[tuple[Row, object | None]] = []
+
+    def flush() -> Iterator[Row]:
+        scored = [(row, im) for row, im in pending if im is not None]
+        if scored:
+            for (row, _), v in zip(scored, predictor.detect([im for _, im in scored], explain), strict=True):
                 row.label, row.p_fake, row.explanation, row.spread = v.label, v.p_fake, v.explanation, v.spread
                 row.note, row.evidence = v.note, v.evidence
                 row.attribution = v.attribution.to_json() if v.attribution is not None else None
-            pending.clear()
+        yield from (row for row, _ in pending)
+        pending.clear()
 
-    for path, error in progress_bar(items, desc="detect", unit="img", enabled=progress, file=sys.stderr):
-        row = Row(path, error=error)
-        rows.append(row)
-        if error:
-            continue
-        try:
-            pending.append((row, open_image(path, max_pixels=max_pixels)))
-        except ImageError as e:
-            row.error = e.reason
-        if len(pending) >= batch:
-            flush()
-    flush()
-    return rows
+    stream = decoded(items, max_pixels, workers, ahead=2 * batch)
+    for path, image, error in progress_bar(stream, total=len(items), desc="detect", unit="img", enabled=progress,
+                                           file=sys.stderr):
+        pending.append((Row(path, error=error), image))
+        if sum(im is not None for _, im in pending) >= batch:
+            yield from flush()
+    yield from flush()
 
 
-def write_rows(rows: list[Row], fmt: str, out=None) -> None:
+def write_rows(rows: Iterable[Row], fmt: str, out=None) -> bool:
+    """Write rows as they come (the table waits for all, to size its column); whether any was read."""
     out = out or sys.stdout
+    ok = False
+    if fmt == "table":
+        rows = list(rows)
     if fmt == "jsonl":
         for r in rows:
+            ok |= r.error is None
             d = {"path": r.path}
             d.update({"label": r.label, "p_fake": r.p_fake} if r.error is None else {"error": r.error})
             if r.spread is not None:
@@ -121,17 +189,21 @@ def write_rows(rows: list[Row], fmt: str, out=None) -> None:
             if r.attribution is not None:
                 d["attribution"] = r.attribution
             out.write(json.dumps(d) + "\n")
+            out.flush()
     elif fmt == "csv":
         w = csv.writer(out)
         w.writerow(["path", "label", "p_fake", "spread", "explanation", "error", "note", "evidence"])
         for r in rows:
+            ok |= r.error is None
             w.writerow([r.path, r.label or "", "" if r.p_fake is None else f"{r.p_fake:.6f}",
                         "" if r.spread is None else f"{r.spread:.4f}", r.explanation or "", r.error or "",
                         r.note or "", r.evidence or ""])
+            out.flush()
     else:
         width = min(60, max([len(r.path) for r in rows] + [4]))
         out.write(f"{'path':<{width}}  {'verdict':<7}  p_fake\n")
         for r in rows:
+            ok |= r.error is None
             name = r.path if len(r.path) <= width else "..." + r.path[-width + 3:]
             if r.error:
                 out.write(f"{name:<{width}}  {'error':<7}  {r.error}\n")
@@ -142,7 +214,4 @@ def write_rows(rows: list[Row], fmt: str, out=None) -> None:
                 for line in (r.evidence, r.note):
                     if line:
                         out.write(f"{'':<{width}}  {line}\n")
-
-
-def exit_code(rows: list[Row]) -> int:
-    return 0 if any(r.error is None for r in rows) else 1
+    return ok
