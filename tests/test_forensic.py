@@ -1,6 +1,7 @@
 """The in-the-wild detector: views, crops, calibration, the feature cache, the training stage,
 the leave-one-family-out folds, and the shipped default."""
 
+import dataclasses
 import json
 import random
 import shutil
@@ -342,3 +343,14 @@ def test_reconstruction_views_are_aligned_with_their_reals(corpus, tmp_path, one
     assert a.shape == b.shape  # the same crop and geometry, the content kept, the pixels re-synthesised
     assert 2.0 < np.abs(a.astype(float) - b.astype(float)).mean() < 40.0
     assert recon(real, 1, augmented=True).shape == (1, 49)
+    # inpainting-style: only a region is regenerated, the rest keeps the real pixels, the draws stay aligned
+    from unigendet_train.forensic import blend_region
+
+    local = ViewFeatures(dataclasses.replace(cfg, recon_region=1.0), recon=True)
+    c = np.asarray(local.image(real[0], 0, True)).astype(float)
+    same = np.abs(c - a).max(axis=2) == 0
+    changed = np.abs(c - b).max(axis=2) <= 1
+    assert 0.05 < same.mean() < 0.9 and 0.1 < changed.mean() < 0.95
+    x, y = Image.new("RGB", (64, 64), (0, 0, 0)), Image.new("RGB", (64, 64), (255, 255, 255))
+    m = np.asarray(blend_region(x, y, random.Random(0)))[..., 0] / 255
+    assert m.min() == 0 and m.max() == 1 and 0.1 < m.mean() < 0.6
