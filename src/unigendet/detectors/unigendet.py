@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from ..data.imageio import open_image
-from ..unified.inference import Detection
+from ..unified.inference import MAX_ANSWER, Detection
 from ..unified.pipeline import UniGenDetPipeline
 from ..unified.released import is_released
 from .base import Detector, PathList, register_detector
@@ -24,7 +24,7 @@ from .base import Detector, PathList, register_detector
 class UniGenDetDetector(Detector):
     kind = "unigendet"
 
-    def __init__(self, pipeline: UniGenDetPipeline, batch_size: int = 16, max_new_tokens: int = 256):
+    def __init__(self, pipeline: UniGenDetPipeline, batch_size: int = 16, max_new_tokens: int = MAX_ANSWER):
         super().__init__(pipeline.name, pipeline.device)
         self.pipeline, self.batch_size, self.max_new_tokens = pipeline, batch_size, max_new_tokens
 
