@@ -318,6 +318,19 @@ def run_forensic(cfg: ForensicConfig) -> StageResult:
                                         **{f"val_{k}": v for k, v in metrics["val"].items()}})
 
 
+WHERE = ("data", "cache", "out", "name", "bench", "device")  # config fields that do not change the recipe
+
+
+def same_recipe(cfg: ForensicConfig, recorded: dict) -> bool:
+    """Whether a benchmark row's recorded config is `cfg`'s recipe; a field it lacks (added later)
+    counts as its default."""
+    defaults = {f.name: f.default for f in dataclasses.fields(ForensicConfig)}
+    ours = dataclasses.asdict(cfg)
+    return bool(recorded) and all(
+        ours[k] == (list(recorded[k]) if isinstance(ours[k], list) else recorded[k]) if k in recorded
+        else ours[k] == defaults[k] for k in ours if k not in WHERE)
+
+
 def model_card(cfg: ForensicConfig, train: list[Record], val: list[Record], detector: ForensicDetector,
                metrics: dict) -> str:
     """The shipped run's card: data, recipe, metrics, limits, licences."""
@@ -334,8 +347,10 @@ def model_card(cfg: ForensicConfig, train: list[Record], val: list[Record], dete
         + (f", plus `{cfg.extra}` train split" if cfg.extra else "") + ")",
         f"- calibration and selection: {counts(val)} (`{cfg.data}` val split, split by group)",
         "- wild-train: real camera photographs (BSDS500, ImageNet samples, Urban100/Sun-Hays, DICM, PolyU, LOL and "
-        "others) and native 256-px crops of images from 62 named generators, all from public GitHub repositories "
-        "(research use; see the pool's README for provenance and each source's licence). No image ships here.", "",
+        "others, face and stock-style photographs) and native 256-px crops of images from "
+        f"{len({r.generator for r in train + val if r.label == FAKE})} named generators, all from public GitHub "
+        "repositories (research use; see the pool's README for provenance and each source's licence). No image "
+        "ships here.", "",
         "## Recipe",
         f"- features: {', '.join(detector.backbone_names)} on native-resolution crops (never resized)",
         f"- {cfg.views} augmented view(s) per training image: random {cfg.side}-px crop; JPEG (p {cfg.jpeg_prob}) and "
@@ -366,20 +381,25 @@ def model_card(cfg: ForensicConfig, train: list[Record], val: list[Record], dete
     ]
     if cfg.bench and Path(cfg.bench).is_file():
         bench = json.loads(Path(cfg.bench).read_text())
-        row = next((r for r in bench.values() if r.get("config", {}).get("backbones") == cfg.backbones
-                    and r["config"].get("recon") == cfg.recon and r["config"].get("extra") == cfg.extra), None)
+        row = next((r for r in bench.values() if same_recipe(cfg, r.get("config", {}))), None)
         if row:
-            m, c = row["logo_mean"], row.get("cnn", {})
+            m, c, z = row["logo_mean"], row.get("cnn", {}), row.get("circulated_mean")
             lines += [f"- leave-one-generator-family-out on wild-train ({len(row['logo'])} folds): mean AUC "
-                      f"{m['auc']:.3f}, balanced accuracy {m['bal_acc']:.3f}, ECE {m['ece']:.3f}"]
+                      f"{m['auc']:.3f}, balanced accuracy {m['bal_acc']:.3f}, ECE {m['ece']:.3f}"
+                      + (f", photos called fake {m['fpr']:.1%}" if "fpr" in m else "")]
+            if z:
+                lines += [f"- the same folds with every test image circulated (downscaled 0.4-0.9x, JPEG 60-95): "
+                          f"mean AUC {z['auc']:.3f}, balanced accuracy {z['bal_acc']:.3f}, photos called fake "
+                          f"{z['fpr']:.1%}"]
             if c:
-                lines += [f"- CNNDetection ranking set (10 GAN-era generators, never trained on): mean AUC "
-                          f"{c['mean_auc']:.3f}, balanced accuracy {c['bal_acc']:.3f}"]
+                lines += ["- CNNDetection ranking set (10 GAN-era generators, never trained on; StyleGAN has relatives "
+                          f"in training): mean AUC {c['mean_auc']:.3f}, balanced accuracy {c['bal_acc']:.3f}"]
     lines += [
         "", "## Limits",
         "- Trained on a small pool (about a thousand photos, five hundred generated originals); wild-train's classes "
         "differ in content and original resolution, so part of what it learned is content, not traces.",
-        "- GAN-era images (ProGAN, BigGAN, CycleGAN, ...) are nearly absent from training (StyleGAN3 only).",
+        "- GAN images are few in training (StyleGAN, StyleGAN2, StyleGAN3 and ProGAN faces, under 60 files); other "
+        "GAN families (BigGAN, CycleGAN, StarGAN, ...) are absent.",
         "- Heavy recompression, resizing, screenshots and edits change the traces it reads; a verdict is a "
         "probability, not proof.", "",
         "## Licence",
