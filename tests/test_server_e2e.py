@@ -17,6 +17,16 @@ from unigendet.unified.pipeline import codec_for
 from unigendet.unified.presets import create_model, get_config
 
 
+def wait_for(page, expression: str, timeout: float = 30) -> None:
+    """Poll a JS expression until it is truthy (from outside the page: its CSP forbids the eval that
+    Playwright's own wait_for_function injects, as it should)."""
+    deadline = time.time() + timeout
+    while not page.evaluate(expression):
+        if time.time() > deadline:
+            raise AssertionError(f"timed out waiting for {expression}")
+        time.sleep(0.1)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -67,21 +77,21 @@ def test_page_in_headless_chromium(server, chromium, artifacts):
     url, image = server
     page = chromium.new_page()
     page.goto(url)
-    page.wait_for_function("document.getElementById('model').textContent.includes('unigendet-tiny')")
+    wait_for(page, "document.getElementById('model').textContent.includes('unigendet-tiny')")
     page.set_input_files("#file", str(image))
     page.wait_for_selector("#verdict[data-label]", timeout=60_000)
     verdict = page.locator("#verdict").inner_text()
     label = page.locator("#verdict").get_attribute("data-label")
     assert label in ("real", "fake") and verdict in ("Real (a photo)", "Generated (fake)")
     assert "p(fake) = " in page.locator("#prob").inner_text()
-    page.wait_for_function("document.getElementById('preview').naturalWidth > 0")
+    wait_for(page, "document.getElementById('preview').naturalWidth > 0")
     page.fill("#prompt", "a red square")
     page.fill("#steps", "2")
     page.click("#gen button")
-    page.wait_for_function("document.getElementById('generated').naturalWidth === 64", timeout=60_000)
+    wait_for(page, "document.getElementById('generated').naturalWidth === 64", 60)
     page.screenshot(path=str(artifacts / "server.png"), full_page=True)
     page.set_input_files("#file", {"name": "broken.png", "mimeType": "image/png", "buffer": b"\x89PNG broken"})
-    page.wait_for_function("document.getElementById('error').textContent.length > 0")
+    wait_for(page, "document.getElementById('error').textContent.length > 0")
     assert "Could not check this file" in page.locator("#error").inner_text()
     page.close()
 
