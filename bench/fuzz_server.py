@@ -16,6 +16,7 @@ Writes OUT/results.json: counts by status, hangs, RSS samples (MB) every 200 req
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import random
@@ -123,6 +124,32 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def serving(*options: str, wait_s: float = 120.0):
+    """A `unigendet serve` process (the shipped detector) on a free loopback port: yields (url,
+    process) once it answers /healthz; stopped on exit."""
+    import httpx
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "unigendet.cli", "serve", "--port", str(port), *options],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + wait_s
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                if server.poll() is not None or time.time() > deadline:
+                    raise SystemExit("the server did not come up") from None
+                time.sleep(0.2)
+        yield url, server
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -138,18 +165,7 @@ def main(argv=None) -> None:
     ap.add_argument("--timeout", type=float, default=60.0, help="client timeout: a request past it is a hang")
     ap.add_argument("--out", default="runs/fuzz")
     args = ap.parse_args(argv)
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "unigendet.cli", "serve", "--port", str(port),
-                               "--per-minute", "0", "--max-pixels", "40000000"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+    with serving("--per-minute", "0", "--max-pixels", "40000000") as (url, server):
         statuses, by_kind, hangs, rss, five = Counter(), Counter(), 0, [], []
         t0 = time.time()
         with httpx.Client(timeout=args.timeout) as client:
@@ -168,9 +184,6 @@ def main(argv=None) -> None:
                     rss.append(round(rss_mb(server.pid), 1))
         rss.append(round(rss_mb(server.pid), 1))
         alive = server.poll() is None
-    finally:
-        server.terminate()
-        server.wait(30)
     results = {"requests": sum(statuses.values()), "seconds": round(time.time() - t0, 1), "statuses": dict(statuses),
                "by_kind": dict(sorted(by_kind.items())), "5xx": five, "hangs": hangs, "rss_mb": rss,
                "server_alive_at_end": alive}

@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -23,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fuzz_server import free_port, rss_mb  # a sibling bench script
+from fuzz_server import rss_mb, serving  # a sibling bench script
 
 
 def uploads(n: int, seed: int = 0) -> list[bytes]:
@@ -46,11 +44,6 @@ def main(argv=None) -> None:
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--out", default="runs/soak")
     args = ap.parse_args(argv)
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "unigendet.cli", "serve", "--port", str(port), "--per-minute",
-                               "0", "--max-pending", str(args.clients)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
     bodies = uploads(64)
     latencies: list[float] = []
     statuses: Counter = Counter()
@@ -77,13 +70,7 @@ def main(argv=None) -> None:
                     latencies.append(time.perf_counter() - t)
                     statuses[str(code)] += 1
 
-    try:
-        for _ in range(600):
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
+    with serving("--per-minute", "0", "--max-pending", str(args.clients)) as (url, server):
         httpx.post(f"{url}/api/detect", files={"image": ("x", bodies[0])}, timeout=300)  # warm-up: loads the model
         t0 = time.perf_counter()
         threads = [threading.Thread(target=client) for _ in range(args.clients)]
@@ -93,9 +80,6 @@ def main(argv=None) -> None:
             t.join()
         seconds = time.perf_counter() - t0
         rss.append((args.requests, round(rss_mb(server.pid), 1)))
-    finally:
-        server.terminate()
-        server.wait(30)
     half = rss[len(rss) // 2:]
     slope = float(np.polyfit([i / 1000 for i, _ in half], [m for _, m in half], 1)[0]) if len(half) > 1 else 0.0
     lat = np.array(latencies)

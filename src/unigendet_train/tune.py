@@ -43,21 +43,11 @@ def trainable(detector: ForensicDetector) -> list[nn.Module]:
     return [m for m, _ in detector.backbones() if any(True for _ in m.parameters())]
 
 
-def batch_tensors(detector: ForensicDetector, images: list[Image.Image]) -> list[torch.Tensor]:
-    """Each backbone's preprocessed batch of the images."""
-    return [torch.stack([pre(im) for im in images]) for _, pre in detector.backbones()]
-
-
-def raw_logits(detector: ForensicDetector, images: list[Image.Image], grad: bool = False) -> torch.Tensor:
-    """The head's uncalibrated logits of images taken as one crop each (their centre)."""
-    with torch.set_grad_enabled(grad):
-        feats = torch.cat([model(x) for (model, _), x in zip(detector.backbones(), batch_tensors(detector, images),
-                                                              strict=True)], dim=1)
-        return detector.head.raw(feats)
-
-
-def scores(detector: ForensicDetector, images: list[Image.Image], batch: int = 32) -> np.ndarray:
-    return torch.cat([raw_logits(detector, images[s:s + batch]) for s in range(0, len(images), batch)]).numpy()
+def raw_logits(detector: ForensicDetector, images: list[Image.Image]) -> torch.Tensor:
+    """The head's uncalibrated logits of images taken as one crop each (their centre), with gradients
+    (the detector's own `feature_rows` is the same path without them)."""
+    feats = torch.cat([model(torch.stack([pre(im) for im in images])) for model, pre in detector.backbones()], dim=1)
+    return detector.head.raw(feats)
 
 
 class Tuner:
@@ -122,14 +112,15 @@ def tune(detector: ForensicDetector, cfg, train: list[Record], val: list[Record]
         for idx in order.split(cfg.tune_batch):
             views = [make_view(images[i], cfg.view(), view_rng(cfg.seed, train[i].path, TUNE_VIEW + epoch))
                      for i in idx.tolist()]
-            loss = loss_fn(raw_logits(detector, views, grad=True), y[idx])
+            loss = loss_fn(raw_logits(detector, views), y[idx])
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"non-finite loss {loss.item()} while tuning the forensic networks")
             tuner.opt.zero_grad(set_to_none=True)
             loss.backward()
             tuner.opt.step()
             total += loss.item() * len(idx)
-        auc = roc_auc(scores(detector, val_images), val_fake)
+        with torch.no_grad():
+            auc = roc_auc(detector.head.raw(detector.feature_rows(val_images)).numpy(), val_fake)
         curve.append({"epoch": epoch, "loss": total / len(train), "val_auc": auc})
         log(f"tune: epoch {epoch} loss {curve[-1]['loss']:.4f} val AUC {auc:.4f}")
         if auc > best["auc"]:
