@@ -1,11 +1,14 @@
-"""Speed and memory of the shipped in-the-wild detector against the NPR network, side by side.
+"""Speed and memory of the shipped in-the-wild detector (its networks run by eager PyTorch and by
+ONNX Runtime) against the NPR network, side by side.
 
 Prints, measured in one run on this machine: the fp32 matmul peak; for each detector and image
 size (256 and 1024 px), images/s of `predict_images`, the forward FLOPs per image (counted by
-torch's FlopCounterMode) and the fraction of the matmul peak that reaches; and, each in a fresh
-process, the peak resident memory of scoring one 4000x3000 photo.
+torch's FlopCounterMode on the torch path; the onnx path computes the same graph) and the fraction
+of the matmul peak that reaches; and, each in a fresh process, the peak resident memory of scoring
+one 4000x3000 photo. With `--agree DATA`, both runtimes also score DATA's val split and the largest
+difference in p_fake is printed.
 
-    python bench/detector_speed.py [--npr runs/detector] [--reps 3]
+    python bench/detector_speed.py [--npr runs/detector] [--reps 3] [--images 16] [--agree ../shared/data/wild-train]
 """
 
 from __future__ import annotations
@@ -25,10 +28,11 @@ from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
 
-def matmul_peak(n: int = 2048, reps: int = 5) -> float:
+def matmul_peak(n: int = 2048, reps: int = 7) -> float:
+    """The best fp32 matmul rate of `reps` tries (a peak: the best this machine reached in the run)."""
     a, b = torch.randn(n, n), torch.randn(n, n)
     a @ b
-    t = statistics.median([_time(lambda: a @ b) for _ in range(reps)])
+    t = min(_time(lambda: a @ b) for _ in range(reps))
     return 2 * n**3 / t / 1e9
 
 
@@ -46,13 +50,16 @@ def photo(w: int, h: int, seed: int = 0) -> Image.Image:
     return Image.fromarray(np.clip(np.asarray(img) + noise, 0, 255).astype(np.uint8))
 
 
+DETECTORS = ("shipped-torch", "shipped-onnx", "npr")
+
+
 def load(which: str, npr: str | None):
     from unigendet.detectors import NPRDetector, load_detector
     from unigendet.models.npr import NPRNet
     from unigendet.shipped import shipped_path
 
-    if which == "shipped":
-        return load_detector(shipped_path())
+    if which.startswith("shipped"):
+        return load_detector(shipped_path(), runtime=which.split("-")[1])
     if npr:
         return load_detector(npr)
     return NPRDetector("npr (untrained, default size)", NPRNet())
@@ -81,18 +88,22 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--npr", default=None, help="an NPR run (default: an untrained NPR network of the default size)")
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--images", type=int, default=16, help="images per call (detect's default batch)")
     ap.add_argument("--out", default=None, help="write the numbers as JSON here")
+    ap.add_argument("--agree", default=None, help="a dataset whose val split both runtimes score (max |dp_fake|)")
     args = ap.parse_args(argv)
     peak = matmul_peak()
     print(f"threads={torch.get_num_threads()}  fp32 matmul peak {peak:.1f} GFLOP/s")
-    rows = []
-    for which in ("shipped", "npr"):
+    rows, counted = [], {}
+    for which in DETECTORS:
         det = load(which, args.npr)
         for side in (256, 1024):
-            images = [photo(side, side, s) for s in range(4)]
-            det.predict_images(images[:1])  # warm-up (and lazy backbone construction)
+            images = [photo(side, side, s) for s in range(args.images)]
+            det.predict_images(images[:1])  # warm-up (and lazy backbone construction or export)
             t = statistics.median([_time(lambda d=det, x=images: d.predict_images(x)) for _ in range(args.reps)])
-            f = flops(det, images[:1])
+            # ONNX Runtime runs outside torch, uncounted: the same graph's FLOPs, counted on the torch path
+            f = counted[side] if which == "shipped-onnx" else flops(det, images[:1])
+            counted[side] = f
             rows.append({"detector": which, "side": side, "images_per_s": len(images) / t, "gflop": f / 1e9,
                          "of_peak": f * len(images) / t / 1e9 / peak})
             r = rows[-1]
@@ -101,13 +112,29 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         big = Path(tmp) / "photo.jpg"
         photo(4000, 3000).save(big, quality=90)
-        mem = {which: peak_memory(which, args.npr, str(big)) for which in ("shipped", "npr")}
+        mem = {which: peak_memory(which, args.npr, str(big)) for which in DETECTORS}
     for which, (loaded, scored) in mem.items():
         print(f"{which:<8} peak RSS: {loaded:.0f} MiB loaded (a 64-px image scored), {scored:.0f} MiB after "
               f"scoring a 4000x3000 JPEG (+{scored - loaded:.0f})")
+    agree = runtimes_agree(args.agree) if args.agree else None
     if args.out:
         with open(args.out, "w") as f:
-            json.dump({"matmul_peak_gflops": peak, "rows": rows, "peak_rss_mib": mem}, f, indent=2)
+            json.dump({"matmul_peak_gflops": peak, "rows": rows, "peak_rss_mib": mem, "agree": agree}, f, indent=2)
+
+
+def runtimes_agree(data: str, split: str = "val") -> dict:
+    """The largest |p_fake difference| between the torch and onnx paths over a dataset's split."""
+    from unigendet.data.imageio import open_image
+    from unigendet.data.readers import read_source
+
+    records = [r for r in read_source(data, strict=True) if r.split == split]
+    torch_det, onnx_det = load("shipped-torch", None), load("shipped-onnx", None)
+    worst = 0.0
+    for s in range(0, len(records), 16):
+        images = [open_image(r.path) for r in records[s : s + 16]]
+        worst = max(worst, float(np.abs(torch_det.predict_images(images) - onnx_det.predict_images(images)).max()))
+    print(f"torch vs onnx on {data} ({split}, {len(records)} images): max |p_fake difference| {worst:.2e}")
+    return {"data": data, "split": split, "images": len(records), "max_abs_diff_p_fake": worst}
 
 
 if __name__ == "__main__":

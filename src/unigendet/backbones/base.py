@@ -15,6 +15,7 @@ import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -131,6 +132,8 @@ class Backbone(nn.Module):
     batch-norm statistics and dropout cannot change inside a larger model being trained.
     """
 
+    exportable: ClassVar[bool] = False  # its forward pass traces into an ONNX graph (`runtime`)
+
     def __init__(self, name: str, feature_dim: int):
         super().__init__()
         self.name, self.feature_dim = name, feature_dim
@@ -153,15 +156,20 @@ class Backbone(nn.Module):
         return next(self.parameters()).device
 
     def fingerprint(self) -> str:
-        """sha256 of the state dict (names, dtypes, shapes, bytes), computed once."""
+        """sha256 of the state dict (`state_digest`), computed once."""
         if self._fingerprint is None:
-            h = hashlib.sha256()
-            for key, t in sorted(self.state_dict().items()):
-                t = t.detach().cpu().contiguous().reshape(-1)
-                h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
-                h.update(t.view(torch.uint8).numpy().tobytes())
-            self._fingerprint = h.hexdigest()
+            self._fingerprint = state_digest(self)
         return self._fingerprint
+
+
+def state_digest(module: nn.Module) -> str:
+    """sha256 of a module's state dict as it is now (names, dtypes, shapes, bytes)."""
+    h = hashlib.sha256()
+    for key, t in sorted(module.state_dict().items()):
+        t = t.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
 
 
 class EfficientNetLite(Backbone):

@@ -21,6 +21,8 @@ TAP_EVIDENCE = {1: FINE_TRACES, 2: FINE_TRACES, 4: TEXTURE, 7: TEXTURE, 10: CONT
 class EfficientNetTaps(Backbone):
     """(B, 3, H, W) in [0, 1] -> (B, 2 * sum of tapped channels): per-channel mean and std of each tap."""
 
+    exportable = True
+
     def __init__(self, tapped: TappedNet, name: str):
         super().__init__(name, tapped.feature_dim)
         self.tapped = tapped

@@ -53,6 +53,11 @@ class Detector(ABC):
     kind: ClassVar[str] = ""
     load_options: ClassVar[tuple[str, ...]] = ()  # keyword options `load_detector` passes to `from_state`
 
+    @classmethod
+    def check_options(cls, options: dict[str, Any], device: str | torch.device) -> None:
+        """Raise ValueError for `load_options` values this kind cannot take (before anything loads)."""
+        return None
+
     def __init__(self, name: str, device: str | torch.device = "cpu"):
         self.name, self.device = name, torch.device(device)
         self.source: Path | None = None  # the run directory it was loaded from
@@ -194,6 +199,7 @@ def load_detector(spec: str | os.PathLike, device: str | torch.device = "cpu", *
     unknown = sorted(set(options) - set(cls.load_options))
     if unknown:
         raise ValueError(f"{path}: a {kind} detector takes no {', '.join(unknown)} option")
+    cls.check_options(options, device)
     try:
         detector = cls.from_state(path, cfg, device, **options)
     except (KeyError, TypeError, ValueError) as e:
