@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from unigendet.data.corpus.build import CorpusConfig, add_text_to_image_pairs, build_corpus
+from unigendet.data.corpus.build import CorpusConfig, add_text_to_image_pairs, build_corpus, is_built
 from unigendet.data.corpus.sources import MIN_PHOTOS, check_photo_count, discover_photos, photo_counts, photo_report
 from unigendet.evaluation.run import EvalDetectConfig, EvalGenerateConfig, eval_detect, eval_generate
 from unigendet.weights import CheckpointError, shipped_path
@@ -81,7 +81,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     check_photo_count(found, cfg.small_corpus)  # before any work: stop at once when packages are missing
     summary["photos"] = photo_counts(found, cfg.photo_sources)
     data = out / "data"
-    if not (data / "manifest.csv").is_file():
+    if not is_built(data):
         build_corpus(CorpusConfig(out=str(data), seed=cfg.seed, size=cfg.size, crops_per_photo=cfg.crops_per_photo,
                                   autoencoder_steps=cfg.autoencoder_steps, photo_sources=cfg.photo_sources,
                                   allow_small=cfg.small_corpus), progress=cfg.progress)
@@ -105,7 +105,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     # Co-evolution: the generator's own fakes join the corpus
     phase("co-evolution: the built-in corpus plus content-aligned pairs from the trained generator")
     coevo = out / "data-coevo"
-    if not (coevo / "manifest.csv").is_file():
+    if not is_built(coevo):
         add_text_to_image_pairs(data, coevo, gduf.checkpoint, seed=cfg.seed, progress=cfg.progress)
     # Stage 2: DIGA
     phase("stage 2: DIGA (the frozen detector teaches the generator)")

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .imageio import ImageError, is_image_file, open_image
 from .records import DataError, Record, parse_label
+from .writing import check_complete
 
 
 class Issues(list):
@@ -50,6 +51,7 @@ def read_manifest(csv_path: str | Path, *, strict: bool = False, verify: bool = 
     csv_path = Path(csv_path)
     issues = Issues() if issues is None else issues
     root = csv_path.parent
+    check_complete(root)
     with csv_path.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         missing = {"path", "label", "generator"} - set(reader.fieldnames or [])
@@ -188,6 +190,7 @@ def detect_layout(source: str | Path) -> str:
         raise DataError(p, f"unknown data file type {suffix!r} (expected .csv, .json or .jsonl)")
     if not p.is_dir():
         raise DataError(p, "no such file or directory")
+    check_complete(p)
     if (p / "manifest.csv").is_file():
         return "manifest"
     if any(d.name in ("0_real", "1_fake") for d in p.rglob("*") if d.is_dir()):

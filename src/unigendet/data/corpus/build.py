@@ -36,6 +36,7 @@ from ...labels import FAKE, REAL
 from ...progress import progress_bar
 from ..readers import read_manifest
 from ..records import Record
+from ..writing import INCOMPLETE, atomic_file, building
 from . import texts
 from .fakes import (
     AUTOENCODERS,
@@ -159,13 +160,29 @@ def shared_jpeg(real: Image.Image, fake: Image.Image, quality: int) -> tuple[Ima
 
 
 def save_png(img: Image.Image, path: Path) -> None:
-    """Pixels only: no ICC profile, EXIF or text chunk carried over from a source photo."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.asarray(img.convert("RGB"))).save(path, format="PNG", compress_level=0)
+    """Pixels only: no ICC profile, EXIF or text chunk carried over from a source photo (written whole
+    or not at all)."""
+    with atomic_file(path) as tmp:
+        Image.fromarray(np.asarray(img.convert("RGB"))).save(tmp, format="PNG", compress_level=0)
+
+
+def is_built(folder: str | Path) -> bool:
+    """Whether `folder` holds a finished build (a manifest, and no mark of a build under way or killed)."""
+    return (Path(folder) / "manifest.csv").is_file() and not (Path(folder) / INCOMPLETE).exists()
 
 
 def build_corpus(cfg: CorpusConfig, progress: bool = True) -> list[Record]:
+    """Build the corpus into `cfg.out`, marked incomplete until its manifest is written (last): a
+    killed build is refused by the readers, and a rerun rewrites it whole."""
+    with building(cfg.out):
+        return _build_corpus(cfg, progress)
+
+
+def _build_corpus(cfg: CorpusConfig, progress: bool) -> list[Record]:
     out = Path(cfg.out)
+    (out / "manifest.csv").unlink(missing_ok=True)  # a previous build's manifest no longer describes the folder
+    for stale in out.rglob(".*.tmp-*"):  # half-written files of a killed build
+        stale.unlink()
     photos = discover_photos(cfg.extra_photo_dirs, cfg.photo_sources)
     if not photos:
         raise RuntimeError("no source photos installed (needs scikit-image, scikit-learn or matplotlib)")
@@ -214,7 +231,13 @@ def add_text_to_image_pairs(corpus: str | Path, out: str | Path, checkpoint: str
     Written to `out` with the corpus's own images (hard links where possible); `out` may be `corpus`.
     Returns every record of the result."""
     corpus, out = Path(corpus), Path(out)
-    records = read_manifest(corpus / "manifest.csv", strict=True)
+    with building(out):  # a rerun after a kill may read `out`'s manifest: written last, it is whole
+        return _add_pairs(read_manifest(corpus / "manifest.csv", strict=True), corpus, out, checkpoint, seed,
+                          progress)
+
+
+def _add_pairs(records: list[Record], corpus: Path, out: Path, checkpoint: str | Path, seed: int,
+               progress: bool) -> list[Record]:
     if out.resolve() != corpus.resolve():
         records = [_linked(r, corpus, out) for r in records]
     t2i = TextToImage(checkpoint, seed=seed)
@@ -255,24 +278,24 @@ def _linked(r: Record, corpus: Path, out: Path) -> Record:
 
 
 def write_manifest(out: Path, records: list[Record]) -> None:
-    """`manifest.csv` and `captions.jsonl` (the reals, for text-to-image)."""
-    with (out / "manifest.csv").open("w", newline="", encoding="utf-8") as f:
+    """`captions.jsonl` (the reals, for text-to-image), then `manifest.csv`; each written whole or not at all."""
+    with atomic_file(out / "captions.jsonl") as tmp, tmp.open("w", encoding="utf-8") as f:
+        for r in records:
+            if r.label == REAL:
+                f.write(json.dumps({"image": r.to_row(out)["path"], "caption": r.caption, "split": r.split}) + "\n")
+    with atomic_file(out / "manifest.csv") as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
         cols = ["path", "label", "generator", "split", "caption", "explanation", "source", "group"]
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         w.writeheader()
         for r in records:
             w.writerow(r.to_row(out))
-    with (out / "captions.jsonl").open("w", encoding="utf-8") as f:
-        for r in records:
-            if r.label == REAL:
-                f.write(json.dumps({"image": r.to_row(out)["path"], "caption": r.caption, "split": r.split}) + "\n")
 
 
 def write_outputs(cfg: CorpusConfig, records: list[Record], photos: list[SourcePhoto], split_of: dict) -> None:
     out = Path(cfg.out)
-    write_manifest(out, records)
     (out / "corpus.json").write_text(json.dumps(asdict(cfg), indent=2))
     (out / "DATACARD.md").write_text(datacard(cfg, records, photos, split_of))
+    write_manifest(out, records)
 
 
 def datacard(cfg: CorpusConfig, records: list[Record], photos: list[SourcePhoto], split_of: dict) -> str:
