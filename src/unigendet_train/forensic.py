@@ -30,10 +30,12 @@ from unigendet.labels import FAKE
 from unigendet.metrics.detection import balanced_threshold, threshold_at_fpr
 from unigendet.models.probes import CalibratedLinear
 
+from .dist import barrier, broadcast_object, cleanup, gather_objects, init_distributed, rank_and_world, shared_out
 from .stages import LocalStageConfig, StageResult, register_stage
 from .tune import tune
 from .views import ViewTable, recipe_key, view_key, view_rng
 
+CHUNK = 32  # views made and featurised together (per rank)
 REGION_STREAM = 10_000  # view streams of the regenerated regions start here
 CIRCULATED = "circulate"  # the protocol of images as they circulate on the web (both classes alike)
 
@@ -158,28 +160,43 @@ class ViewFeatures:
 
     def __call__(self, records: list[Record], views: int, augmented: bool) -> np.ndarray:
         """(len(records) * views, D): view v of record i at row i * views + v. A view missing from
-        some backbone's table is made once and passed through every backbone that lacks it."""
+        some backbone's table is made once and passed through every backbone that lacks it. Under
+        torch.distributed the missing views are shared out over the ranks; rank 0 keeps the tables
+        (the cache is its own) and every rank gets the whole result."""
         keys = [view_key(r.path, v) for r in records for v in range(views)]
         by_key = dict(zip(keys, [(r, v) for r in records for v in range(views)], strict=True))
         backbones = self.detector.backbones()
         if not keys:
             return np.empty((0, sum(model.feature_dim for model, _ in backbones)), dtype=np.float32)
+        rank, world = rank_and_world()
         tables = [ViewTable(Path(self.cfg.cache) / f"{name}-{self.key(name, augmented)}.safetensors", ("rows",))
-                  for name in self.detector.backbone_names]
-        todo = [k for k in dict.fromkeys(keys) if any(k not in t for t in tables)]
-        for s in range(0, len(todo), 32):
-            chunk = todo[s : s + 32]
-            images = [self.image(*by_key[k], augmented) for k in chunk]
-            for (model, pre), table in zip(backbones, tables, strict=True):
-                need = [j for j, k in enumerate(chunk) if k not in table]
-                if need:
-                    with torch.no_grad():
-                        x = torch.stack([pre(images[j]) for j in need]).to(model.device)
-                        table.add([chunk[j] for j in need], rows=model(x).float().cpu())
-                        table.checkpoint()
+                  for name in self.detector.backbone_names] if rank == 0 else []
+        # (view, the backbones whose tables lack it), as rank 0's tables say
+        plan = broadcast_object([(k, [b for b, t in enumerate(tables) if k not in t]) for k in dict.fromkeys(keys)
+                                 if any(k not in t for t in tables)])
+        for s in range(0, len(plan), CHUNK * world):
+            mine = plan[s : s + CHUNK * world][rank::world]
+            for done in gather_objects(self.compute(mine, by_key, augmented)):
+                for b, (made, rows) in enumerate(done):
+                    if rank == 0 and made:
+                        tables[b].add(made, rows=rows)
+                        tables[b].checkpoint()
+        if rank:
+            return broadcast_object(None)
         for table in tables:
             table.save()
-        return np.concatenate([table.rows(keys)["rows"].numpy() for table in tables], axis=1)
+        return broadcast_object(np.concatenate([table.rows(keys)["rows"].numpy() for table in tables], axis=1))
+
+    @torch.no_grad()
+    def compute(self, plan: list[tuple[str, list[int]]], by_key: dict, augmented: bool) -> list:
+        """For each backbone, (the views it was run on, their features) for a plan's views."""
+        images = [self.image(*by_key[k], augmented) for k, _ in plan]
+        out = []
+        for b, (model, pre) in enumerate(self.detector.backbones()):
+            need = [j for j, (_, lacking) in enumerate(plan) if b in lacking]
+            x = torch.stack([pre(images[j]) for j in need]).to(model.device) if need else None
+            out.append(([plan[j][0] for j in need], model(x).float().cpu() if need else None))
+        return out
 
 
 def fit_head(x: np.ndarray, is_fake: np.ndarray, c: float, seed: int = 0) -> CalibratedLinear:
@@ -279,7 +296,8 @@ def fit_detector(cfg: ForensicConfig, train: list[Record], val: list[Record]) ->
     state = Path(cfg.cache) / f"tune-{recipe_key(tuning_recipe(cfg))}"
     curve = tune(detector, cfg, train, val, state)
     p_val = calibrate_tuned(detector, cfg, val)
-    detector.reference = detector.feature_rows([open_image(r.path) for r in photos]).mean(0)
+    rows = shared_out(lambda recs: detector.feature_rows([open_image(r.path) for r in recs]).numpy(), photos)
+    detector.reference = torch.from_numpy(rows.mean(0))
     report = score_report(p_val, val, detector.threshold)
     return detector, {"val": report["mean"], "val_pooled": report["all"], "train_views": n_views, **curve}
 
@@ -290,14 +308,14 @@ def calibrate_tuned(detector: ForensicDetector, cfg: ForensicConfig, val: list[R
     `max_fpr`, raised for the val photos as they are and circulated); returns val's calibrated p_fake."""
     images = [open_image(r.path) for r in val]
     is_fake = np.array([r.label == FAKE for r in val])
-    x = detector.feature_rows(images)
+    x = torch.from_numpy(shared_out(lambda ims: detector.feature_rows(ims).numpy(), images))
     detector.threshold = calibrate(detector.head, detector.head.raw(x).numpy().astype(np.float64), is_fake)
     p = torch.sigmoid(detector.logits(x)).numpy().astype(np.float64)
     if cfg.max_fpr:
         degrade = get_degradation(CIRCULATED)
         photos = [degrade(im) for im, f in zip(images, is_fake, strict=True) if not f]
-        detector.threshold = photo_threshold(detector.threshold, [p[~is_fake], detector.predict_images(photos)],
-                                             cfg.max_fpr)
+        circulated = shared_out(detector.predict_images, photos)
+        detector.threshold = photo_threshold(detector.threshold, [p[~is_fake], circulated], cfg.max_fpr)
     return p
 
 
@@ -308,12 +326,19 @@ def tuning_recipe(cfg: ForensicConfig) -> dict:
 
 @register_stage("forensic", ForensicConfig)
 def run_forensic(cfg: ForensicConfig) -> StageResult:
+    """Under torchrun the ranks share out the feature extraction and the tuning; rank 0 writes the run."""
     t0 = time.time()
+    info = init_distributed(cfg.device)
     train, val = training_records(cfg)
     detector, metrics = fit_detector(cfg, train, val)
-    meta = {"seed": cfg.seed, "seconds": round(time.time() - t0, 2), "train_size": len(train), "val_size": len(val)}
-    detector.save_pretrained(cfg.out, meta=meta, json_files={"metrics.json": metrics}, train=dataclasses.asdict(cfg))
-    (Path(cfg.out) / "MODEL_CARD.md").write_text(model_card(cfg, train, val, detector, metrics))
+    meta = {"seed": cfg.seed, "seconds": round(time.time() - t0, 2), "train_size": len(train), "val_size": len(val),
+            "processes": info.world}
+    if info.main:
+        detector.save_pretrained(cfg.out, meta=meta, json_files={"metrics.json": metrics},
+                                 train=dataclasses.asdict(cfg))
+        (Path(cfg.out) / "MODEL_CARD.md").write_text(model_card(cfg, train, val, detector, metrics))
+    barrier()
+    cleanup()
     return StageResult.of_run(cfg.out, {"threshold": detector.threshold,
                                         **{f"val_{k}": v for k, v in metrics["val"].items()}})
 

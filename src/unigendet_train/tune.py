@@ -7,6 +7,10 @@ config asks for it). The head's standardisation stays fixed, so the tuned detect
 linear head on the same named feature groups and its attribution stays exact. Batch norm keeps its
 ImageNet running statistics and drop-connect stays off: CPU batches are too small to re-estimate them.
 
+Under torchrun every rank takes its share of each batch and the gradients are summed over the ranks
+(each share's loss weighted by its size), so the step is the one-process step on the whole batch;
+rank 0's state (resumed or fresh) is broadcast first, and rank 0 alone writes the epochs.
+
 Decoded training images are held in memory. After every epoch the state is written to
 `OUT/tune/epoch-N` (networks, head, optimizer, the best epoch so far), so a killed run resumes at
 the last finished epoch; the epoch with the best validation AUC is kept. The kept networks are
@@ -33,6 +37,7 @@ from unigendet.metrics import roc_auc
 from unigendet.unified.checkpoint import read_optimizer, save_optimizer
 from unigendet.weights import atomic_directory, load_weights, read_weights, save_weights
 
+from .dist import all_reduce_sum, broadcast_object, rank_and_world, shared_out, sum_gradients
 from .views import view_rng
 
 TUNE_VIEW = 1000  # view streams of tuning epochs start here, apart from the frozen recipe's views
@@ -65,8 +70,20 @@ class Tuner:
                                       {"params": detector.head.fc.parameters(), "lr": cfg.tune_lr * 10}],
                                      weight_decay=1e-4)
         self.module = nn.ModuleList([*self.nets, detector.head])  # what an epoch's state saves
+        self.params = [p for group in self.opt.param_groups for p in group["params"]]
+
+    def sync(self, start: int, best: dict) -> tuple[int, dict]:
+        """Rank 0's weights, optimizer state and progress on every rank (as they are when alone)."""
+        if rank_and_world()[1] == 1:
+            return start, best
+        state = broadcast_object((start, best, self.module.state_dict(), self.opt.state_dict()))
+        self.module.load_state_dict(state[2])
+        self.opt.load_state_dict(state[3])
+        return state[0], state[1]
 
     def save(self, epoch: int, best: dict) -> None:
+        if rank_and_world()[0]:
+            return
         with atomic_directory(self.dir / f"epoch-{epoch}") as tmp:
             save_weights(self.module, tmp / "weights.safetensors")
             save_optimizer(tmp, self.opt)
@@ -102,7 +119,8 @@ def tune(detector: ForensicDetector, cfg, train: list[Record], val: list[Record]
     val_fake = np.array([r.label == FAKE for r in val])
     pos_weight = (y == 0).sum() / (y == 1).sum().clamp(min=1)  # balanced classes, as the frozen head
     loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-    start, best = tuner.resume()
+    rank, world = rank_and_world()
+    start, best = tuner.sync(*(tuner.resume() if rank == 0 else (0, {})))
     if start:
         log(f"tune: resuming at epoch {start}")
     curve = []
@@ -110,17 +128,23 @@ def tune(detector: ForensicDetector, cfg, train: list[Record], val: list[Record]
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(cfg.seed * 1000 + epoch))
         total = 0.0
         for idx in order.split(cfg.tune_batch):
-            views = [make_view(images[i], cfg.view(), view_rng(cfg.seed, train[i].path, TUNE_VIEW + epoch))
-                     for i in idx.tolist()]
-            loss = loss_fn(raw_logits(detector, views), y[idx])
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"non-finite loss {loss.item()} while tuning the forensic networks")
+            share = idx[rank::world]  # this rank's part of the batch (all of it when alone)
             tuner.opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss = torch.zeros(())
+            if len(share):
+                views = [make_view(images[i], cfg.view(), view_rng(cfg.seed, train[i].path, TUNE_VIEW + epoch))
+                         for i in share.tolist()]
+                loss = loss_fn(raw_logits(detector, views), y[share]) * (len(share) / len(idx))
+                loss.backward()
+            batch_loss = float(all_reduce_sum(loss.detach().reshape(1))[0])  # the whole batch's, on every rank
+            if not np.isfinite(batch_loss):
+                raise FloatingPointError(f"non-finite loss {batch_loss} while tuning the forensic networks")
+            sum_gradients(tuner.params)
             tuner.opt.step()
-            total += loss.item() * len(idx)
+            total += batch_loss * len(idx)
         with torch.no_grad():
-            auc = roc_auc(detector.head.raw(detector.feature_rows(val_images)).numpy(), val_fake)
+            raw = shared_out(lambda ims: detector.head.raw(detector.feature_rows(ims)).numpy(), val_images)
+            auc = roc_auc(raw, val_fake)
         curve.append({"epoch": epoch, "loss": total / len(train), "val_auc": auc})
         log(f"tune: epoch {epoch} loss {curve[-1]['loss']:.4f} val AUC {auc:.4f}")
         if auc > best["auc"]:
