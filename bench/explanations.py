@@ -23,14 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from unigendet.apps.predictor import Predictor
+from unigendet.apps.predictor import Predictor, label_of
 from unigendet.data.imageio import open_image
 from unigendet.data.readers import read_source
 from unigendet.detectors.attribution import attribute
 from unigendet.explain import CueScale, check, measure, reasons_agree
 from unigendet.labels import FAKE, LABEL_NAMES
 from unigendet.unified.checkpoint import load_meta
-from unigendet.unified.prompts import parse_verdict
+from unigendet.unified.prompts import evidence_question, parse_verdict
 from unigendet.weights import resolve_checkpoint
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -60,9 +60,14 @@ def main(argv=None) -> None:
     images = [open_image(r.path) for r in records]
     explainer = Predictor(path)
     shipped = Predictor("shipped", explainer=None)
-    found = explainer.detector.explain_images(images)
     verdicts = shipped.detect(images)
     attributions = attribute(shipped.detector, images) if meta.get("explains") else [None] * len(images)
+    if meta.get("evidence_prompt"):  # it explains from the shipped detector's verdict and evidence, as served
+        said = [v.label if v.label in ("fake", "real") else label_of(v.p_fake, shipped.threshold) for v in verdicts]
+        found = explainer.detector.explain_images(images, [evidence_question(a.contributions, s)
+                                                           for a, s in zip(attributions, said, strict=True)])
+    else:
+        found = explainer.detector.explain_images(images)
     rows, made, consistent = [], 0, 0
     for r, d, v, c, a in zip(records, found, verdicts, measure(images), attributions, strict=True):
         levels = scale.levels(c)
@@ -89,7 +94,8 @@ def main(argv=None) -> None:
     }
     judged = [x["reasons_agree"] for x in rows if x["reasons_agree"] is not None]
     if meta.get("explains"):
-        summary.update(explains=meta["explains"], reasons_agree=float(np.mean(judged)) if judged else 0.0,
+        summary.update(explains=meta["explains"], evidence_prompt=bool(meta.get("evidence_prompt")),
+                       reasons_agree=float(np.mean(judged)) if judged else 0.0,
                        reasons_judged=len(judged))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -301,6 +301,63 @@ def test_answers_state_the_explained_detectors_verdict_and_reasons(forensic_run,
     assert torch.equal(again.contributions, bank.teacher.contributions)
 
 
+def test_explainer_trained_on_the_evidence_reads_it_when_served(forensic_run, tmp_path, monkeypatch):
+    """With `evidence_prompt`, every question carries the explained detector's verdict and its evidence
+    ranked by size; the checkpoint records it, and the server hands the served detector's verdicts and
+    attributions to such an explainer (a plain explainer is asked the plain question)."""
+    from PIL import Image
+
+    from unigendet.apps.predictor import Predictor
+    from unigendet.detectors import load_detector
+    from unigendet.unified.checkpoint import load_meta
+    from unigendet.unified.prompts import DETECTION_QUESTION, evidence_question
+    from unigendet_train import tasks
+
+    q = evidence_question({"texture": -0.2, "fine pixel traces": 1.94, "noise": 0.6}, "fake")
+    assert q == (f"{DETECTION_QUESTION} The detector calls it fake. Its evidence: fine pixel traces +1.9, "
+                 "noise +0.6, texture -0.2.")
+    gduf, _ = forensic_run
+    asked = []
+    detection = tasks.SampleBuilder.detection
+
+    def spy(self, latent, image, question=DETECTION_QUESTION, **kw):
+        asked.append(question)
+        return detection(self, latent, image, question, **kw)
+
+    monkeypatch.setattr(tasks.SampleBuilder, "detection", spy)
+    cfg = gduf.replace(out=str(tmp_path / "evidence"), evidence_prompt=True, steps=2, ckpt_every=2)
+    metrics = run_unified(cfg).metrics
+    assert asked and all(x.startswith(f"{DETECTION_QUESTION} The detector calls it ") for x in asked)
+    assert 0 <= metrics["val_reasons_agree"] <= 1
+    ckpt = tmp_path / "evidence" / "checkpoints" / "step-000002"
+    assert load_meta(ckpt)["evidence_prompt"] is True
+    assert load_detector(ckpt).reads_evidence and not load_detector(Path(gduf.out) / "checkpoints"
+                                                                      / "step-000004").reads_evidence
+    monkeypatch.undo()
+    images = [Image.new("RGB", (300, 200), (120, 80, 40)), Image.new("RGB", (64, 64), (10, 200, 30))]
+    for explainer, reads in ((ckpt, True), (Path(gduf.out) / "checkpoints" / "step-000004", False)):
+        predictor = Predictor("shipped", explainer=str(explainer))
+        seen = []
+        real_explain = type(predictor.explainer()).explain_images
+
+        def recorded(self, imgs, questions=None, seen=seen, real_explain=real_explain):
+            seen.append(questions)
+            return real_explain(self, imgs, questions)
+
+        monkeypatch.setattr(type(predictor.explainer()), "explain_images", recorded)
+        verdicts = predictor.detect(images, explain=True)
+        if reads:
+            said = [v.label if v.label != "uncertain" else ("fake" if v.p_fake > predictor.threshold else "real")
+                    for v in verdicts]
+            assert seen == [[evidence_question(v.attribution.contributions, s) for v, s in
+                             zip(verdicts, said, strict=True)]]
+        else:
+            assert seen == [None]
+        monkeypatch.undo()
+    with pytest.raises(ValueError, match="needs --explains"):
+        run_unified(cfg.replace(explains=None, out=str(tmp_path / "none")))
+
+
 def test_diga_with_the_frozen_encoder_aligns_photo_views(forensic_run, tmp_path):
     """DIGA from a frozen-encoder GDUF run: the aligned samples are the detection set's photo views,
     read by the teacher from their tokens; the alignment loss falls, only the generation side

@@ -18,6 +18,7 @@ class TrainConfig(StageConfig):
     codec: str | None = None  # a codec run (`unigendet train codec`) whose weights the model generates through
     understanding: str | None = None  # a preset whose understanding path (encoder, crop side) replaces init's
     explains: str | None = None  # GDUF, frozen encoder: a detector whose verdict and reasons the answers state
+    evidence_prompt: bool = False  # with explains: the question gives that detector's verdict and evidence
     views: int = 2  # frozen encoder: views per training image, made once (see unigendet_train.tokens)
     cache: str = "runs/token-cache"  # frozen encoder: where the views' tokens are kept between runs
     ship: str | None = None  # also export the final EMA model, codec and a model card to this folder

@@ -2,9 +2,10 @@
 native resolution for detection crops drawn anew at every step.
 
 Every bank a detection sample is drawn from answers `training_view(idx, generator, codec)`
-(the image under test or its encoder tokens, its clean latents, the reference answer),
-`plain(i, j)` (the unaugmented views of images i..j-1, for evaluation) and `levels(idx)` (the
-measured cue levels its answers state, or None)."""
+(the image under test or its encoder tokens, its clean latents, the reference answer, the
+question), `plain(i, j)` (the unaugmented views of images i..j-1, for evaluation), `question(idx)`
+(what is asked about a plain view) and `levels(idx)` (the measured cue levels its answers state,
+or None)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import torch
 from unigendet.data.imageio import open_image
 from unigendet.data.records import Record
 from unigendet.images import centre_crop_tensor, crop_square, detection_view, pil_to_tensor
-from unigendet.unified.prompts import detection_answer
+from unigendet.unified.prompts import DETECTION_QUESTION, detection_answer
 
 
 def reference_answer_of(record: Record) -> str:
@@ -39,11 +40,14 @@ class ImageBank:
     def __len__(self) -> int:
         return len(self.records)
 
-    def training_view(self, idx: int, generator: torch.Generator, codec) -> tuple[torch.Tensor, torch.Tensor, str]:
-        return self.images[idx], self.latents[idx], reference_answer_of(self.records[idx])
+    def training_view(self, idx: int, generator: torch.Generator, codec) -> tuple[torch.Tensor, torch.Tensor, str, str]:
+        return self.images[idx], self.latents[idx], reference_answer_of(self.records[idx]), DETECTION_QUESTION
 
     def plain(self, i: int, j: int) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
         return list(self.latents[i:j]), list(self.images[i:j])
+
+    def question(self, idx: int, view: int = 0) -> str:
+        return DETECTION_QUESTION
 
     def levels(self, idx: int) -> dict[str, str] | None:
         return None
@@ -70,10 +74,13 @@ class CropBank:
         return crop_square(x, self.size, generator)
 
     @torch.no_grad()
-    def training_view(self, idx: int, generator: torch.Generator, codec) -> tuple[torch.Tensor, torch.Tensor, str]:
+    def training_view(self, idx: int, generator: torch.Generator, codec) -> tuple[torch.Tensor, torch.Tensor, str, str]:
         """A fresh native crop, encoded by the codec."""
         image = self.crop(idx, generator)
-        return image, codec.encode(image[None])[0], reference_answer_of(self.records[idx])
+        return image, codec.encode(image[None])[0], reference_answer_of(self.records[idx]), DETECTION_QUESTION
+
+    def question(self, idx: int, view: int = 0) -> str:
+        return DETECTION_QUESTION
 
     def plain(self, i: int, j: int):
         raise ValueError("a crop bank is for training; evaluate on a bank of fixed views")

@@ -196,9 +196,10 @@ class GDUFTask(UnifiedTask):
         samples = []
         for j, idx in enumerate(self.det_sampler.indices(step, micro) if self.det_sampler else []):
             g = sample_rng(self.cfg.seed, step, self.det_sampler.global_index(step, micro, j), 1)
-            image, latent, answer = self.det.training_view(idx, g, self.codec)
+            image, latent, answer, question = self.det.training_view(idx, g, self.codec)
             latent = latent if self.model.config.smsa else None
-            samples.append(self.builder.detection(latent, image, answer=answer, label=self.det.records[idx].label))
+            samples.append(self.builder.detection(latent, image, question, answer=answer,
+                                                  label=self.det.records[idx].label))
         return samples + self.t2i_samples(step, micro)
 
 
@@ -292,5 +293,6 @@ def detect_bank(model, builder: SampleBuilder, bank, n: int | None = None, expla
     out = []
     for i in range(0, n, batch):
         latents, images = bank.plain(i, min(n, i + batch))
-        out += detect(model, builder, latents, images, explain=explain, max_new_tokens=MAX_ANSWER)
+        questions = [bank.question(k) for k in range(i, min(n, i + batch))]
+        out += detect(model, builder, latents, images, explain=explain, question=questions, max_new_tokens=MAX_ANSWER)
     return out

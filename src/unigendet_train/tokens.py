@@ -31,6 +31,7 @@ from unigendet.explain import Cues, CueScale, measure_tensor, reasons, reference
 from unigendet.images import crop_square, pil_to_tensor, tensor_to_pil
 from unigendet.labels import FAKE, LABEL_NAMES, REAL
 from unigendet.unified.packing import ImageTokens
+from unigendet.unified.prompts import DETECTION_QUESTION, evidence_question
 from unigendet.unified.samples import SampleBuilder
 
 from .views import ViewTable, recipe_key, view_key, view_rng
@@ -65,6 +66,7 @@ class TokenBank:
     grid: tuple[int, int]
     scale: CueScale | None = None  # turns cues into the levels an answer states
     teacher: TeacherEvidence | None = None  # the explained detector's verdict and reasons, per view
+    ask_evidence: bool = False  # the question carries the teacher's verdict and evidence (`evidence_question`)
 
     @property
     def labels(self) -> list[int]:
@@ -91,10 +93,15 @@ class TokenBank:
             return reference_answer(self.records[idx].label, self.levels(idx, view))
         return reference_answer(self.teacher.label(idx, view), self.levels(idx, view), self.teacher.reasons(idx, view))
 
-    def training_view(self, idx: int, generator: torch.Generator, codec) -> tuple[ImageTokens, torch.Tensor, str]:
+    def question(self, idx: int, view: int = 0) -> str:
+        if self.ask_evidence and self.teacher is not None:
+            return evidence_question(self.teacher.of(idx, view), LABEL_NAMES[self.teacher.label(idx, view)])
+        return DETECTION_QUESTION
+
+    def training_view(self, idx: int, generator: torch.Generator, codec) -> tuple[ImageTokens, torch.Tensor, str, str]:
         """A random prepared view, whose answer states the cues measured on that view."""
         view = int(torch.randint(self.views, (1,), generator=generator))
-        return self.image(idx, view), self.latents[idx, view], self.answer(idx, view)
+        return self.image(idx, view), self.latents[idx, view], self.answer(idx, view), self.question(idx, view)
 
     def plain(self, i: int, j: int) -> tuple[list[torch.Tensor], list[ImageTokens]]:
         return list(self.latents[i:j, 0]), [self.image(k, 0) for k in range(i, j)]

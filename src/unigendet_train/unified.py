@@ -75,6 +75,8 @@ def load_banks(cfg: TrainConfig, task_cls: type[UnifiedTask], model, builder: Sa
     if mc.vit.frozen:
         valb = load_token_bank(val, builder, codec, 1, cfg.seed, cfg.cache, progress=log)
         valb.scale = scale
+    if cfg.evidence_prompt and not cfg.explains:
+        raise ValueError("--evidence-prompt gives the explained detector's evidence: it needs --explains")
     if cfg.explains:
         if not mc.vit.frozen:
             raise ValueError("--explains states another detector's reasons for prepared views: it needs a frozen "
@@ -84,6 +86,7 @@ def load_banks(cfg: TrainConfig, task_cls: type[UnifiedTask], model, builder: Sa
         for bank in (det, valb):
             bank.teacher = teacher_evidence(bank, teacher, name, builder.cfg.detect_side, cfg.seed, cfg.cache,
                                             progress=log)
+            bank.ask_evidence = cfg.evidence_prompt
     gen_train, gen_held = generation_split(records)
     if not gen_train:
         raise ValueError(f"{cfg.data}: no captioned real images in the train split for text-to-image samples")
@@ -135,7 +138,7 @@ def run_meta(cfg: TrainConfig, task: UnifiedTask) -> dict:
     """What a checkpoint records of how its answers were written: the cue scale, the explained detector."""
     meta = {"cue_scale": json.loads(task.cue_scale.to_json())} if task.cue_scale else {}
     if cfg.explains:
-        meta["explains"] = cfg.explains
+        meta["explains"], meta["evidence_prompt"] = cfg.explains, cfg.evidence_prompt
     return meta
 
 

@@ -22,7 +22,7 @@ from ..detectors import CropScorer, CropScores, Explainer, Generator, load_detec
 from ..detectors.attribution import Attribution, attribute
 from ..explain import cue_sentences, evidence, reasons
 from ..labels import FAKE
-from ..unified.prompts import parse_verdict
+from ..unified.prompts import evidence_question, parse_verdict
 from ..weights import CheckpointError, resolve_checkpoint
 
 BASE_HELP = "released checkpoints: a BAGEL directory supplying keys the checkpoint lacks"  # Predictor(base=...)
@@ -103,11 +103,15 @@ class Predictor:
         (its own verdict sentence is never shown: the verdict is the detector's), where in the image
         the evidence is strongest and how clear the call is."""
         explain = explain or self.verdict == "text"
-        out, written = self._written(images) if explain and isinstance(self.detector, Explainer) else \
-            self._scored(images, explain)
+        if explain and isinstance(self.detector, Explainer):
+            out, written = self._written(images)
+        else:
+            out, written = self._scored(images), [None] * len(images)
         if explain:
             with self.lock:
                 attributions = attribute(self.detector, images)
+            if not isinstance(self.detector, Explainer) and self.can_explain:
+                written = self._explained(images, out, attributions)
             for v, image, a, text in zip(out, images, attributions, written, strict=True):
                 v.attribution = a
                 v.explanation = " ".join(filter(None, [reasons(a.contributions, v.label, a.exact),
@@ -127,20 +131,26 @@ class Predictor:
             out.append(Verdict(label, d.p_fake, note=disagreement(label, d.text, d.p_fake)))
         return out, [d.text for d in found]
 
-    def _scored(self, images: Sequence[Image.Image], explain: bool) -> tuple[list[Verdict], list[str | None]]:
-        """A scoring detector's verdicts, and the explaining UniGenDet's answers when asked."""
+    def _scored(self, images: Sequence[Image.Image]) -> list[Verdict]:
+        """A scoring detector's verdicts."""
         if isinstance(self.detector, CropScorer):
-            out = [Verdict("uncertain" if c.spread >= UNCERTAIN_SPREAD else label_of(c.p_fake, self.threshold),
-                           c.p_fake, spread=c.spread) for c in self._queued(images)]
-        else:
-            out = [Verdict(label_of(p, self.threshold), p) for p in self._queued(images)]
-        written: list[str | None] = [None] * len(out)
-        if explain and self.can_explain:
-            with self.lock:
-                found = self.explainer().explain_images(images)
-            for i, (v, d) in enumerate(zip(out, found, strict=True)):
-                written[i], v.note = d.text, disagreement(v.label, d.text, d.p_fake)
-        return out, written
+            return [Verdict("uncertain" if c.spread >= UNCERTAIN_SPREAD else label_of(c.p_fake, self.threshold),
+                            c.p_fake, spread=c.spread) for c in self._queued(images)]
+        return [Verdict(label_of(p, self.threshold), p) for p in self._queued(images)]
+
+    def _explained(self, images: Sequence[Image.Image], verdicts: list[Verdict],
+                   attributions: list[Attribution]) -> list[str | None]:
+        """The explaining UniGenDet's answers (given the verdicts and evidence when it reads them);
+        a note on each verdict its own reading differs from."""
+        explainer = self.explainer()
+        said = [v.label if v.label in ("fake", "real") else label_of(v.p_fake, self.threshold) for v in verdicts]
+        questions = [evidence_question(a.contributions, s) for s, a in zip(said, attributions, strict=True)] \
+            if getattr(explainer, "reads_evidence", False) else None
+        with self.lock:
+            found = explainer.explain_images(images, questions) if questions else explainer.explain_images(images)
+        for v, d in zip(verdicts, found, strict=True):
+            v.note = disagreement(v.label, d.text, d.p_fake)
+        return [d.text for d in found]
 
     def has_tile_map(self, image: Image.Image) -> bool:
         """Whether the image is larger than what the detector reads at once (else its tiles would

@@ -138,11 +138,13 @@ def use_feature_cache(detector: Detector, root: str | os.PathLike | None) -> Det
 
 @runtime_checkable
 class Explainer(Protocol):
-    """A detector that also writes why (UniGenDet): one result per image, with `.p_fake` and `.text`."""
+    """A detector that also writes why (UniGenDet): one result per image, with `.p_fake` and `.text`.
+    One whose `reads_evidence` is true explains another detector from that detector's verdict and
+    evidence, given as `questions` (`unified.prompts.evidence_question`)."""
 
     def explain(self, paths: PathList) -> list: ...
 
-    def explain_images(self, images: Sequence[Image.Image]) -> list: ...
+    def explain_images(self, images: Sequence[Image.Image], questions: Sequence[str] | None = None) -> list: ...
 
 
 @dataclass(frozen=True)

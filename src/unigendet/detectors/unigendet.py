@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from ..data.imageio import open_image
+from ..unified.checkpoint import load_meta
 from ..unified.inference import MAX_ANSWER, Detection
 from ..unified.pipeline import UniGenDetPipeline
 from ..unified.released import is_released
@@ -24,19 +25,24 @@ from .base import Detector, PathList, register_detector
 class UniGenDetDetector(Detector):
     kind = "unigendet"
 
-    def __init__(self, pipeline: UniGenDetPipeline, batch_size: int = 16, max_new_tokens: int = MAX_ANSWER):
+    def __init__(self, pipeline: UniGenDetPipeline, batch_size: int = 16, max_new_tokens: int = MAX_ANSWER,
+                 reads_evidence: bool = False):
         super().__init__(pipeline.name, pipeline.device)
         self.pipeline, self.batch_size, self.max_new_tokens = pipeline, batch_size, max_new_tokens
+        # trained to explain another detector from that detector's verdict and evidence in its prompt
+        # (`unified.prompts.evidence_question`): explain_images then wants them as `questions`
+        self.reads_evidence = reads_evidence
 
-    def _detect(self, images: Sequence[Image.Image], explain: bool = False) -> list[Detection]:
+    def _detect(self, images: Sequence[Image.Image], explain: bool = False,
+                questions: Sequence[str] | None = None) -> list[Detection]:
         return self.pipeline.detect_images(images, explain, batch_size=self.batch_size,
-                                           max_new_tokens=self.max_new_tokens)
+                                           max_new_tokens=self.max_new_tokens, questions=questions)
 
     def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
         return np.array([d.p_fake for d in self._detect(images)], dtype=np.float64)
 
-    def explain_images(self, images: Sequence[Image.Image]) -> list[Detection]:
-        return self._detect(images, explain=True)
+    def explain_images(self, images: Sequence[Image.Image], questions: Sequence[str] | None = None) -> list[Detection]:
+        return self._detect(images, explain=True, questions=questions)
 
     def explain(self, paths: PathList) -> list[Detection]:
         return self.explain_images([open_image(p) for p in paths])
@@ -65,7 +71,8 @@ class UniGenDetDetector(Detector):
     @classmethod
     def from_state(cls, run_dir: Path, config: dict[str, Any], device, base: str | None = None) -> UniGenDetDetector:
         """`base`: a BAGEL directory supplying the keys a released fine-tune lacks."""
-        return cls(UniGenDetPipeline.from_pretrained(run_dir, device=device, base=base))
+        pipeline = UniGenDetPipeline.from_pretrained(run_dir, device=device, base=base)
+        return cls(pipeline, reads_evidence=bool(load_meta(run_dir).get("evidence_prompt", False)))
 
     def save_pretrained(self, run_dir: str | os.PathLike, *, meta: dict | None = None, json_files=None, train=None,
                         carry=()) -> Path:

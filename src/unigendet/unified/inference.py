@@ -8,6 +8,7 @@ itself is never cached: no other split may see it).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -90,14 +91,18 @@ def detect(
     latents: list[torch.Tensor],
     images: list[torch.Tensor | ImageTokens],
     explain: bool = False,
-    question: str = DETECTION_QUESTION,
+    question: str | Sequence[str] = DETECTION_QUESTION,
     max_new_tokens: int = MAX_ANSWER,
 ) -> list[Detection]:
     """Detect with exactly the layout the model was trained with: clean latents (SMSA)
-    + ViT + question; a model trained latent-free (`config.smsa=False`) gets no latents."""
+    + ViT + question (one for all images, or one each); a model trained latent-free
+    (`config.smsa=False`) gets no latents."""
     if not model.config.smsa:
         latents = [None] * len(images)
-    samples = [builder.detection(z, im, question) for z, im in zip(latents, images)]
+    questions = [question] * len(images) if isinstance(question, str) else list(question)
+    if len(questions) != len(images):
+        raise ValueError(f"{len(questions)} questions for {len(images)} images")
+    samples = [builder.detection(z, im, q) for z, im, q in zip(latents, images, questions)]
     batch, out, caches = prefill(model, builder, samples)
     last = out.hidden[batch.cls_index]
     p_fake = torch.softmax(model.cls_logits(last).float(), -1)[:, FAKE].tolist()

@@ -20,6 +20,7 @@ from ..images import detection_view
 from ..weights import CheckpointError, load_weights, resolve_checkpoint
 from .checkpoint import load_model, save_checkpoint
 from .inference import DEFAULT_GUIDANCE, MAX_ANSWER, Detection, Guidance, detect, generate_latents
+from .prompts import DETECTION_QUESTION
 from .released import is_released, load_released
 from .samples import SampleBuilder
 from .tokenizer import get_tokenizer
@@ -71,9 +72,12 @@ class UniGenDetPipeline:
 
     @torch.no_grad()
     def detect(self, views: Sequence[torch.Tensor], explain: bool = False, batch_size: int = 16,
-               max_new_tokens: int = MAX_ANSWER) -> list[Detection]:
-        """Clean codec latents (SMSA) and ViT tokens of each view, then the question: p_fake from the
-        cls head, the written answer when `explain`."""
+               max_new_tokens: int = MAX_ANSWER, questions: Sequence[str] | None = None) -> list[Detection]:
+        """Clean codec latents (SMSA) and ViT tokens of each view, then the question (`questions`: one
+        per view; default: the detection question): p_fake from the cls head, the written answer when
+        `explain`."""
+        if questions is not None and len(questions) != len(views):
+            raise ValueError(f"{len(questions)} questions for {len(views)} images")
         out = []
         for s in range(0, len(views), batch_size):
             chunk = list(views[s:s + batch_size])
@@ -81,10 +85,13 @@ class UniGenDetPipeline:
             small = torch.stack([self.builder.latent_view(v) for v in chunk])
             latents = list(self.codec.encode(small.to(self.device, dtype)).float().cpu())
             images = self.builder.encode_images(torch.stack(chunk)) if self.config.vit.frozen else chunk
-            out += detect(self.model, self.builder, latents, images, explain=explain, max_new_tokens=max_new_tokens)
+            asked = DETECTION_QUESTION if questions is None else list(questions[s:s + batch_size])
+            out += detect(self.model, self.builder, latents, images, explain=explain, question=asked,
+                          max_new_tokens=max_new_tokens)
         return out
 
     def detect_images(self, images: Sequence[Image.Image], explain: bool = False, **kw) -> list[Detection]:
+        """`detect` on the model's views of PIL images (`questions`: one each, else the detection question)."""
         return self.detect([self.view(im) for im in images], explain, **kw)
 
     def explain(self, images: Sequence[Image.Image], **kw) -> list[Detection]:

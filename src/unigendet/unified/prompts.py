@@ -11,6 +11,15 @@ DETECTION_QUESTION = "Does this image look real/fake?"
 _VERDICT = re.compile(r"\bthis\s+is\s+an?\s+(real|fake)\s+image\b", re.IGNORECASE)
 
 
+def evidence_question(contributions: dict[str, float], label: str) -> str:
+    """The detection question followed by the verdict and the evidence of the detector an explainer
+    explains (kind of evidence -> logit units toward generated, strongest first): what a model trained
+    with the evidence in its prompt reads, so its answer states that detector's reasons."""
+    ranked = sorted(contributions.items(), key=lambda kv: -abs(kv[1]))
+    listed = ", ".join(f"{name} {value:+.1f}" for name, value in ranked)
+    return f"{DETECTION_QUESTION} The detector calls it {label}. Its evidence: {listed}."
+
+
 def detection_answer(label: int, explanation: str = "") -> str:
     """'This is a fake image. <explanation>' or 'This is a real image. <explanation>'."""
     head = f"This is a {LABEL_NAMES[label]} image."
