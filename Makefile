@@ -64,10 +64,11 @@ clean:
 	rm -rf $(VENV) runs .pytest_cache
 
 # Trains the explaining UniGenDet the package ships: the demo's text-to-image run (runs/t2i) and corpus
-# (runs/data) with the frozen forensic encoder swapped in, GDUF on wild-train, its answers stating the shipped
-# detector's verdict and reasons; then its explanations benchmark.
+# (runs/data) with the frozen forensic encoder swapped in, GDUF on wild-train, its questions giving the shipped
+# detector's verdict and evidence and its answers stating that verdict, its reasons and the measured cues;
+# then its explanations benchmark.
 explainer: $(STAMP)
 	$(VENV)/bin/unigendet train gduf --init runs/t2i --understanding tiny-forensic --det-data $(WILD) \
-		--explains shipped --data runs/data --out runs/explain --steps 600 --det-per-step 16 --t2i-per-step 4 --lr 5e-4 \
+		--explains shipped --evidence-prompt --data runs/data --out runs/explain --steps 600 --det-per-step 16 --t2i-per-step 4 --lr 5e-4 \
 		--eval-every 0 --ckpt-every 300 --ship src/unigendet/shipped/explain
 	$(PY) bench/explanations.py --checkpoint shipped:explain --data $(WILD) --out runs/explanations

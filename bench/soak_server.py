@@ -60,6 +60,7 @@ def main(argv=None) -> None:
                     counter["next"] += 1
                     if i % 1000 == 0:
                         rss.append((i, round(rss_mb(server.pid), 1)))
+                        print(f"{i} requests sent, server RSS {rss[-1][1]} MB", flush=True)
                 t = time.perf_counter()
                 try:
                     code = c.post(f"{url}/api/detect", files={"image": ("x", bodies[i % len(bodies)])},

@@ -13,11 +13,12 @@ DETECTOR_ENV = "UNIGENDET_DETECTOR"  # a detector run to use when none is named
 __all__ = ["DETECTOR_ENV", "default_detector", "load_default_detector", "shipped_path"]
 
 
-def load_default_detector(device: str = "cpu"):
-    """The shipped in-the-wild detector, loaded."""
+def load_default_detector(device: str = "cpu", runtime: str = "auto"):
+    """The shipped in-the-wild detector, loaded (`runtime`: what runs its networks, see
+    `unigendet.backbones.runtime`)."""
     from ..detectors import load_detector
 
-    return load_detector(shipped_path(), device=device)
+    return load_detector(shipped_path(), device=device, runtime=runtime)
 
 
 def default_detector() -> str:
