@@ -26,7 +26,7 @@ def test_smoke_runs_end_to_end(tmp_path, capsys):
 
 # --- every command's options are the fields of the config it receives -----------------------------
 
-CONFIGURED = {"demo", "smoke", "data build", "data audit", "detect", "generate", "serve", "eval detect",
+CONFIGURED = {"demo", "smoke", "data build", "data audit", "detect", "scan", "generate", "serve", "eval detect",
               "eval generate"}
 
 

@@ -169,6 +169,13 @@ def cmd_detect(args: argparse.Namespace) -> int:
     return detect_paths(_config(args))
 
 
+def cmd_scan(args: argparse.Namespace) -> int:
+    """Verdicts for many images on a Ray cluster, written as shards; Ray is imported only here."""
+    from .apps.scan import scan_paths
+
+    return scan_paths(_config(args))
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     """Text-to-image with a UniGenDet checkpoint; the same seed gives the same image."""
     from .apps.generate import generate_images
@@ -211,6 +218,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     command(sub, "detect", cmd_detect, "real/fake verdicts for image files and folders",
             options=_options(".apps.detect:DetectConfig", positional=["paths"]))
+    command(sub, "scan", cmd_scan, "detect at scale: many images on a Ray cluster, sharded output",
+            options=_options(".apps.scan:ScanConfig", positional=["paths"]))
     command(sub, "generate", cmd_generate, "text-to-image with a UniGenDet checkpoint",
             options=_options(".apps.generate:GenerateConfig", positional=["prompt"],
                              flags={"output": ("-o", "--output")}))
@@ -232,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     expected = (CheckpointError, ValueError, FileNotFoundError, TooFewPhotos)
-    if args.command not in ("detect", "generate", "serve"):
+    if args.command not in ("detect", "scan", "generate", "serve"):
         expected = (TooFewPhotos,)
     try:  # a wrong checkpoint, option or installation is answered with one line, not a traceback
         return args.func(args)
