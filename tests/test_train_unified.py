@@ -313,9 +313,10 @@ def test_explainer_trained_on_the_evidence_reads_it_when_served(forensic_run, tm
     from unigendet.unified.prompts import DETECTION_QUESTION, evidence_question
     from unigendet_train import tasks
 
-    q = evidence_question({"texture": -0.2, "fine pixel traces": 1.94, "noise": 0.6}, "fake")
-    assert q == (f"{DETECTION_QUESTION} The detector calls it fake. Its evidence: fine pixel traces +1.9, "
-                 "noise +0.6, texture -0.2.")
+    q = evidence_question({"texture": -0.02, "fine pixel traces": 1.94, "noise": 0.6, "colour": 0.0}, "fake")
+    assert q == (f"{DETECTION_QUESTION} The detector calls it fake. Toward generated: fine pixel traces +1.9, "
+                 "noise +0.6. Toward a photo: texture -0.0.")
+    assert evidence_question({"noise": 0.3}, "real").endswith("Toward generated: noise +0.3. Toward a photo: nothing.")
     gduf, _ = forensic_run
     asked = []
     detection = tasks.SampleBuilder.detection

@@ -34,6 +34,9 @@ def unigendet_card(cfg: TrainConfig, config, train: list[Record], val: list[Reco
         f"step, lr {cfg.lr}, EMA {cfg.ema_decay}; SMSA {config.smsa}",
         f"- {cfg.views} prepared view(s) per training image: the central crop and augmented crops (JPEG and blur "
         "with the same probability for both classes, flips, 90-degree turns, colour jitter)",
+        *([f"- questions: the detection question, then `{cfg.explains}`'s verdict on that view and its evidence "
+           "(each kind's logit units, split by the side it points to, strongest first); served, the explainer "
+           "reads the served detector's verdict and attribution the same way"] if cfg.evidence_prompt else []),
         (f"- reference answers: the verdict of `{cfg.explains}` on that view and its reasons (the kind of evidence "
          "that moved its logit most toward the verdict and the strongest against it, from its attribution), then "
          if cfg.explains else "- reference answers: the verdict, then ")

@@ -13,11 +13,17 @@ _VERDICT = re.compile(r"\bthis\s+is\s+an?\s+(real|fake)\s+image\b", re.IGNORECAS
 
 def evidence_question(contributions: dict[str, float], label: str) -> str:
     """The detection question followed by the verdict and the evidence of the detector an explainer
-    explains (kind of evidence -> logit units toward generated, strongest first): what a model trained
-    with the evidence in its prompt reads, so its answer states that detector's reasons."""
+    explains (kind of evidence -> logit units toward generated), split by the side each kind points
+    to, strongest first: what a model trained with the evidence in its prompt reads, so its answer
+    states that detector's reasons."""
     ranked = sorted(contributions.items(), key=lambda kv: -abs(kv[1]))
-    listed = ", ".join(f"{name} {value:+.1f}" for name, value in ranked)
-    return f"{DETECTION_QUESTION} The detector calls it {label}. Its evidence: {listed}."
+
+    def listed(side):
+        return ", ".join(f"{name} {value:+.1f}" for name, value in side) or "nothing"
+
+    to_fake, to_real = [kv for kv in ranked if kv[1] > 0], [kv for kv in ranked if kv[1] < 0]
+    return (f"{DETECTION_QUESTION} The detector calls it {label}. Toward generated: {listed(to_fake)}. "
+            f"Toward a photo: {listed(to_real)}.")
 
 
 def detection_answer(label: int, explanation: str = "") -> str:
