@@ -173,20 +173,21 @@ def is_built(folder: str | Path) -> bool:
 
 def build_corpus(cfg: CorpusConfig, progress: bool = True) -> list[Record]:
     """Build the corpus into `cfg.out`, marked incomplete until its manifest is written (last): a
-    killed build is refused by the readers, and a rerun rewrites it whole."""
-    with building(cfg.out):
-        return _build_corpus(cfg, progress)
-
-
-def _build_corpus(cfg: CorpusConfig, progress: bool) -> list[Record]:
-    out = Path(cfg.out)
-    (out / "manifest.csv").unlink(missing_ok=True)  # a previous build's manifest no longer describes the folder
-    for stale in out.rglob(".*.tmp-*"):  # half-written files of a killed build
-        stale.unlink()
+    killed build is refused by the readers, and a rerun rewrites it whole. Too few source photos
+    stop it before `cfg.out` is touched."""
     photos = discover_photos(cfg.extra_photo_dirs, cfg.photo_sources)
     if not photos:
         raise RuntimeError("no source photos installed (needs scikit-image, scikit-learn or matplotlib)")
     check_photo_count(photos, cfg.allow_small)
+    with building(cfg.out):
+        return _build_corpus(cfg, photos, progress)
+
+
+def _build_corpus(cfg: CorpusConfig, photos: list[SourcePhoto], progress: bool) -> list[Record]:
+    out = Path(cfg.out)
+    (out / "manifest.csv").unlink(missing_ok=True)  # a previous build's manifest no longer describes the folder
+    for stale in out.rglob(".*.tmp-*"):  # half-written files of a killed build
+        stale.unlink()
     split_of = split_groups(photos, cfg.fractions, cfg.seed)
     rng = random.Random(cfg.seed)
     crops: dict[str, list[tuple[SourcePhoto, Image.Image]]] = {s: [] for s in SPLITS}
