@@ -23,14 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from unigendet.apps.predictor import Predictor, label_of
+from unigendet.apps.predictor import Predictor, evidence_questions
 from unigendet.data.imageio import open_image
 from unigendet.data.readers import read_source
 from unigendet.detectors.attribution import attribute
 from unigendet.explain import CueScale, check, measure, reasons_agree
 from unigendet.labels import FAKE, LABEL_NAMES
 from unigendet.unified.checkpoint import load_meta
-from unigendet.unified.prompts import evidence_question, parse_verdict
+from unigendet.unified.prompts import parse_verdict
 from unigendet.weights import resolve_checkpoint
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -63,9 +63,8 @@ def main(argv=None) -> None:
     verdicts = shipped.detect(images)
     attributions = attribute(shipped.detector, images) if meta.get("explains") else [None] * len(images)
     if meta.get("evidence_prompt"):  # it explains from the shipped detector's verdict and evidence, as served
-        said = [v.label if v.label in ("fake", "real") else label_of(v.p_fake, shipped.threshold) for v in verdicts]
-        found = explainer.detector.explain_images(images, [evidence_question(a.contributions, s)
-                                                           for a, s in zip(attributions, said, strict=True)])
+        found = explainer.detector.explain_images(images, evidence_questions(verdicts, attributions,
+                                                                             shipped.threshold))
     else:
         found = explainer.detector.explain_images(images)
     rows, made, consistent = [], 0, 0

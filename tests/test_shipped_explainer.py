@@ -26,6 +26,19 @@ def test_the_package_ships_a_small_carded_explainer_with_its_cue_scale():
     scale = CueScale.from_json(json.dumps(load_meta(path)["cue_scale"]))
     assert all(low < high for low, high in scale.bounds.values())
     assert "wild-train" in (path / "MODEL_CARD.md").read_text()
+    # it is asked with the served detector's verdict and evidence, and says so in its card
+    assert load_meta(path)["evidence_prompt"] is True and "evidence" in (path / "MODEL_CARD.md").read_text()
+
+
+def test_an_uncertain_verdict_is_explained_from_the_side_its_p_fake_lies_on():
+    from unigendet.apps.predictor import Verdict, evidence_questions, leaning
+    from unigendet.detectors.attribution import Attribution
+
+    assert leaning(Verdict("uncertain", 0.9), 0.85) == "fake" and leaning(Verdict("uncertain", 0.8), 0.85) == "real"
+    assert leaning(Verdict("real", 0.9), 0.5) == "real"  # a stated label is kept
+    a = Attribution(logit=1.2, base=0.2, contributions={"fine": 1.5, "content": -0.5}, exact=True)
+    (q,) = evidence_questions([Verdict("uncertain", 0.9)], [a], 0.85)
+    assert "calls it fake" in q and "+1.5" in q and "-0.5" not in q.split("Toward a photo")[0]
 
 
 def test_detect_explain_works_from_any_directory(tmp_path):

@@ -60,6 +60,18 @@ def label_of(p_fake: float, threshold: float) -> str:
     return "fake" if p_fake > threshold else "real"
 
 
+def leaning(v: Verdict, threshold: float) -> str:
+    """The side a verdict is explained from: its label, or for `uncertain` the side its p_fake lies on."""
+    return v.label if v.label in ("fake", "real") else label_of(v.p_fake, threshold)
+
+
+def evidence_questions(verdicts: Sequence[Verdict], attributions: Sequence[Attribution],
+                       threshold: float) -> list[str]:
+    """The questions an evidence-reading explainer is asked: each verdict's side and its evidence."""
+    return [evidence_question(a.contributions, leaning(v, threshold))
+            for v, a in zip(verdicts, attributions, strict=True)]
+
+
 class Predictor:
     """Serialises model calls (safe under concurrent requests) and keeps the model loaded."""
 
@@ -143,8 +155,7 @@ class Predictor:
         """The explaining UniGenDet's answers (given the verdicts and evidence when it reads them);
         a note on each verdict its own reading differs from."""
         explainer = self.explainer()
-        said = [v.label if v.label in ("fake", "real") else label_of(v.p_fake, self.threshold) for v in verdicts]
-        questions = [evidence_question(a.contributions, s) for s, a in zip(said, attributions, strict=True)] \
+        questions = evidence_questions(verdicts, attributions, self.threshold) \
             if getattr(explainer, "reads_evidence", False) else None
         with self.lock:
             found = explainer.explain_images(images, questions) if questions else explainer.explain_images(images)
