@@ -48,15 +48,22 @@ def test_same_weights_reading_different_inputs_get_their_own_graphs():
     assert not torch.allclose(got_rgb, got_hp, atol=1e-2)
 
 
-def test_changed_weights_are_exported_anew():
+def test_changed_weights_are_exported_anew_and_the_cache_stays_bounded(monkeypatch):
+    from collections import OrderedDict
+
+    monkeypatch.setattr(rt, "_SESSIONS", OrderedDict())
+    monkeypatch.setattr(rt, "SESSIONS_KEPT", 1)
     model, pre = create_backbone("efficientnet-lite0-taps")
     x = pre(photo_like(256, 256, 5))[None]
-    before = rt.ExportedBackbone(model, 256)(x)
+    old = rt.ExportedBackbone(model, 256)
+    before = old(x)
     with torch.no_grad():
         model.tapped.net._conv_stem.weight.mul_(1.5)
         want = model(x)
     after = rt.ExportedBackbone(model, 256)(x)
     assert torch.allclose(after, want, atol=1e-4) and not torch.allclose(after, before, atol=1e-3)
+    assert len(rt._SESSIONS) == 1  # the older graph left the cache, and its holder still runs it
+    assert torch.allclose(old(x), before)
 
 
 def test_batches_of_any_size_and_wrong_shapes():

@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import threading
 import warnings
+from collections import OrderedDict
 
 import numpy as np
 import torch
@@ -26,7 +27,8 @@ from .base import Backbone, state_digest
 RUNTIMES = ("auto", "torch", "onnx")
 BATCH = 4  # images per graph call: larger batches spill the early feature maps out of cache on small CPUs
 
-_SESSIONS: dict[str, object] = {}
+SESSIONS_KEPT = 8  # sessions cached for reuse; the least recently used is dropped (its holders keep it alive)
+_SESSIONS: OrderedDict[str, object] = OrderedDict()
 _LOCK = threading.Lock()
 
 
@@ -90,6 +92,9 @@ class ExportedBackbone:
         with _LOCK:
             if key not in _SESSIONS:
                 _SESSIONS[key] = _session(export(model, side), threads)
+                while len(_SESSIONS) > SESSIONS_KEPT:
+                    _SESSIONS.popitem(last=False)
+            _SESSIONS.move_to_end(key)
             self.session = _SESSIONS[key]
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
