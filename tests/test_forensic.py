@@ -274,6 +274,22 @@ def rec(i: int, label: int, gen: str, split: str, group: str) -> Record:
     return Record(Path(f"/x/{i}.png"), label, gen, split, group=group)
 
 
+def test_tuning_state_is_kept_per_training_set():
+    """Saved tuning epochs resume only the run they belong to: another training set (a grown pool, a
+    held-out family) or selection set starts afresh, whatever the output folder."""
+    from unigendet_train.forensic import tuning_recipe
+    from unigendet_train.views import recipe_key
+
+    cfg = ForensicConfig(tune_epochs=1)
+    train = [rec(i, i % 2, "sd", "train", f"g{i}") for i in range(6)]
+    val = [rec(10 + i, i % 2, "sd", "val", f"v{i}") for i in range(4)]
+    key = recipe_key(tuning_recipe(cfg, train, val))
+    assert key == recipe_key(tuning_recipe(dataclasses.replace(cfg, out="elsewhere", name="other"), train, val))
+    assert key != recipe_key(tuning_recipe(cfg, train[:-1], val))
+    assert key != recipe_key(tuning_recipe(cfg, train, val[1:]))
+    assert key != recipe_key(tuning_recipe(dataclasses.replace(cfg, tune_lr=1e-3), train, val))
+
+
 def test_leave_one_family_out_never_trains_on_the_held_out_family():
     gens = ["sdxl", "sdxl-turbo", "playground-v2.5", "flux.1", "flux.2", "midjourney-v6", "dall-e-3", "kolors"]
     recs = [rec(i, FAKE, g, "train" if i % 3 else "val", f"{g}:{i // 2}") for i, g in

@@ -293,7 +293,7 @@ def fit_detector(cfg: ForensicConfig, train: list[Record], val: list[Record]) ->
         detector.reference = torch.from_numpy(feats(photos, 1, augmented=False).mean(0))
         report = score_report(calibrated_p(head, feats, val), val, detector.threshold)
         return detector, {"val": report["mean"], "val_pooled": report["all"], "train_views": n_views}
-    state = Path(cfg.cache) / f"tune-{recipe_key(tuning_recipe(cfg))}"
+    state = Path(cfg.cache) / f"tune-{recipe_key(tuning_recipe(cfg, train, val))}"
     curve = tune(detector, cfg, train, val, state)
     p_val = calibrate_tuned(detector, cfg, val)
     rows = shared_out(lambda recs: detector.feature_rows([open_image(r.path) for r in recs]).numpy(), photos)
@@ -319,9 +319,11 @@ def calibrate_tuned(detector: ForensicDetector, cfg: ForensicConfig, val: list[R
     return p
 
 
-def tuning_recipe(cfg: ForensicConfig) -> dict:
-    """What a tuning run's saved epochs depend on (not where the result goes)."""
-    return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("out", "name", "bench", "cache", "crops")}
+def tuning_recipe(cfg: ForensicConfig, train: list[Record], val: list[Record]) -> dict:
+    """What a tuning run's saved epochs depend on (not where the result goes): the recipe and the
+    images it trains and selects on (a grown pool or a held-out family is another run)."""
+    recipe = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("out", "name", "bench", "cache", "crops")}
+    return {**recipe, "train": [(str(r.path), r.label) for r in train], "val": [(str(r.path), r.label) for r in val]}
 
 
 @register_stage("forensic", ForensicConfig)
