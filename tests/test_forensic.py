@@ -321,6 +321,17 @@ def test_manifest_groups_and_original_formats_are_read(tmp_path):
     assert r.group_key == "owner/repo:g1"
 
 
+def test_the_shipped_detectors_fit_the_size_budget_and_describe_their_recipe():
+    from unigendet.shipped import shipped_path
+
+    root = shipped_path().parent
+    total = sum(f.stat().st_size for f in root.rglob("*") if f.is_file() and "__pycache__" not in f.parts)
+    assert total <= 40 * 2**20, f"{total / 2**20:.1f} MB"
+    det = load_detector(shipped_path(), runtime="torch")
+    card = (shipped_path() / "MODEL_CARD.md").read_text()
+    assert ("fine-tuned end to end" in card) == det.tuned and "photos called fake" in card
+
+
 def test_serve_without_a_checkpoint_uses_the_shipped_detector(monkeypatch):
     import io
 

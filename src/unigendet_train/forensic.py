@@ -411,7 +411,8 @@ def model_card(cfg: ForensicConfig, train: list[Record], val: list[Record], dete
         row = next((r for r in bench.values() if same_recipe(cfg, r.get("config", {}))), None)
         if row:
             m, c, z = row["logo_mean"], row.get("cnn", {}), row.get("circulated_mean")
-            lines += [f"- leave-one-generator-family-out on wild-train ({len(row['logo'])} folds): mean AUC "
+            folds = f"{len(row['logo'])} folds" + (f": {', '.join(row['logo'])}" if len(row["logo"]) <= 6 else "")
+            lines += [f"- leave-one-generator-family-out on wild-train ({folds}): mean AUC "
                       f"{m['auc']:.3f}, balanced accuracy {m['bal_acc']:.3f}, ECE {m['ece']:.3f}"
                       + (f", photos called fake {m['fpr']:.1%}" if "fpr" in m else "")]
             if z:

@@ -6,10 +6,11 @@ NaViT's patch rows would; nothing of it is trained or saved in checkpoints (it l
 weights). `ViTConfig.encoder` names one ("navit" means none: the trained ViT), and the
 `SampleBuilder` that turns images into samples builds it and holds it.
 
-"forensic": the shipped in-the-wild detector's network as one token per tile. That detector
+"forensic": the shipped in-the-wild detector's features as one token per tile. That detector
 summarises a native 256-px crop by the channel statistics of tapped EfficientNet-Lite0 layers, for
 the RGB crop and its high-pass residual (`unigendet.networks.taps`); this encoder keeps the same
-statistics per tile of a 4 x 4 partition of the crop, so the model sees where each kind of trace lies.
+statistics of the ImageNet network (the one the detector's tuned networks started from) per tile of
+a 4 x 4 partition of the crop, so the model sees where each kind of trace lies.
 """
 
 from __future__ import annotations
