@@ -3,6 +3,7 @@ the leave-one-family-out folds, and the shipped default."""
 
 import dataclasses
 import json
+import os
 import random
 import shutil
 from pathlib import Path
@@ -285,6 +286,8 @@ def test_tuning_state_is_kept_per_training_set():
     val = [rec(10 + i, i % 2, "sd", "val", f"v{i}") for i in range(4)]
     key = recipe_key(tuning_recipe(cfg, train, val))
     assert key == recipe_key(tuning_recipe(dataclasses.replace(cfg, out="elsewhere", name="other"), train, val))
+    relative = [dataclasses.replace(r, path=Path(os.path.relpath(r.path))) for r in train]
+    assert key == recipe_key(tuning_recipe(dataclasses.replace(cfg, data="./x/.."), relative, val))  # same files
     assert key != recipe_key(tuning_recipe(cfg, train[:-1], val))
     assert key != recipe_key(tuning_recipe(cfg, train, val[1:]))
     assert key != recipe_key(tuning_recipe(dataclasses.replace(cfg, tune_lr=1e-3), train, val))

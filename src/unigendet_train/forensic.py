@@ -322,8 +322,13 @@ def calibrate_tuned(detector: ForensicDetector, cfg: ForensicConfig, val: list[R
 def tuning_recipe(cfg: ForensicConfig, train: list[Record], val: list[Record]) -> dict:
     """What a tuning run's saved epochs depend on (not where the result goes): the recipe and the
     images it trains and selects on (a grown pool or a held-out family is another run)."""
-    recipe = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("out", "name", "bench", "cache", "crops")}
-    return {**recipe, "train": [(str(r.path), r.label) for r in train], "val": [(str(r.path), r.label) for r in val]}
+    skip = ("out", "name", "bench", "cache", "crops", "data", "extra")  # the records say what data it reads
+    recipe = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in skip}
+
+    def files(records):
+        return [(str(Path(r.path).resolve()), r.label) for r in records]  # the same data however it is named
+
+    return {**recipe, "train": files(train), "val": files(val)}
 
 
 @register_stage("forensic", ForensicConfig)
