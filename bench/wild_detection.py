@@ -150,16 +150,20 @@ def evaluate_row(name, score_fold, score_cnn, folds, cnn) -> dict:
         return {k: float(np.mean([m[k] for m in rows.values()])) for k in KEYS}
 
     out = {"logo": per_family, "logo_mean": mean(per_family), "circulated": circulated,
-           "circulated_mean": mean(circulated)}
+           "circulated_mean": mean(circulated)} if folds else {}
     if cnn:
         p, threshold = score_cnn()
         gens = per_generator_auc(p, cnn)
         out["cnn"] = {"per_generator_auc": gens, "mean_auc": float(np.mean(list(gens.values()))),
                       **metrics(p, np.array([r.label == FAKE for r in cnn]), threshold)}
-    m, c = out["logo_mean"], out["circulated_mean"]
-    print(f"{name}: LOGO AUC {m['auc']:.3f} bal.acc {m['bal_acc']:.3f} FPR {m['fpr']:.3f}; circulated AUC "
-          f"{c['auc']:.3f} bal.acc {c['bal_acc']:.3f} FPR {c['fpr']:.3f}"
-          + (f"; CNNDetection AUC {out['cnn']['mean_auc']:.3f}" if cnn else ""), flush=True)
+    said = []
+    if folds:
+        m, c = out["logo_mean"], out["circulated_mean"]
+        said.append(f"LOGO AUC {m['auc']:.3f} bal.acc {m['bal_acc']:.3f} FPR {m['fpr']:.3f}; circulated AUC "
+                    f"{c['auc']:.3f} bal.acc {c['bal_acc']:.3f} FPR {c['fpr']:.3f}")
+    if cnn:
+        said.append(f"CNNDetection AUC {out['cnn']['mean_auc']:.3f}")
+    print(f"{name}: " + "; ".join(said), flush=True)
     return out
 
 
@@ -181,7 +185,7 @@ def evaluate_recipe(name, row, folds, train, val, cnn) -> dict:
 
 def table(results: dict) -> str:
     """Per-family native AUC, then the native and circulated means (AUC, balanced accuracy, photo FPR)."""
-    fams = sorted(next(iter(results.values()))["logo"])
+    fams = sorted({f for r in results.values() for f in r.get("logo", {})})
     lines = ["| recipe | " + " | ".join(fams) + " | LOGO mean AUC | AP | bal. acc | FPR | ECE | circulated AUC | "
              "bal. acc | FPR | CNNDet. AUC | bal. acc |", "|---" * (len(fams) + 11) + "|"]
 
@@ -189,8 +193,8 @@ def table(results: dict) -> str:
         return f"{d[k]:.3f}" if d and k in d else "-"
 
     for name, r in results.items():
-        m, z, c = r["logo_mean"], r.get("circulated_mean"), r.get("cnn", {})
-        cells = [f"{r['logo'][f]['auc']:.2f}" for f in fams]
+        m, z, c = r.get("logo_mean"), r.get("circulated_mean"), r.get("cnn", {})
+        cells = [f"{r['logo'][f]['auc']:.2f}" if f in r.get("logo", {}) else "-" for f in fams]
         cells += [cell(m, k) for k in ("auc", "ap", "bal_acc", "fpr", "ece")]
         cells += [cell(z, k) for k in ("auc", "bal_acc", "fpr")] + [cell(c, "mean_auc"), cell(c, "bal_acc")]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
@@ -213,14 +217,21 @@ def main(argv=None) -> None:
     ap.add_argument("--only", action="append", default=[], help="run only recipes whose name contains this")
     ap.add_argument("--cache", default="runs/forensic-cache")
     ap.add_argument("--out", default="runs/wild-bench")
-    ap.add_argument("--merge", action="store_true", help="add to OUT/results.json instead of replacing it")
+    ap.add_argument("--merge", action="store_true",
+                    help="add to OUT/results.json instead of replacing it (a row measured again keeps the columns "
+                         "this run skips)")
     ap.add_argument("--families", action="append", default=[],
                     help="hold out only these families (the means are then over these folds)")
+    ap.add_argument("--no-logo", action="store_true", help="skip the leave-one-family-out columns")
     ap.add_argument("--no-cnn", action="store_true", help="skip the CNNDetection column")
     args = ap.parse_args(argv)
     t0 = time.time()
     pool = read_source(args.data, strict=True)
-    folds = [f for f in logo_folds(pool) if not args.families or f.family in args.families]
+    folds = [] if args.no_logo else logo_folds(pool)
+    if unknown := set(args.families) - {f.family for f in folds}:
+        have = ", ".join(f.family for f in folds)
+        raise SystemExit(f"no such family fold: {', '.join(sorted(unknown))} (have: {have})")
+    folds = [f for f in folds if not args.families or f.family in args.families]
     train = [r for r in pool if r.split == "train"]
     val = [r for r in pool if r.split == "val"]
     cnn = read_source(args.cnn, strict=True) if Path(args.cnn).exists() and not args.no_cnn else []
@@ -229,14 +240,13 @@ def main(argv=None) -> None:
     out = Path(args.out)
     results = json.loads((out / "results.json").read_text()) if args.merge and (out / "results.json").is_file() else {}
     for name, cfg in recipes(taef2, corpus).items():
-        if args.only and not any(s in name for s in args.only):
-            continue
-        if cfg.tune_epochs and not any(s in name for s in args.only):  # hours on a CPU: asked for by name only
+        named = any(s in name for s in args.only)
+        if not named and (args.only or cfg.tune_epochs):  # a tuned row takes hours on a CPU: run when named
             continue
         cfg = dataclasses.replace(cfg, data=args.data, cache=args.cache)
         row = TunedRow(cfg) if cfg.tune_epochs else Row(cfg)
-        results[name] = evaluate_recipe(name, row, folds, train, val, cnn)
-        results[name]["config"] = dataclasses.asdict(cfg)
+        results[name] = {**results.get(name, {}), **evaluate_recipe(name, row, folds, train, val, cnn),
+                         "config": dataclasses.asdict(cfg)}
         save(out, results)  # after every row: a stopped run keeps what it measured
     for run in args.baseline:
         det = load_detector(run)
@@ -256,7 +266,7 @@ def main(argv=None) -> None:
             return scores_of(cnn), fit_threshold(val)
 
         name = f"{det.kind} ({run}, as trained: its training may include the held-out families)"
-        results[name] = evaluate_row(run, fold_base, cnn_base, folds, cnn)
+        results[name] = {**results.get(name, {}), **evaluate_row(run, fold_base, cnn_base, folds, cnn)}
     save(out, results)
     print(table(results))
     print(f"{time.time() - t0:.0f} s")
