@@ -17,8 +17,10 @@ other, not with the leave-one-out rows.
 
     python bench/wild_detection.py --out runs/wild-bench [--only circulation] [--baseline runs/detector ...]
 
-The fine-tuned row trains the networks once per fold (about 10 minutes each on 2 cores), so it
-runs only when `--only` names it; `--families` restricts the folds (e.g. to the hardest ones).
+The regenerated-copies rows add `unigendet data regenerate`'s copies of the train photos (the
+folder given by `--regenerated`) to every fit as fakes. The fine-tuned rows train the networks
+once per fold (about 10 minutes each on 2 cores), so they run only when `--only` names them; `--families`
+restricts the folds (e.g. to the hardest ones).
 
 Writes OUT/table.md and OUT/results.json. Features are cached under --cache.
 """
@@ -60,7 +62,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared"
 NO_AUG = dict(views=1, jpeg_prob=0.0, blur_prob=0.0, flip=False, rot90=False, jitter=0.0)
 
 
-def recipes(taef2: Path | None, corpus: Path | None) -> dict[str, ForensicConfig]:
+def recipes(regenerated: Path | None, corpus: Path | None) -> dict[str, ForensicConfig]:
     base = ForensicConfig()
     rows = {
         "taps, no augmentation": dataclasses.replace(base, backbones="efficientnet-lite0-taps", **NO_AUG),
@@ -76,10 +78,11 @@ def recipes(taef2: Path | None, corpus: Path | None) -> dict[str, ForensicConfig
     rows["+ circulation augmentation, threshold at 5% photo FPR"] = dataclasses.replace(circulated, max_fpr=0.05)
     rows["+ networks fine-tuned end to end (1 epoch), threshold at 5% photo FPR"] = dataclasses.replace(
         circulated, max_fpr=0.05, tune_epochs=1)
-    if taef2 is not None:
-        rows["+ TAEF2 reconstruction pairs"] = dataclasses.replace(base, recon=str(taef2))
-        rows["+ circulation augmentation + TAEF2 reconstruction pairs"] = dataclasses.replace(circulated,
-                                                                                             recon=str(taef2))
+    if regenerated is not None:  # fakes made from the train photos themselves (`unigendet data regenerate`)
+        aligned = dataclasses.replace(circulated, max_fpr=0.05, extra=str(regenerated))
+        rows["+ regenerated copies of the train photos, threshold at 5% photo FPR"] = aligned
+        rows["+ regenerated copies, networks fine-tuned end to end (1 epoch), threshold at 5% photo FPR"] = (
+            dataclasses.replace(aligned, tune_epochs=1))
     if corpus is not None:
         rows["+ built-in corpus mixed in"] = dataclasses.replace(base, extra=str(corpus))
     return rows
@@ -113,11 +116,10 @@ class Row:
     def __init__(self, cfg: ForensicConfig):
         self.cfg, self.feats = cfg, ViewFeatures(cfg)
         self.circulated = ViewFeatures(cfg, protocol=CIRCULATED)
-        self.recon = ViewFeatures(cfg, recon=True) if cfg.recon else None
         self.extra = [r for r in read_source(cfg.extra) if r.split == "train"] if cfg.extra else []
 
     def fit(self, train, cal):
-        head, threshold, _ = fit_calibrated(self.cfg, self.feats, train + self.extra, cal, self.recon)
+        head, threshold, _ = fit_calibrated(self.cfg, self.feats, train + self.extra, cal)
         return head, threshold
 
     def score(self, head, records, circulated: bool = False) -> np.ndarray:
@@ -211,7 +213,8 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(SHARED / "data" / "wild-train"))
     ap.add_argument("--cnn", default=str(SHARED / "data" / "cnndetection-ranking"))
-    ap.add_argument("--taef2", default=str(SHARED / "weights" / "taef2"))
+    ap.add_argument("--regenerated", default="runs/wild-regenerated",
+                    help="`unigendet data regenerate` of the pool, for the aligned-copies rows (skipped if absent)")
     ap.add_argument("--corpus", default="runs/data", help="built-in corpus for the mixed row (skipped if absent)")
     ap.add_argument("--baseline", action="append", default=[], help="a trained detector run to add as a row")
     ap.add_argument("--only", action="append", default=[], help="run only recipes whose name contains this")
@@ -235,11 +238,11 @@ def main(argv=None) -> None:
     train = [r for r in pool if r.split == "train"]
     val = [r for r in pool if r.split == "val"]
     cnn = read_source(args.cnn, strict=True) if Path(args.cnn).exists() and not args.no_cnn else []
-    taef2 = Path(args.taef2) if (Path(args.taef2) / "taef2_encoder.pth").is_file() else None
+    regenerated = Path(args.regenerated) if (Path(args.regenerated) / "manifest.csv").is_file() else None
     corpus = Path(args.corpus) if (Path(args.corpus) / "manifest.csv").is_file() else None
     out = Path(args.out)
     results = json.loads((out / "results.json").read_text()) if args.merge and (out / "results.json").is_file() else {}
-    for name, cfg in recipes(taef2, corpus).items():
+    for name, cfg in recipes(regenerated, corpus).items():
         named = any(s in name for s in args.only)
         if not named and (args.only or cfg.tune_epochs):  # a tuned row takes hours on a CPU: run when named
             continue

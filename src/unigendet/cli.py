@@ -126,6 +126,18 @@ def cmd_data_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_regenerate(args: argparse.Namespace) -> int:
+    """Content-aligned fakes: every real image of a pool through a pretrained autoencoder."""
+    from .data.regenerate import build_regenerated
+
+    cfg = _config(args)
+    t0 = time.perf_counter()
+    records = build_regenerated(cfg, progress=args.progress)
+    print(f"[data] {len(records)} regenerated images in {cfg.out} ({time.perf_counter() - t0:.0f}s); "
+          f"see {cfg.out}/DATACARD.md")
+    return 0
+
+
 def cmd_data_audit(args: argparse.Namespace) -> int:
     """Fail (exit 1) when metadata alone separates real from fake."""
     from .data.audit import audit_source
@@ -213,6 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     command(data, "build", cmd_data_build, "build the built-in corpus (offline)", options=_options(
         ".data.corpus.build:CorpusConfig", extra=[_generator_set, _quiet],
         flags={"extra_photo_dirs": "--photos", "allow_small": "--small-corpus"}))
+    command(data, "regenerate", cmd_data_regenerate, "content-aligned fakes: a pool's reals through an autoencoder",
+            options=_options(".data.regenerate:RegenerateConfig", extra=[_quiet], positional=["data"]))
     command(data, "audit", cmd_data_audit, "metadata shortcut guard",
             options=_options(".data.audit:AuditConfig", positional=["source"]))
 

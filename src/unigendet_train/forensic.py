@@ -16,10 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 
-from unigendet.codecs import codec_from_entry
-from unigendet.data.augment import ViewConfig, make_view, random_crop
+from unigendet.data.augment import ViewConfig, make_view
 from unigendet.data.degrade import get_degradation
 from unigendet.data.imageio import open_image
 from unigendet.data.readers import read_source
@@ -36,7 +34,6 @@ from .tune import tune
 from .views import ViewTable, recipe_key, view_key, view_rng
 
 CHUNK = 32  # views made and featurised together (per rank)
-REGION_STREAM = 10_000  # view streams of the regenerated regions start here
 CIRCULATED = "circulate"  # the protocol of images as they circulate on the web (both classes alike)
 
 
@@ -60,8 +57,6 @@ class ForensicConfig(LocalStageConfig):
     rot90: bool = True
     jitter: float = 0.1
     mask_prob: float = 0.0
-    recon: str = ""  # a taef2 folder: each real training view's reconstruction joins as a fake
-    recon_region: float = 0.0  # with this probability only a region of it is regenerated (inpainting-style)
     c: float = 0.01  # inverse L2 strength of the logistic regression
     tune_epochs: int = 0  # > 0: then fine-tune the networks end to end with the head (unigendet_train.tune)
     tune_lr: float = 1e-4  # tuning: the networks' learning rate (the head's is 10x)
@@ -97,40 +92,21 @@ def untrained(cfg: ForensicConfig, feature_dim: int = 1) -> ForensicDetector:
                             backbone_path=cfg.backbone_path, device=cfg.device)
 
 
-def blend_region(real: Image.Image, regenerated: Image.Image, rng) -> Image.Image:
-    """`real` with an elliptical region (15-50% of its area, feathered edge) taken from `regenerated`:
-    a local edit whose pixels elsewhere are the real ones (both the same size)."""
-    w, h = real.size
-    area = rng.uniform(0.15, 0.5) * w * h
-    aspect = rng.uniform(0.6, 1.6)
-    rx, ry = np.sqrt(area / np.pi * aspect), np.sqrt(area / np.pi / aspect)
-    cx, cy = rng.uniform(rx, max(rx, w - rx)), rng.uniform(ry, max(ry, h - ry))
-    yy, xx = np.mgrid[0:h, 0:w]
-    d = np.sqrt(((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2)
-    m = np.clip((1.1 - d) / 0.2, 0, 1)[..., None]  # 1 inside, a soft ring at the edge
-    out = np.asarray(real, dtype=np.float64) * (1 - m) + np.asarray(regenerated, dtype=np.float64) * m
-    return Image.fromarray(np.round(out).astype(np.uint8))
-
-
 class ViewFeatures:
     """Features of views of images, one cache file per (backbone, view recipe): rows keyed by
     image path and view index, so recipes that share a backbone and views share the work.
     `protocol` (a `degrade.get_degradation` spec, e.g. "circulate") is applied to the plain
     images first: how a test protocol sees them."""
 
-    def __init__(self, cfg: ForensicConfig, recon: bool = False, protocol: str = ""):
-        self.cfg, self.recon, self.protocol = cfg, recon, protocol
+    def __init__(self, cfg: ForensicConfig, protocol: str = ""):
+        self.cfg, self.protocol = cfg, protocol
         self.degrade = get_degradation(protocol)
         self.detector = untrained(cfg)
-        self.codec = None
-        if recon:
-            self.codec = codec_from_entry({"name": "taef2", "path": cfg.recon}).eval()
 
     def key(self, backbone: str, augmented: bool) -> str:
+        # "recon" stays in the key (always False) so that tables written before it was dropped stay valid
         recipe = {"backbone": backbone, "path": self.cfg.backbone_path, "seed": self.cfg.seed,
-                  "recon": self.recon, "view": self.cfg.view().key() if augmented else "centre"}
-        if self.recon and self.cfg.recon_region:
-            recipe["recon_region"] = self.cfg.recon_region
+                  "recon": False, "view": self.cfg.view().key() if augmented else "centre"}
         if self.protocol and not augmented:
             recipe["protocol"] = self.protocol
         return recipe_key(recipe)
@@ -139,24 +115,7 @@ class ViewFeatures:
         img = open_image(record.path)
         if not augmented:
             return self.degrade(img)
-        rng = view_rng(self.cfg.seed, record.path, view)
-        if self.codec is None:
-            return make_view(img, self.cfg.view(), rng)
-        # the same draws as the real's own view (resize_prob 0): the same crop, then the same augmentation
-        crop = random_crop(img, self.cfg.side, rng)
-        fake = self.reconstruct(crop)
-        local = view_rng(self.cfg.seed, record.path, view + REGION_STREAM)  # apart, so the view's draws stay aligned
-        if self.cfg.recon_region and local.random() < self.cfg.recon_region:
-            fake = blend_region(crop.crop((0, 0, *fake.size)), fake, local)
-        return make_view(fake, self.cfg.view(), rng)
-
-    @torch.no_grad()
-    def reconstruct(self, img):
-        from unigendet.images import pil_to_tensor, tensor_to_pil
-
-        x = pil_to_tensor(img)[None]
-        h, w = x.shape[-2] // 8 * 8, x.shape[-1] // 8 * 8
-        return tensor_to_pil(self.codec.decode(self.codec.encode(x[..., :h, :w]))[0].clamp(-1, 1))
+        return make_view(img, self.cfg.view(), view_rng(self.cfg.seed, record.path, view))
 
     def __call__(self, records: list[Record], views: int, augmented: bool) -> np.ndarray:
         """(len(records) * views, D): view v of record i at row i * views + v. A view missing from
@@ -241,18 +200,13 @@ def calibrated_p(head: CalibratedLinear, feats: ViewFeatures, records: list[Reco
         return torch.sigmoid(head(torch.from_numpy(feats(records, 1, augmented=False)))).numpy().astype(np.float64)
 
 
-def fit_calibrated(cfg: ForensicConfig, feats: ViewFeatures, train: list[Record], cal: list[Record],
-                   recon: ViewFeatures | None = None) -> tuple[CalibratedLinear, float, int]:
+def fit_calibrated(cfg: ForensicConfig, feats: ViewFeatures, train: list[Record],
+                   cal: list[Record]) -> tuple[CalibratedLinear, float, int]:
     """(head fitted on views of `train` and calibrated on `cal`, threshold, number of training views)."""
     aug = cfg.augments()
     views = cfg.views if aug else 1
     x = feats(train, views, augmented=aug)
     y = np.repeat([r.label == FAKE for r in train], views)
-    if cfg.recon:
-        recon = recon or ViewFeatures(cfg, recon=True)
-        reals = [r for r in train if r.label != FAKE]
-        x = np.concatenate([x, recon(reals, views, augmented=True)])
-        y = np.concatenate([y, np.ones(len(reals) * views, dtype=bool)])
     head = fit_head(x, y, cfg.c, cfg.seed)
     threshold = calibrate(head, raw_logits(head, feats, cal), np.array([r.label == FAKE for r in cal]))
     if cfg.max_fpr:
@@ -389,10 +343,7 @@ def model_card(cfg: ForensicConfig, train: list[Record], val: list[Record], dete
         f"blur (p {cfg.blur_prob}) with the same probability for both classes; flips {cfg.flip}, 90-degree "
         f"rotations {cfg.rot90}, colour jitter {cfg.jitter}, patch masking {cfg.mask_prob}"
         + (f"; circulation as on the web (downscale 0.4-0.9x, then JPEG 60-95) with p {cfg.circulate_prob}"
-           if cfg.circulate_prob else "")
-        + (f"; reconstruction pairs through the autoencoder in `{cfg.recon}`" if cfg.recon else "")
-        + (f" ({cfg.recon_region:.0%} of them regenerated in one feathered region only)"
-           if cfg.recon and cfg.recon_region else ""),
+           if cfg.circulate_prob else ""),
         f"- head: L2 logistic regression (C {cfg.c}, balanced classes) on standardised features"
         + (f"; then the EfficientNet networks fine-tuned end to end with the head for {cfg.tune_epochs} epoch(s) "
            f"(AdamW, lr {cfg.tune_lr}, batch {cfg.tune_batch}, a fresh view per image and epoch; the epoch with "

@@ -1,0 +1,169 @@
+"""`unigendet data regenerate`: content-aligned fakes made from a pool's own real photos.
+
+Every real image is passed through a pretrained autoencoder (encode, then decode). The copy shows
+the same scene at the same size as its real and differs from it by the decoder's traces only, so a
+detector trained on the pair cannot separate them by content, scale or file history. With
+`region`, a second copy keeps the real's pixels except in one feathered elliptical region, taken
+from the regenerated image: a local, inpainting-style edit.
+
+Each copy keeps its real's split and group (no split separates a pair) and its published size and
+format (so the metadata audit sees the pair alike); `source` names the real it was made from. The
+images are lossless WebP, written one by one and whole, so a killed run resumes where it stopped;
+the folder is marked incomplete until the manifest is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from ..codecs.base import CODECS, codec_from_entry
+from ..images import pil_to_tensor, tensor_to_pil
+from ..labels import FAKE, REAL
+from ..progress import progress_bar
+from .imageio import ImageError, open_image
+from .readers import read_source
+from .records import DataError, Record
+from .writing import atomic_file, building
+
+COLUMNS = ["path", "label", "generator", "split", "source", "group", "original_format", "original_width",
+           "original_height"]
+
+
+@dataclass(frozen=True)
+class RegenerateConfig:
+    """`unigendet data regenerate`: a fake copy of every real image of a pool, through a pretrained autoencoder."""
+
+    data: str  # the pool (any supported layout) whose real images are regenerated
+    out: str = "runs/regenerated"
+    codec: str = "taef2"  # a pretrained codec (unigendet.codecs); its weights are read from --codec-path
+    codec_path: str = ""  # the folder (or file) holding the codec's weights
+    region: bool = True  # also a copy with only one feathered region regenerated (inpainting-style)
+    splits: str = ""  # comma-separated splits to regenerate (default: all)
+    seed: int = 0  # draws of the regions
+    device: str = "cpu"
+
+
+def blend_region(real: Image.Image, regenerated: Image.Image, rng: random.Random) -> Image.Image:
+    """`real` with an elliptical region (15-50% of its area, feathered edge) taken from `regenerated`:
+    a local edit whose pixels elsewhere are the real ones (both the same size)."""
+    w, h = real.size
+    area = rng.uniform(0.15, 0.5) * w * h
+    aspect = rng.uniform(0.6, 1.6)
+    rx, ry = np.sqrt(area / np.pi * aspect), np.sqrt(area / np.pi / aspect)
+    cx, cy = rng.uniform(rx, max(rx, w - rx)), rng.uniform(ry, max(ry, h - ry))
+    yy, xx = np.mgrid[0:h, 0:w]
+    d = np.sqrt(((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2)
+    m = np.clip((1.1 - d) / 0.2, 0, 1)[..., None]  # 1 inside, a soft ring at the edge
+    out = np.asarray(real, dtype=np.float64) * (1 - m) + np.asarray(regenerated, dtype=np.float64) * m
+    return Image.fromarray(np.round(out).astype(np.uint8))
+
+
+@torch.no_grad()
+def regenerate(codec, img: Image.Image) -> Image.Image:
+    """decode(encode(img)) at the image's own size: reflected up to a multiple of the codec's
+    downsampling, cropped back after."""
+    x = pil_to_tensor(img)[None].to(next(codec.parameters()).device)
+    f = codec.downsample
+    h, w = x.shape[-2:]
+    pad_h, pad_w = -h % f, -w % f
+    if pad_h or pad_w:
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if min(h, w) > max(pad_h, pad_w) else "replicate")
+    y = codec.decode(codec.encode(x))[..., :h, :w]
+    return tensor_to_pil(y[0].float().cpu().clamp(-1, 1))
+
+
+def load_codec(cfg: RegenerateConfig):
+    if cfg.codec not in CODECS:
+        raise ValueError(f"unknown codec {cfg.codec!r}; available: {sorted(CODECS)}")
+    if not CODECS[cfg.codec].pretrained:
+        pretrained = sorted(n for n, c in CODECS.items() if c.pretrained)
+        raise ValueError(f"codec {cfg.codec!r} is trained by the project, not loaded from weights: "
+                         f"regenerate through a pretrained one ({pretrained})")
+    if not cfg.codec_path:
+        raise ValueError(f"give the folder with the {cfg.codec} weights (--codec-path)")
+    return codec_from_entry({"name": cfg.codec, "path": cfg.codec_path}).eval().to(cfg.device)
+
+
+def _name(real: Record, root: Path) -> str:
+    """A file name unique within the pool and readable: the real's stem and a hash of its path."""
+    rel = str(real.path.relative_to(root)) if real.path.is_relative_to(root) else str(real.path)
+    return f"{real.path.stem}_{hashlib.sha1(rel.encode()).hexdigest()[:8]}.webp"
+
+
+def copy_record(real: Record, path: Path, generator: str, root: Path) -> Record:
+    source = str(real.path.relative_to(root)) if real.path.is_relative_to(root) else str(real.path)
+    return Record(path=path, label=FAKE, generator=generator, split=real.split, source=source,
+                  group=real.group_key, original_format=real.original_format,
+                  original_width=real.original_width, original_height=real.original_height)
+
+
+def pool_root(data: Path) -> Path:
+    return data.parent if data.is_file() else data
+
+
+def build_regenerated(cfg: RegenerateConfig, progress: bool = True) -> list[Record]:
+    """Write the copies and their manifest into `cfg.out`; returns the manifest's records."""
+    data, out = Path(cfg.data), Path(cfg.out)
+    splits = {s.strip() for s in cfg.splits.split(",") if s.strip()}
+    reals = [r for r in read_source(data) if r.label == REAL and (not splits or r.split in splits)]
+    if not reals:
+        raise DataError(data, "no real images to regenerate" + (f" in splits {sorted(splits)}" if splits else ""))
+    if out.resolve() == pool_root(data).resolve():
+        raise ValueError("--out must be a new folder, not the pool itself")
+    codec = load_codec(cfg)
+    root = pool_root(data)
+    kinds = [f"{cfg.codec}-regenerated"] + ([f"{cfg.codec}-region"] if cfg.region else [])
+    records, skipped = [], []
+    with building(out):
+        for real in progress_bar(reals, desc="regenerate", unit="img", enabled=progress):
+            paths = [out / "images" / "fake" / kind / _name(real, root) for kind in kinds]
+            if not all(p.is_file() for p in paths):
+                try:
+                    img = open_image(real.path)
+                except ImageError as e:
+                    skipped.append(f"{real.path}: {e}")
+                    continue
+                copy = regenerate(codec, img)
+                made = [copy] + ([blend_region(img, copy, random.Random(f"{cfg.seed}:{paths[0].name}"))]
+                                 if cfg.region else [])
+                for path, im in zip(paths, made, strict=True):
+                    with atomic_file(path) as tmp:
+                        im.save(tmp, format="WEBP", lossless=True)
+            records += [copy_record(real, p, kind, root) for p, kind in zip(paths, kinds, strict=True)]
+        write_manifest(out, records)
+        (out / "DATACARD.md").write_text(datacard(cfg, records, reals, skipped))
+    for line in skipped:
+        print(f"[regenerate] skipped {line}")
+    return records
+
+
+def write_manifest(out: Path, records: list[Record]) -> None:
+    with atomic_file(out / "manifest.csv") as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        for r in records:
+            w.writerow(r.to_row(out))
+
+
+def datacard(cfg: RegenerateConfig, records: list[Record], reals: list[Record], skipped: list[str]) -> str:
+    by = {}
+    for r in records:
+        by[(r.generator, r.split)] = by.get((r.generator, r.split), 0) + 1
+    rows = "\n".join(f"| {g} | {s or '-'} | {n} |" for (g, s), n in sorted(by.items()))
+    return (f"# Regenerated copies of `{cfg.data}`\n\n"
+            f"Built by `unigendet data regenerate` (codec `{cfg.codec}` from `{cfg.codec_path}`, seed {cfg.seed}): "
+            f"each of {len(reals)} real images encoded and decoded at its own size"
+            + (", and a second copy with one feathered region regenerated and the rest real" if cfg.region else "")
+            + ". Every copy is labelled fake and keeps its real's split, group and published size and format; "
+            "`source` names the real. Derived from the pool: it carries the pool's licences and must not leave "
+            f"the machine the pool is on.\n\n| generator | split | images |\n|---|---|---|\n{rows}\n"
+            + (f"\nSkipped (unreadable): {len(skipped)}\n" if skipped else ""))
