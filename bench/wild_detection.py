@@ -213,7 +213,7 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(SHARED / "data" / "wild-train"))
     ap.add_argument("--cnn", default=str(SHARED / "data" / "cnndetection-ranking"))
-    ap.add_argument("--regenerated", default="runs/wild-regenerated",
+    ap.add_argument("--regenerated", default="runs/wild-copies",
                     help="`unigendet data regenerate` of the pool, for the aligned-copies rows (skipped if absent)")
     ap.add_argument("--corpus", default="runs/data", help="built-in corpus for the mixed row (skipped if absent)")
     ap.add_argument("--baseline", action="append", default=[], help="a trained detector run to add as a row")

@@ -133,3 +133,49 @@ def test_blend_region_is_a_feathered_ellipse():
     m = np.asarray(rg.blend_region(x, y, random.Random(0)))[..., 0] / 255
     assert m.min() == 0 and m.max() == 1 and 0.1 < m.mean() < 0.6
     assert 0 < ((m > 0) & (m < 1)).mean() < 0.3  # a soft edge, not a hard cut
+
+
+def _smooth(seed, size=96):
+    from scipy.ndimage import gaussian_filter
+
+    x = gaussian_filter(np.random.RandomState(seed).randn(size, size, 3), (2, 2, 0)) * 300 + 128
+    return Image.fromarray(np.clip(x, 0, 255).astype(np.uint8))
+
+
+def test_jpeg_grids_are_found_at_their_phase_and_matched():
+    from unigendet.data.degrade import JPEG
+
+    img = _smooth(0)
+    assert rg.grid_phase(img) is None
+    jpeg = JPEG(30)(img)
+    assert rg.grid_phase(jpeg) == (7, 7)  # boundaries after columns and rows 7, 15, ...
+    shifted = Image.fromarray(np.asarray(jpeg)[3:, 5:])  # a crop that does not start on the grid
+    phase = rg.grid_phase(shifted)
+    assert phase == (2, 4)
+    matched = rg.jpeg_on_grid(_smooth(1).crop((0, 0, 91, 93)), phase, 30)
+    assert matched.size == (91, 93) and rg.grid_phase(matched) == phase
+
+
+def test_copies_of_a_jpeg_real_carry_its_grid(setup, monkeypatch):
+    """The autoencoder wipes a real's JPEG grid; the copies get it back on the same phase, so the
+    grid cannot tell a real from its copy."""
+    from unigendet.data.degrade import JPEG
+
+    pool, weights, out = setup
+    real = pool / "images" / "real" / "r0.png"
+    Image.fromarray(np.asarray(JPEG(30)(_smooth(2)))[3:67, 5:69]).save(real)
+    phase = rg.grid_phase(Image.open(real))
+    assert phase is not None
+    monkeypatch.setattr(rg, "JPEG_QUALITY", (30, 30))
+    from PIL import ImageFilter
+
+    # an untrained autoencoder outputs noise; a smooth stand-in shows what decoding does to the grid
+    monkeypatch.setattr(rg, "regenerate", lambda codec, img: img.filter(ImageFilter.GaussianBlur(1.5)))
+    records = rg.build_regenerated(rg.RegenerateConfig(data=str(pool), out=str(out), codec_path=str(weights)),
+                                   progress=False)
+    copies = [r for r in records if r.source == "images/real/r0.png"]
+    assert len(copies) == 2 and all(rg.grid_phase(Image.open(c.path)) == phase for c in copies)
+    plain = rg.build_regenerated(rg.RegenerateConfig(data=str(pool), out=str(out.parent / "plain"),
+                                                     codec_path=str(weights), match_jpeg=False), progress=False)
+    whole = next(r for r in plain if r.source == "images/real/r0.png" and r.generator == "taef2-regenerated")
+    assert rg.grid_phase(Image.open(whole.path)) != phase

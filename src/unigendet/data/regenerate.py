@@ -10,6 +10,10 @@ Each copy keeps its real's split and group (no split separates a pair) and its p
 format (so the metadata audit sees the pair alike); `source` names the real it was made from. The
 images are lossless WebP, written one by one and whole, so a killed run resumes where it stopped;
 the folder is marked incomplete until the manifest is written.
+
+JPEG history is matched: where a real's pixels still show an 8x8 block grid (the photo was a JPEG
+before the pool re-encoded it), its copies are JPEG-compressed on that same grid (quality 50-80, at
+which 85-100% of them show it again): decoding wipes the grid, which would otherwise mark the real.
 """
 
 from __future__ import annotations
@@ -29,11 +33,14 @@ from ..codecs.base import CODECS, codec_from_entry
 from ..images import pil_to_tensor, tensor_to_pil
 from ..labels import FAKE, REAL
 from ..progress import progress_bar
+from .audit import GRID
+from .degrade import JPEG
 from .imageio import ImageError, open_image
 from .readers import read_source
 from .records import DataError, Record
 from .writing import atomic_file, building
 
+JPEG_QUALITY = (50, 80)  # the range a copy of a real with JPEG history is compressed at
 COLUMNS = ["path", "label", "generator", "split", "source", "group", "original_format", "original_width",
            "original_height"]
 
@@ -47,6 +54,7 @@ class RegenerateConfig:
     codec: str = "taef2"  # a pretrained codec (unigendet.codecs); its weights are read from --codec-path
     codec_path: str = ""  # the folder (or file) holding the codec's weights
     region: bool = True  # also a copy with only one feathered region regenerated (inpainting-style)
+    match_jpeg: bool = True  # copies of a real whose pixels show a JPEG block grid are JPEG-saved on that grid
     splits: str = ""  # comma-separated splits to regenerate (default: all)
     seed: int = 0  # draws of the regions
     device: str = "cpu"
@@ -65,6 +73,32 @@ def blend_region(real: Image.Image, regenerated: Image.Image, rng: random.Random
     m = np.clip((1.1 - d) / 0.2, 0, 1)[..., None]  # 1 inside, a soft ring at the edge
     out = np.asarray(real, dtype=np.float64) * (1 - m) + np.asarray(regenerated, dtype=np.float64) * m
     return Image.fromarray(np.round(out).astype(np.uint8))
+
+
+def grid_phase(img: Image.Image) -> tuple[int, int] | None:
+    """The (column, row) offset of an 8x8 JPEG block grid the pixels show, or None. Each axis's
+    jumps are compared across the 8 possible phases; the grid is where they are GRID times the rest."""
+    grey = np.asarray(img.convert("L"), dtype=np.float64)
+    phases = []
+    for jumps in (np.abs(np.diff(grey, axis=1)).mean(0), np.abs(np.diff(grey, axis=0)).mean(1)):
+        n = len(jumps) // 8 * 8
+        if n < 16:
+            return None
+        per_phase = jumps[:n].reshape(-1, 8).mean(0)
+        best = int(per_phase.argmax())
+        if per_phase[best] < GRID * max(np.delete(per_phase, best).mean(), 1e-6):
+            return None
+        phases.append(best)
+    return phases[0], phases[1]
+
+
+def jpeg_on_grid(img: Image.Image, phase: tuple[int, int], quality: int) -> Image.Image:
+    """`img` JPEG-compressed with its 8x8 blocks on the grid at `phase` (as `grid_phase` gives it):
+    padded so the encoder's blocks fall there, compressed, cropped back."""
+    sx, sy = (7 - phase[0]) % 8, (7 - phase[1]) % 8
+    x = np.pad(np.asarray(img), ((sy, 0), (sx, 0), (0, 0)), mode="edge")
+    out = np.asarray(JPEG(quality)(Image.fromarray(x)))
+    return Image.fromarray(out[sy:, sx:])
 
 
 @torch.no_grad()
@@ -133,8 +167,12 @@ def build_regenerated(cfg: RegenerateConfig, progress: bool = True) -> list[Reco
                     skipped.append(f"{real.path}: {e}")
                     continue
                 copy = regenerate(codec, img)
-                made = [copy] + ([blend_region(img, copy, random.Random(f"{cfg.seed}:{paths[0].name}"))]
-                                 if cfg.region else [])
+                rng = random.Random(f"{cfg.seed}:{paths[0].name}")
+                made = [copy] + ([blend_region(img, copy, rng)] if cfg.region else [])
+                phase = grid_phase(img) if cfg.match_jpeg else None
+                if phase is not None:  # else the grid alone would tell the real from its copy
+                    quality = rng.randint(*JPEG_QUALITY)
+                    made = [jpeg_on_grid(m, phase, quality) for m in made]
                 for path, im in zip(paths, made, strict=True):
                     with atomic_file(path) as tmp:
                         im.save(tmp, format="WEBP", lossless=True)
@@ -163,6 +201,8 @@ def datacard(cfg: RegenerateConfig, records: list[Record], reals: list[Record], 
             f"Built by `unigendet data regenerate` (codec `{cfg.codec}` from `{cfg.codec_path}`, seed {cfg.seed}): "
             f"each of {len(reals)} real images encoded and decoded at its own size"
             + (", and a second copy with one feathered region regenerated and the rest real" if cfg.region else "")
+            + (". Copies of a real whose pixels show a JPEG block grid are JPEG-compressed (quality "
+               f"{JPEG_QUALITY[0]}-{JPEG_QUALITY[1]}) on the same grid" if cfg.match_jpeg else "")
             + ". Every copy is labelled fake and keeps its real's split, group and published size and format; "
             "`source` names the real. Derived from the pool: it carries the pool's licences and must not leave "
             f"the machine the pool is on.\n\n| generator | split | images |\n|---|---|---|\n{rows}\n"
