@@ -105,6 +105,16 @@ def test_a_killed_run_resumes_and_keeps_finished_images(setup, monkeypatch):
     assert len(read_source(out, strict=True)) == 3
 
 
+def test_a_folder_begun_with_other_settings_is_refused(setup):
+    pool, weights, out = setup
+    cfg = rg.RegenerateConfig(data=str(pool), out=str(out), codec_path=str(weights), region=False)
+    rg.build_regenerated(cfg, progress=False)
+    rg.build_regenerated(cfg, progress=False)  # the same settings: a resume, nothing to do
+    with pytest.raises(ValueError, match="other settings"):
+        rg.build_regenerated(rg.RegenerateConfig(data=str(pool), out=str(out), codec_path=str(weights),
+                                                 match_jpeg=False, region=False), progress=False)
+
+
 def test_unreadable_reals_are_skipped_and_reported(setup, capsys):
     pool, weights, out = setup
     (pool / "images" / "real" / "r1.png").write_bytes(b"not an image")

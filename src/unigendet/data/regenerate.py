@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import random
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -127,17 +128,32 @@ def load_codec(cfg: RegenerateConfig):
     return codec_from_entry({"name": cfg.codec, "path": cfg.codec_path}).eval().to(cfg.device)
 
 
+def _relative(real: Record, root: Path) -> str:
+    return str(real.path.relative_to(root)) if real.path.is_relative_to(root) else str(real.path)
+
+
 def _name(real: Record, root: Path) -> str:
     """A file name unique within the pool and readable: the real's stem and a hash of its path."""
-    rel = str(real.path.relative_to(root)) if real.path.is_relative_to(root) else str(real.path)
-    return f"{real.path.stem}_{hashlib.sha1(rel.encode()).hexdigest()[:8]}.webp"
+    return f"{real.path.stem}_{hashlib.sha1(_relative(real, root).encode()).hexdigest()[:8]}.webp"
 
 
 def copy_record(real: Record, path: Path, generator: str, root: Path) -> Record:
-    source = str(real.path.relative_to(root)) if real.path.is_relative_to(root) else str(real.path)
-    return Record(path=path, label=FAKE, generator=generator, split=real.split, source=source,
+    return Record(path=path, label=FAKE, generator=generator, split=real.split, source=_relative(real, root),
                   group=real.group_key, original_format=real.original_format,
                   original_width=real.original_width, original_height=real.original_height)
+
+
+def check_settings(cfg: RegenerateConfig) -> None:
+    """Record what the copies depend on in OUT/regenerate.json; a folder begun with other settings
+    is refused, so a rerun never mixes copies made two ways."""
+    settings = {k: v for k, v in asdict(cfg).items() if k not in ("out", "device", "splits")}
+    settings["data"] = str(Path(cfg.data).resolve())
+    file = Path(cfg.out) / "regenerate.json"
+    if file.is_file() and json.loads(file.read_text()) != settings:
+        raise ValueError(f"{cfg.out} holds copies made with other settings ({file}): give a new --out")
+    Path(cfg.out).mkdir(parents=True, exist_ok=True)
+    with atomic_file(file) as tmp:
+        tmp.write_text(json.dumps(settings, indent=2))
 
 
 def pool_root(data: Path) -> Path:
@@ -154,6 +170,7 @@ def build_regenerated(cfg: RegenerateConfig, progress: bool = True) -> list[Reco
     if out.resolve() == pool_root(data).resolve():
         raise ValueError("--out must be a new folder, not the pool itself")
     codec = load_codec(cfg)
+    check_settings(cfg)
     root = pool_root(data)
     kinds = [f"{cfg.codec}-regenerated"] + ([f"{cfg.codec}-region"] if cfg.region else [])
     records, skipped = [], []
