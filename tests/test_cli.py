@@ -26,8 +26,8 @@ def test_smoke_runs_end_to_end(tmp_path, capsys):
 
 # --- every command's options are the fields of the config it receives -----------------------------
 
-CONFIGURED = {"demo", "smoke", "data build", "data audit", "detect", "scan", "generate", "serve", "eval detect",
-              "eval generate"}
+CONFIGURED = {"demo", "smoke", "data build", "data regenerate", "data audit", "detect", "scan", "generate", "serve",
+              "eval detect", "eval generate"}
 
 
 def commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()):

@@ -189,3 +189,13 @@ def test_copies_of_a_jpeg_real_carry_its_grid(setup, monkeypatch):
                                                      codec_path=str(weights), match_jpeg=False), progress=False)
     whole = next(r for r in plain if r.source == "images/real/r0.png" and r.generator == "taef2-regenerated")
     assert rg.grid_phase(Image.open(whole.path)) != phase
+
+
+def test_the_command_builds_the_folder(setup, capsys):
+    from unigendet.cli import main
+
+    pool, weights, out = setup
+    assert main(["data", "regenerate", str(pool), "--codec-path", str(weights), "--out", str(out), "--no-region",
+                 "--quiet"]) == 0
+    assert "3 regenerated images" in capsys.readouterr().out
+    assert len(read_source(out, strict=True)) == 3 and (out / "regenerate.json").is_file()
