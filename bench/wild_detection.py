@@ -19,8 +19,8 @@ other, not with the leave-one-out rows.
 
 The regenerated-copies rows add `unigendet data regenerate`'s copies of the train photos (the
 folder given by `--regenerated`) to every fit as fakes. The fine-tuned rows train the networks
-once per fold (about 10 minutes each on 2 cores), so they run only when `--only` names them; `--families`
-restricts the folds (e.g. to the hardest ones).
+once per fold (10-25 minutes each on 2 cores, the longer with the copies), so they run only when
+`--only` names them; `--families` restricts the folds (e.g. to the hardest ones).
 
 Writes OUT/table.md and OUT/results.json. Features are cached under --cache.
 """

@@ -18,7 +18,6 @@ which 85-100% of them show it again): decoding wipes the grid, which would other
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import random
@@ -39,7 +38,7 @@ from .degrade import JPEG
 from .imageio import ImageError, open_image
 from .readers import read_source
 from .records import DataError, Record
-from .writing import atomic_file, building
+from .writing import atomic_file, building, write_manifest_csv
 
 JPEG_QUALITY = (50, 80)  # the range a copy of a real with JPEG history is compressed at
 COLUMNS = ["path", "label", "generator", "split", "source", "group", "original_format", "original_width",
@@ -106,14 +105,13 @@ def jpeg_on_grid(img: Image.Image, phase: tuple[int, int], quality: int) -> Imag
 def regenerate(codec, img: Image.Image) -> Image.Image:
     """decode(encode(img)) at the image's own size: reflected up to a multiple of the codec's
     downsampling, cropped back after."""
-    x = pil_to_tensor(img)[None].to(next(codec.parameters()).device)
+    x = pil_to_tensor(img)[None]
     f = codec.downsample
     h, w = x.shape[-2:]
     pad_h, pad_w = -h % f, -w % f
     if pad_h or pad_w:
         x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect" if min(h, w) > max(pad_h, pad_w) else "replicate")
-    y = codec.decode(codec.encode(x))[..., :h, :w]
-    return tensor_to_pil(y[0].float().cpu().clamp(-1, 1))
+    return tensor_to_pil(codec.reconstruct(x)[0, :, :h, :w].clamp(-1, 1))
 
 
 def load_codec(cfg: RegenerateConfig):
@@ -194,19 +192,11 @@ def build_regenerated(cfg: RegenerateConfig, progress: bool = True) -> list[Reco
                     with atomic_file(path) as tmp:
                         im.save(tmp, format="WEBP", lossless=True)
             records += [copy_record(real, p, kind, root) for p, kind in zip(paths, kinds, strict=True)]
-        write_manifest(out, records)
+        write_manifest_csv(out, records, COLUMNS)
         (out / "DATACARD.md").write_text(datacard(cfg, records, reals, skipped))
     for line in skipped:
         print(f"[regenerate] skipped {line}")
     return records
-
-
-def write_manifest(out: Path, records: list[Record]) -> None:
-    with atomic_file(out / "manifest.csv") as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
-        w.writeheader()
-        for r in records:
-            w.writerow(r.to_row(out))
 
 
 def datacard(cfg: RegenerateConfig, records: list[Record], reals: list[Record], skipped: list[str]) -> str:

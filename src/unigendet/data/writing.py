@@ -3,12 +3,13 @@ carries a mark until it is complete, so no reader takes a half-built dataset for
 
 from __future__ import annotations
 
+import csv
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from .records import DataError
+from .records import DataError, Record
 
 INCOMPLETE = ".incomplete"  # present in a dataset folder while it is being built
 _BUILDING: set[Path] = set()  # folders this process is building
@@ -52,3 +53,12 @@ def check_complete(folder: str | os.PathLike) -> None:
     elsewhere (this process may read what it is building)."""
     if (Path(folder) / INCOMPLETE).exists() and Path(folder).resolve() not in _BUILDING:
         raise DataError(Path(folder), "its build was interrupted (it holds part of the images): build it again")
+
+
+def write_manifest_csv(out: Path, records: Sequence[Record], columns: Sequence[str]) -> None:
+    """`out/manifest.csv` with these columns (paths relative to `out`), written whole or not at all."""
+    with atomic_file(out / "manifest.csv") as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
+        w.writeheader()
+        for r in records:
+            w.writerow(r.to_row(out))

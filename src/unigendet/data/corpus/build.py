@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import os
@@ -36,7 +35,7 @@ from ...labels import FAKE, REAL
 from ...progress import progress_bar
 from ..readers import read_manifest
 from ..records import Record
-from ..writing import INCOMPLETE, atomic_file, building
+from ..writing import INCOMPLETE, atomic_file, building, write_manifest_csv
 from . import texts
 from .fakes import (
     AUTOENCODERS,
@@ -284,12 +283,8 @@ def write_manifest(out: Path, records: list[Record]) -> None:
         for r in records:
             if r.label == REAL:
                 f.write(json.dumps({"image": r.to_row(out)["path"], "caption": r.caption, "split": r.split}) + "\n")
-    with atomic_file(out / "manifest.csv") as tmp, tmp.open("w", newline="", encoding="utf-8") as f:
-        cols = ["path", "label", "generator", "split", "caption", "explanation", "source", "group"]
-        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
-        w.writeheader()
-        for r in records:
-            w.writerow(r.to_row(out))
+    write_manifest_csv(out, records, ["path", "label", "generator", "split", "caption", "explanation", "source",
+                                      "group"])
 
 
 def write_outputs(cfg: CorpusConfig, records: list[Record], photos: list[SourcePhoto], split_of: dict) -> None:
