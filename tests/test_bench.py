@@ -33,3 +33,23 @@ def test_streaming_load_runs(bench_path, capsys):
     importlib.import_module("streaming_load").main(["--preset", "tiny", "--shards", "2"])
     out = capsys.readouterr().out
     assert "naive / streaming peak" in out and out.count("MiB") >= 2
+
+
+def test_wild_table_rows_merge_fold_by_fold(bench_path):
+    """A long row (e.g. fine-tuned, about 12 minutes a fold) can be measured a few folds at a time:
+    new folds join the old, a fold measured again is replaced, the means cover every fold held, and a
+    column the new run skipped (CNNDetection) is kept."""
+    wild = importlib.import_module("wild_detection")
+
+    def fold(auc):
+        return {k: auc for k in wild.KEYS}
+
+    old = wild.with_means({"logo": {"a": fold(0.6), "b": fold(0.8)}, "circulated": {"a": fold(0.5), "b": fold(0.7)},
+                           "cnn": {"mean_auc": 0.65}})
+    new = wild.with_means({"logo": {"b": fold(0.9), "c": fold(1.0)}, "circulated": {"b": fold(0.8), "c": fold(0.9)}})
+    merged = wild.merge_row(old, new)
+    assert merged["logo"] == {"a": fold(0.6), "b": fold(0.9), "c": fold(1.0)}
+    assert merged["logo_mean"]["auc"] == pytest.approx((0.6 + 0.9 + 1.0) / 3)
+    assert merged["circulated_mean"]["bal_acc"] == pytest.approx((0.5 + 0.8 + 0.9) / 3)
+    assert merged["cnn"] == {"mean_auc": 0.65}
+    assert wild.merge_row({}, new) == new

@@ -358,3 +358,81 @@ def test_serve_without_a_checkpoint_uses_the_shipped_detector(monkeypatch):
     assert out["p_fake"] == pytest.approx(crops.p_fake, abs=1e-9) and out["spread"] == pytest.approx(crops.spread)
     assert out["threshold"] == pytest.approx(shipped.threshold) and out["label"] in ("real", "fake", "uncertain")
     assert np.array(out["heatmap"]).shape == (4, 4)
+
+
+def test_row_weights_keep_the_classes_balanced_and_unit_weights_change_nothing(tmp_path):
+    """`extra_weight`: the extra source's images weigh less in the head's fit, the two classes still
+    weigh half each; with unit weights the fit is the balanced one."""
+    from unigendet_train.forensic import balanced_weights, record_weights
+
+    rng = np.random.RandomState(0)
+    x = rng.normal(0, 1, (120, 4))
+    y = (x[:, 0] + 0.5 * rng.normal(0, 1, 120)) > 0.4  # unbalanced classes
+    w = balanced_weights(np.where(np.arange(120) % 3 == 0, 0.1, 1.0), y)
+    assert w[y].sum() == pytest.approx(60) and w[~y].sum() == pytest.approx(60)
+    plain, unit = fit_head(x, y, c=1.0), fit_head(x, y, c=1.0, weight=np.ones(120))
+    assert torch.allclose(plain.fc.weight, unit.fc.weight, atol=1e-3)
+    # the fakes that weigh 10x less pull the boundary 10x less: flip them and the fit barely moves
+    extra = np.arange(120) % 3 == 0
+    flipped = np.where(extra, ~y, y)
+    light = fit_head(x, flipped, c=1.0, weight=np.where(extra, 0.01, 1.0))
+    heavy = fit_head(x, flipped, c=1.0)
+    assert torch.nn.functional.cosine_similarity(light.fc.weight, plain.fc.weight).item() > \
+        torch.nn.functional.cosine_similarity(heavy.fc.weight, plain.fc.weight).item()
+    with pytest.raises(ValueError, match="positive"):
+        balanced_weights(np.zeros(120), y)
+    copies, elsewhere = tmp_path / "copies", tmp_path / "elsewhere.png"  # a manifest may name files anywhere
+    copies.mkdir()
+    noise_image(0).save(elsewhere)
+    (copies / "manifest.csv").write_text(f"path,label,split,generator\n{elsewhere},fake,train,taef2\n")
+    records = [Record(tmp_path / "a.png", REAL, "photo"), Record(elsewhere, FAKE, "taef2")]
+    cfg = ForensicConfig(extra=str(copies), extra_weight=0.2)
+    assert record_weights(cfg, records).tolist() == [1.0, 0.2]
+    assert record_weights(dataclasses.replace(cfg, extra_weight=1.0), records) is None
+    with pytest.raises(ValueError, match="extra-weight"):
+        record_weights(dataclasses.replace(cfg, extra_weight=0.0), records)
+
+
+def test_tuning_loss_balances_the_classes_or_follows_the_row_weights():
+    from unigendet_train.forensic import balanced_weights
+    from unigendet_train.tune import image_loss
+
+    y = torch.tensor([1, 1, 1, 0, 0, 0, 0, 0, 0, 0], dtype=torch.float32)
+    logits, share = torch.linspace(-2, 2, 6), torch.tensor([0, 1, 3, 4, 5, 9])
+    balanced = image_loss(y)(logits, share)
+    unit = image_loss(y, balanced_weights(np.ones(10), y.numpy() == 1))(logits, share)
+    assert unit.item() == pytest.approx(balanced.item() * 10 / (2 * 7))  # the same up to a constant scale
+    w = np.ones(10)
+    w[[0, 3]] = 1e-9  # two images that count for nothing
+    loss = image_loss(y, balanced_weights(w, y.numpy() == 1))
+    moved = logits.clone()
+    moved[[0, 2]] += 5.0
+    assert loss(moved, share).item() == pytest.approx(loss(logits, share).item(), rel=1e-6)
+
+
+def test_extra_images_weigh_less_in_the_frozen_fit_and_in_tuning(corpus, tmp_path, one_thread):
+    """`--extra-weight` reaches both fits: the head and the tuned networks come out different from the
+    unit-weight run's on the same images."""
+    from unigendet.data.readers import read_source
+
+    recs = read_source(corpus, strict=True)
+
+    def manifest(folder, records, label=None):
+        folder.mkdir()
+        (folder / "manifest.csv").write_text("path,label,split,generator\n" + "".join(
+            f"{r.path},{label or ('fake' if r.label == FAKE else 'real')},{r.split},{r.generator}\n" for r in records))
+
+    keep = [r for s in ("train", "val") for lab in (FAKE, REAL) for r in [x for x in recs if x.split == s
+                                                                         and x.label == lab][:3]]
+    manifest(tmp_path / "small", keep)
+    photos = [r for r in recs if r.split == "train" and r.label == REAL][3:7]
+    manifest(tmp_path / "copies", photos, label="fake")  # stand-ins for regenerated copies
+    common = dict(data=str(tmp_path / "small"), extra=str(tmp_path / "copies"), backbones="efficientnet-lite0-taps",
+                  side=64, views=1, crops=1, tune_epochs=1, tune_batch=4, cache=str(tmp_path / "cache"))
+    dets = []
+    for w in (1.0, 0.05):
+        run_forensic(ForensicConfig(out=str(tmp_path / f"w{w}"), extra_weight=w, **common))
+        dets.append(load_detector(tmp_path / f"w{w}"))
+    assert not torch.allclose(dets[0].head.fc.weight, dets[1].head.fc.weight, atol=1e-4)
+    nets = [d.networks().state_dict() for d in dets]
+    assert any(not torch.equal(nets[0][k], nets[1][k]) for k in nets[0] if nets[0][k].is_floating_point())

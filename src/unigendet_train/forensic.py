@@ -43,6 +43,7 @@ class ForensicConfig(LocalStageConfig):
 
     data: str = "../shared/data/wild-train"  # the pool: train split to fit, val split to calibrate
     extra: str = ""  # a second source whose train split joins training (e.g. runs/data, the built-in corpus)
+    extra_weight: float = 1.0  # an extra image's weight relative to a pool image's (classes stay balanced)
     out: str = "runs/forensic"
     # comma-separated; features are concatenated
     backbones: str = "efficientnet-lite0-taps,efficientnet-lite0-taps-hp,residual-stats"
@@ -158,13 +159,19 @@ class ViewFeatures:
         return out
 
 
-def fit_head(x: np.ndarray, is_fake: np.ndarray, c: float, seed: int = 0) -> CalibratedLinear:
-    """Standardise, then an L2 logistic regression with balanced class weights."""
+def fit_head(x: np.ndarray, is_fake: np.ndarray, c: float, seed: int = 0,
+             weight: np.ndarray | None = None) -> CalibratedLinear:
+    """Standardise, then an L2 logistic regression with balanced classes; `weight` (per row) shifts
+    weight between the rows of a class without unbalancing the classes."""
     from sklearn.linear_model import LogisticRegression
 
     mean, std = x.mean(0), x.std(0) + 1e-6
-    lr = LogisticRegression(C=c, max_iter=3000, class_weight="balanced", random_state=seed)
-    lr.fit((x - mean) / std, is_fake)
+    if weight is None:
+        lr = LogisticRegression(C=c, max_iter=3000, class_weight="balanced", random_state=seed)
+        lr.fit((x - mean) / std, is_fake)
+    else:
+        lr = LogisticRegression(C=c, max_iter=3000, random_state=seed)
+        lr.fit((x - mean) / std, is_fake, sample_weight=balanced_weights(weight, is_fake))
     head = CalibratedLinear(x.shape[1])
     with torch.no_grad():
         head.mean.copy_(torch.from_numpy(mean).float())
@@ -172,6 +179,30 @@ def fit_head(x: np.ndarray, is_fake: np.ndarray, c: float, seed: int = 0) -> Cal
         head.fc.weight.copy_(torch.from_numpy(lr.coef_).float())
         head.fc.bias.fill_(float(lr.intercept_[0]))
     return head.eval()
+
+
+def balanced_weights(weight: np.ndarray, is_fake: np.ndarray) -> np.ndarray:
+    """`weight` rescaled per class so that each class weighs half of the rows (as "balanced" class
+    weights do for unit weights)."""
+    weight = np.asarray(weight, dtype=np.float64)
+    if (weight <= 0).any():
+        raise ValueError("row weights must be positive")
+    out = weight.copy()
+    for cls in (False, True):
+        m = np.asarray(is_fake) == cls
+        out[m] *= len(out) / (2 * weight[m].sum())
+    return out
+
+
+def record_weights(cfg: ForensicConfig, records: list[Record]) -> np.ndarray | None:
+    """Each record's weight in the head's fit: `extra_weight` for images of the extra source, 1 for
+    the pool's (None when every weight is 1)."""
+    if not cfg.extra or cfg.extra_weight == 1.0:
+        return None
+    if cfg.extra_weight <= 0:
+        raise ValueError(f"--extra-weight must be positive, not {cfg.extra_weight}")
+    extra = {Path(r.path).resolve() for r in read_source(cfg.extra, strict=True)}
+    return np.array([cfg.extra_weight if Path(r.path).resolve() in extra else 1.0 for r in records])
 
 
 def calibrate(head: CalibratedLinear, raw_logits: np.ndarray, is_fake: np.ndarray) -> float:
@@ -207,7 +238,8 @@ def fit_calibrated(cfg: ForensicConfig, feats: ViewFeatures, train: list[Record]
     views = cfg.views if aug else 1
     x = feats(train, views, augmented=aug)
     y = np.repeat([r.label == FAKE for r in train], views)
-    head = fit_head(x, y, cfg.c, cfg.seed)
+    weight = record_weights(cfg, train)
+    head = fit_head(x, y, cfg.c, cfg.seed, None if weight is None else np.repeat(weight, views))
     threshold = calibrate(head, raw_logits(head, feats, cal), np.array([r.label == FAKE for r in cal]))
     if cfg.max_fpr:
         photos = [r for r in cal if r.label != FAKE]
@@ -248,7 +280,10 @@ def fit_detector(cfg: ForensicConfig, train: list[Record], val: list[Record]) ->
         report = score_report(calibrated_p(head, feats, val), val, detector.threshold)
         return detector, {"val": report["mean"], "val_pooled": report["all"], "train_views": n_views}
     state = Path(cfg.cache) / f"tune-{recipe_key(tuning_recipe(cfg, train, val))}"
-    curve = tune(detector, cfg, train, val, state)
+    weight = record_weights(cfg, train)
+    if weight is not None:
+        weight = balanced_weights(weight, np.array([r.label == FAKE for r in train]))
+    curve = tune(detector, cfg, train, val, state, weight=weight)
     p_val = calibrate_tuned(detector, cfg, val)
     rows = shared_out(lambda recs: detector.feature_rows([open_image(r.path) for r in recs]).numpy(), photos)
     detector.reference = torch.from_numpy(rows.mean(0))
@@ -278,6 +313,8 @@ def tuning_recipe(cfg: ForensicConfig, train: list[Record], val: list[Record]) -
     images it trains and selects on (a grown pool or a held-out family is another run)."""
     skip = ("out", "name", "bench", "cache", "crops", "data", "extra")  # the records say what data it reads
     recipe = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in skip}
+    if cfg.extra_weight == 1.0:  # added later: at its default it leaves earlier runs' keys as they were
+        recipe.pop("extra_weight")
 
     def files(records):
         return [(str(Path(r.path).resolve()), r.label) for r in records]  # the same data however it is named

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -109,16 +110,34 @@ class Tuner:
                                     "weights": read_weights(kept) if kept.is_file() else None}
 
 
-def tune(detector: ForensicDetector, cfg, train: list[Record], val: list[Record], state: Path, log=print) -> dict:
+def image_loss(y: torch.Tensor, weight=None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """`loss(logits, share)`: the mean binary cross-entropy of the images `share` indexes (targets `y`),
+    with the classes balanced by weighting the fakes (no `weight`), or with each image's `weight`
+    (already balanced between the classes)."""
+    if weight is None:
+        balanced = nn.BCEWithLogitsLoss(pos_weight=(y == 0).sum() / (y == 1).sum().clamp(min=1))
+        return lambda logits, share: balanced(logits, y[share])
+    w = torch.as_tensor(weight, dtype=torch.float32)
+
+    def weighted(logits: torch.Tensor, share: torch.Tensor) -> torch.Tensor:
+        per_image = nn.functional.binary_cross_entropy_with_logits(logits, y[share], reduction="none")
+        return (per_image * w[share]).mean()
+
+    return weighted
+
+
+def tune(detector: ForensicDetector, cfg, train: list[Record], val: list[Record], state: Path, log=print,
+         weight: np.ndarray | None = None) -> dict:
     """Fine-tune `detector` (its head fitted by the frozen recipe) for `cfg.tune_epochs`, its epochs
-    saved under `state`; keep the epoch with the best val AUC. Returns the per-epoch curve."""
+    saved under `state`; keep the epoch with the best val AUC. `weight`: per training image, already
+    balanced between the classes (None: unit weights, classes balanced by the loss). Returns the
+    per-epoch curve."""
     tuner = Tuner(detector, cfg, state)
     images = [open_image(r.path) for r in train]
     val_images = [open_image(r.path) for r in val]
     y = torch.tensor([r.label == FAKE for r in train], dtype=torch.float32)
     val_fake = np.array([r.label == FAKE for r in val])
-    pos_weight = (y == 0).sum() / (y == 1).sum().clamp(min=1)  # balanced classes, as the frozen head
-    loss_fn = nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    loss_of = image_loss(y, weight)
     rank, world = rank_and_world()
     start, best = tuner.sync(*(tuner.resume() if rank == 0 else (0, {})))
     if start:
@@ -134,7 +153,7 @@ def tune(detector: ForensicDetector, cfg, train: list[Record], val: list[Record]
             if len(share):
                 views = [make_view(images[i], cfg.view(), view_rng(cfg.seed, train[i].path, TUNE_VIEW + epoch))
                          for i in share.tolist()]
-                loss = loss_fn(raw_logits(detector, views), y[share]) * (len(share) / len(idx))
+                loss = loss_of(raw_logits(detector, views), share) * (len(share) / len(idx))
                 loss.backward()
             batch_loss = float(all_reduce_sum(loss.detach().reshape(1))[0])  # the whole batch's, on every rank
             if not np.isfinite(batch_loss):

