@@ -42,16 +42,15 @@ class EfficientNetTaps(Backbone):
         return groups
 
 
-def _taps(input: str, variant: int, path: str | None) -> tuple[Backbone, Preprocess]:
+def _taps(input: str, variant: int, name: str, path: str | None) -> tuple[Backbone, Preprocess]:
     pre = Preprocess(size=SIDE, crop=SIDE, mean=(0.0,) * 3, std=(1.0,) * 3, resize_mode="none")
     net = TappedNet(load_efficientnet_lite(variant, path), taps=TAPS_BY_VARIANT[variant], input=input)
-    suffix = "-hp" if input == "highpass" else ""
-    return EfficientNetTaps(net, f"efficientnet-lite{variant}-taps{suffix}"), pre
+    return EfficientNetTaps(net, name), pre
 
 
 def _register(variant: int, input: str) -> None:
     name = f"efficientnet-lite{variant}-taps" + ("-hp" if input == "highpass" else "")
-    register_backbone(name)(lambda path=None: _taps(input, variant, path))
+    register_backbone(name)(lambda path=None: _taps(input, variant, name, path))
 
 
 for _variant in TAPS_BY_VARIANT:
