@@ -30,7 +30,7 @@ from unigendet.models.probes import CalibratedLinear
 
 from .dist import barrier, broadcast_object, cleanup, gather_objects, init_distributed, rank_and_world, shared_out
 from .stages import LocalStageConfig, StageResult, register_stage
-from .tune import tune
+from .tune import balanced_weights, tune
 from .views import ViewTable, recipe_key, view_key, view_rng
 
 CHUNK = 32  # views made and featurised together (per rank)
@@ -181,19 +181,6 @@ def fit_head(x: np.ndarray, is_fake: np.ndarray, c: float, seed: int = 0,
     return head.eval()
 
 
-def balanced_weights(weight: np.ndarray, is_fake: np.ndarray) -> np.ndarray:
-    """`weight` rescaled per class so that each class weighs half of the rows (as "balanced" class
-    weights do for unit weights)."""
-    weight = np.asarray(weight, dtype=np.float64)
-    if (weight <= 0).any():
-        raise ValueError("row weights must be positive")
-    out = weight.copy()
-    for cls in (False, True):
-        m = np.asarray(is_fake) == cls
-        out[m] *= len(out) / (2 * weight[m].sum())
-    return out
-
-
 def record_weights(cfg: ForensicConfig, records: list[Record]) -> np.ndarray | None:
     """Each record's weight in the head's fit: `extra_weight` for images of the extra source, 1 for
     the pool's (None when every weight is 1)."""
@@ -280,10 +267,7 @@ def fit_detector(cfg: ForensicConfig, train: list[Record], val: list[Record]) ->
         report = score_report(calibrated_p(head, feats, val), val, detector.threshold)
         return detector, {"val": report["mean"], "val_pooled": report["all"], "train_views": n_views}
     state = Path(cfg.cache) / f"tune-{recipe_key(tuning_recipe(cfg, train, val))}"
-    weight = record_weights(cfg, train)
-    if weight is not None:
-        weight = balanced_weights(weight, np.array([r.label == FAKE for r in train]))
-    curve = tune(detector, cfg, train, val, state, weight=weight)
+    curve = tune(detector, cfg, train, val, state, weight=record_weights(cfg, train))
     p_val = calibrate_tuned(detector, cfg, val)
     rows = shared_out(lambda recs: detector.feature_rows([open_image(r.path) for r in recs]).numpy(), photos)
     detector.reference = torch.from_numpy(rows.mean(0))

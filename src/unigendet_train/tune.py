@@ -110,14 +110,27 @@ class Tuner:
                                     "weights": read_weights(kept) if kept.is_file() else None}
 
 
+def balanced_weights(weight: np.ndarray, is_fake: np.ndarray) -> np.ndarray:
+    """`weight` rescaled per class so that each class weighs half of the rows (as "balanced" class
+    weights do for unit weights)."""
+    weight = np.asarray(weight, dtype=np.float64)
+    if (weight <= 0).any():
+        raise ValueError("row weights must be positive")
+    out = weight.copy()
+    for cls in (False, True):
+        m = np.asarray(is_fake) == cls
+        out[m] *= len(out) / (2 * weight[m].sum())
+    return out
+
+
 def image_loss(y: torch.Tensor, weight=None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
     """`loss(logits, share)`: the mean binary cross-entropy of the images `share` indexes (targets `y`),
-    with the classes balanced by weighting the fakes (no `weight`), or with each image's `weight`
-    (already balanced between the classes)."""
+    with the classes balanced by weighting the fakes (no `weight`), or by rescaling each image's
+    `weight` per class (`balanced_weights`)."""
     if weight is None:
         balanced = nn.BCEWithLogitsLoss(pos_weight=(y == 0).sum() / (y == 1).sum().clamp(min=1))
         return lambda logits, share: balanced(logits, y[share])
-    w = torch.as_tensor(weight, dtype=torch.float32)
+    w = torch.as_tensor(balanced_weights(weight, (y == 1).numpy()), dtype=torch.float32)
 
     def weighted(logits: torch.Tensor, share: torch.Tensor) -> torch.Tensor:
         per_image = nn.functional.binary_cross_entropy_with_logits(logits, y[share], reduction="none")
@@ -129,9 +142,8 @@ def image_loss(y: torch.Tensor, weight=None) -> Callable[[torch.Tensor, torch.Te
 def tune(detector: ForensicDetector, cfg, train: list[Record], val: list[Record], state: Path, log=print,
          weight: np.ndarray | None = None) -> dict:
     """Fine-tune `detector` (its head fitted by the frozen recipe) for `cfg.tune_epochs`, its epochs
-    saved under `state`; keep the epoch with the best val AUC. `weight`: per training image, already
-    balanced between the classes (None: unit weights, classes balanced by the loss). Returns the
-    per-epoch curve."""
+    saved under `state`; keep the epoch with the best val AUC. `weight`: per training image (None: unit
+    weights); the classes are balanced either way. Returns the per-epoch curve."""
     tuner = Tuner(detector, cfg, state)
     images = [open_image(r.path) for r in train]
     val_images = [open_image(r.path) for r in val]
