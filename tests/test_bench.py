@@ -5,6 +5,7 @@ processes, which import the library anew)."""
 import importlib
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 BENCH = Path(__file__).resolve().parents[1] / "bench"
@@ -53,3 +54,23 @@ def test_wild_table_rows_merge_fold_by_fold(bench_path):
     assert merged["circulated_mean"]["bal_acc"] == pytest.approx((0.5 + 0.8 + 0.9) / 3)
     assert merged["cnn"] == {"mean_auc": 0.65}
     assert wild.merge_row({}, new) == new
+
+
+def test_head_choices_deal_families_into_groups_and_weigh_rows(bench_path):
+    """A head is chosen inside a fold's training split by leaving its families out a group at a time:
+    every family is left out exactly once, and never more groups than families. The row weightings
+    give each family (and, with "+ source", each source of reals) the share they say."""
+    from unigendet.data.records import Record
+    from unigendet.labels import FAKE, REAL
+
+    heads = importlib.import_module("head_choices")
+    assert heads.family_groups(["e", "a", "d", "b", "c"]) == [{"a", "d"}, {"b", "e"}, {"c"}]
+    assert heads.family_groups(["x", "y"]) == [{"x"}, {"y"}]
+    recs = ([Record(f"f{i}", FAKE, "sdxl") for i in range(4)] + [Record("g", FAKE, "stylegan2")]
+            + [Record(f"r{i}", REAL, "photo", source="a" if i < 3 else "b") for i in range(4)])
+    assert heads.row_weights(recs, "class") is None
+    np.testing.assert_allclose(heads.row_weights(recs, "family"), [0.25] * 4 + [1] + [1] * 4)
+    np.testing.assert_allclose(heads.row_weights(recs, "sqrt family"), [0.5] * 4 + [1] + [1] * 4)
+    np.testing.assert_allclose(heads.row_weights(recs, "family + source"), [0.25] * 4 + [1] + [1 / 3] * 3 + [1])
+    with pytest.raises(ValueError, match="weighting"):
+        heads.row_weights(recs, "bogus")

@@ -19,7 +19,8 @@ from unigendet.detectors import EnsembleDetector, NPRDetector, ReconDetector, lo
 from unigendet.detectors.ensemble import fit_stacking
 from unigendet.detectors.recon import reconstruction_error
 from unigendet.evaluation.detection import score_report
-from unigendet.models.npr import NPRConfig, NPRNet, npr_residual
+from unigendet.images import npr_residual
+from unigendet.models.npr import NPRConfig, NPRNet
 from unigendet.models.oneclass import GaussianOneClass
 from unigendet_train.anomaly import OneClassConfig, ReconConfig, run_oneclass, run_recon
 from unigendet_train.ensemble import EnsembleConfig, run_ensemble

@@ -93,6 +93,16 @@ def high_pass(x: torch.Tensor) -> torch.Tensor:
     return x - torch.nn.functional.avg_pool2d(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect"), 3, 1)
 
 
+def npr_residual(x: torch.Tensor, factor: int = 2) -> torch.Tensor:
+    """(B, C, H, W) -> same shape: x minus its nearest-neighbour down-up copy, the neighbouring-pixel
+    relationships that upsampling leaves (edge blocks that do not fill a whole factor x factor
+    block are zero)."""
+    h, w = x.shape[-2] // factor * factor, x.shape[-1] // factor * factor
+    core = x[..., :h, :w]
+    up = core[..., ::factor, ::factor].repeat_interleave(factor, -2).repeat_interleave(factor, -1)
+    return torch.nn.functional.pad(core - up, (0, x.shape[-1] - w, 0, x.shape[-2] - h))
+
+
 def residual(x: torch.Tensor) -> torch.Tensor:
     """`high_pass` of one (C, H, W) image."""
     return high_pass(x[None])[0]

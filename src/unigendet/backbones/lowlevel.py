@@ -24,8 +24,7 @@ import hashlib
 
 import torch
 
-from ..images import high_pass
-from ..models.npr import npr_residual
+from ..images import high_pass, npr_residual
 from .base import NOISE, Backbone, Preprocess, register_backbone
 
 SIDE = 128

@@ -4,8 +4,9 @@ resolution (`unigendet.networks.taps` says what they measure).
 Nothing is resampled: the image is centre-cropped (reflect-padded when smaller) to 256 pixels, so
 upsampling and JPEG traces survive. "efficientnet-lite0-taps" reads the RGB image;
 "efficientnet-lite0-taps-hp" reads its high-pass residual (the high-frequency input of SAFE-style
-detectors, with pretrained filters). "efficientnet-lite1-..." and "efficientnet-lite2-..." are the
-same on the larger variants, tapped at the same places.
+detectors, with pretrained filters); "efficientnet-lite0-taps-npr" reads its NPR residual (the
+input of NPR detectors: what upsampling ties between neighbouring pixels). "efficientnet-lite1-..."
+and "efficientnet-lite2-..." are the same on the larger variants, tapped at the same places.
 """
 
 from __future__ import annotations
@@ -32,12 +33,12 @@ class EfficientNetTaps(Backbone):
         return self.tapped(x)
 
     def evidence_groups(self) -> dict[str, list[int]]:
-        """The high-pass input holds pixel-level traces only; on the RGB input shallow taps read fine
+        """The residual inputs hold pixel-level traces only; on the RGB input shallow taps read fine
         traces, middle ones texture, deep ones content and colour."""
         groups: dict[str, list[int]] = {}
         for n, part in enumerate(self.tapped.tap_slices().values()):
             rgb_kind = TAP_EVIDENCE[n] if n < len(TAP_EVIDENCE) else CONTENT
-            kind = FINE_TRACES if self.tapped.input == "highpass" else rgb_kind
+            kind = rgb_kind if self.tapped.input == "rgb" else FINE_TRACES
             groups.setdefault(kind, []).extend(range(part.start, part.stop))
         return groups
 
@@ -48,11 +49,14 @@ def _taps(input: str, variant: int, name: str, path: str | None) -> tuple[Backbo
     return EfficientNetTaps(net, name), pre
 
 
+SUFFIX = {"rgb": "", "highpass": "-hp", "npr": "-npr"}
+
+
 def _register(variant: int, input: str) -> None:
-    name = f"efficientnet-lite{variant}-taps" + ("-hp" if input == "highpass" else "")
+    name = f"efficientnet-lite{variant}-taps{SUFFIX[input]}"
     register_backbone(name)(lambda path=None: _taps(input, variant, name, path))
 
 
 for _variant in TAPS_BY_VARIANT:
-    for _input in ("rgb", "highpass"):
+    for _input in SUFFIX:
         _register(_variant, _input)

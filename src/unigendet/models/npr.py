@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..images import npr_residual
+
 
 @dataclass(frozen=True)
 class NPRConfig:
@@ -36,15 +38,6 @@ class NPRConfig:
         if unknown:
             raise ValueError(f"unknown NPRConfig fields {sorted(unknown)}")
         return cls(**d)
-
-
-def npr_residual(x: torch.Tensor, factor: int = 2) -> torch.Tensor:
-    """(B, C, H, W) -> same shape: x minus its nearest-neighbour down-up copy (edge blocks that do
-    not fill a whole factor x factor block are zero)."""
-    h, w = x.shape[-2] // factor * factor, x.shape[-1] // factor * factor
-    core = x[..., :h, :w]
-    up = core[..., ::factor, ::factor].repeat_interleave(factor, -2).repeat_interleave(factor, -1)
-    return F.pad(core - up, (0, x.shape[-1] - w, 0, x.shape[-2] - h))
 
 
 class _Block(nn.Module):

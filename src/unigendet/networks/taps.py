@@ -3,9 +3,11 @@
 A detector that reads the final pooled embedding of an ImageNet network mostly reads content.
 The early and middle layers respond to texture, noise and interpolation patterns; summarising
 each tapped layer by the mean and standard deviation of every channel keeps those low-level
-statistics and discards where things are. The input is the RGB image (TF Lite normalisation)
-or its high-pass residual (x minus its 3x3 mean, amplified), which removes most of the content
-before the first convolution. Values are compressed with sign(x) * log1p(|x|).
+statistics and discards where things are. The input is the RGB image (TF Lite normalisation),
+its high-pass residual (x minus its 3x3 mean, amplified), or its NPR residual (x minus its 2x2
+nearest-neighbour down-up copy, amplified: the neighbouring-pixel relationships that
+upsampling leaves). The residuals remove most of the content before the first convolution.
+Values are compressed with sign(x) * log1p(|x|).
 
 Over the whole map (`grid=None`) the std is the unbiased one; per tile of a grid x grid
 partition (UniGenDet's forensic encoder) it is the population std of the tile.
@@ -19,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..images import high_pass
+from ..images import high_pass, npr_residual
 
 TAPS = (1, 2, 4, 7, 10, 14)  # EfficientNet-Lite0's block indices: strides 2, 2, 4, 8, 8, 16 relative to the stem
 # the same places in each variant: the first and last block of the stride-2 stage, then the last
@@ -27,7 +29,7 @@ TAPS = (1, 2, 4, 7, 10, 14)  # EfficientNet-Lite0's block indices: strides 2, 2,
 TAPS_BY_VARIANT = {0: TAPS, 1: (1, 3, 6, 10, 14, 19), 2: (1, 3, 6, 10, 14, 19)}
 SIDE = 256  # the native crop side the shipped detector and the forensic encoder read
 HIGH_PASS_GAIN = 4.0
-INPUTS = ("rgb", "highpass")
+INPUTS = ("rgb", "highpass", "npr")
 
 
 class TappedNet(nn.Module):
@@ -57,7 +59,12 @@ class TappedNet(nn.Module):
 
     def maps(self, x: torch.Tensor) -> Iterator[torch.Tensor]:
         """The feature map of every tapped block, in order."""
-        x = high_pass(x) * HIGH_PASS_GAIN if self.input == "highpass" else (x - 0.498) / 0.502  # TF Lite norm
+        if self.input == "highpass":
+            x = high_pass(x) * HIGH_PASS_GAIN
+        elif self.input == "npr":
+            x = npr_residual(x) * HIGH_PASS_GAIN
+        else:
+            x = (x - 0.498) / 0.502  # TF Lite normalisation
         n = self.net
         x = n._swish(n._bn0(n._conv_stem(x)))
         for i, block in enumerate(n._blocks):
