@@ -55,24 +55,18 @@ def photo(w: int, h: int, seed: int = 0) -> Image.Image:
 DETECTORS = ("shipped-torch", "shipped-onnx", "npr")
 
 
-def load(which: str, npr: str | None):
+def load(which: str, npr: str | None, runtime: str = "onnx"):
     from unigendet.detectors import NPRDetector, load_detector
     from unigendet.models.npr import NPRNet
     from unigendet.shipped import shipped_path
 
-    if which.startswith("run:"):
-        return load_detector(which[len("run:"):], runtime="onnx")
+    if which.startswith("run:"):  # a candidate run: timed on ONNX Runtime, its FLOPs counted on torch
+        return load_detector(which[len("run:"):], runtime=runtime)
     if which.startswith("shipped"):
         return load_detector(shipped_path(), runtime=which.split("-")[1])
     if npr:
         return load_detector(npr)
     return NPRDetector("npr (untrained, default size)", NPRNet())
-
-
-def load_detector_torch(which: str):
-    from unigendet.detectors import load_detector
-
-    return load_detector(which[len("run:"):], runtime="torch")
 
 
 def flops(detector, images) -> float:
@@ -109,17 +103,15 @@ def main(argv=None) -> None:
     detectors = DETECTORS + tuple(f"run:{r}" for r in args.run)
     for which in detectors:
         det = load(which, args.npr)
+        counting = load(which, args.npr, runtime="torch") if which.startswith("run:") else det
         for side in (256, 1024):
             images = [photo(side, side, s) for s in range(args.images)]
             det.predict_images(images[:1])  # warm-up (and lazy backbone construction or export)
             t = statistics.median([_time(lambda d=det, x=images: d.predict_images(x)) for _ in range(args.reps)])
             # ONNX Runtime runs outside torch, uncounted: the same graph's FLOPs, counted on the torch path
-            if which == "shipped-onnx":
-                f = counted[side]
-            elif which.startswith("run:"):  # counted on the same run's torch path
-                f = flops(load_detector_torch(which), images[:1])
-            else:
-                f = counted[side] = flops(det, images[:1])
+            f = counted[side] if which == "shipped-onnx" else flops(counting, images[:1])
+            if which == "shipped-torch":
+                counted[side] = f
             rows.append({"detector": which, "side": side, "images_per_s": len(images) / t, "gflop": f / 1e9,
                          "of_peak": f * len(images) / t / 1e9 / peak})
             r = rows[-1]
