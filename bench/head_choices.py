@@ -32,7 +32,9 @@ from unigendet.data.readers import read_source
 from unigendet.evaluation.families import family_of, logo_folds
 from unigendet.labels import FAKE
 from unigendet.metrics import balanced_accuracy, false_positive_rate, roc_auc
-from unigendet_train.forensic import CIRCULATED, ForensicConfig, ViewFeatures, calibrate, fit_head, photo_threshold
+from unigendet_train.forensic_config import CIRCULATED, ForensicConfig
+from unigendet_train.forensic_features import ViewFeatures
+from unigendet_train.forensic_fit import calibrate, fit_head, photo_threshold
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CS = (0.001, 0.003, 0.01, 0.03, 0.1)
@@ -143,12 +145,12 @@ def main(argv=None) -> None:
     chosen = {}
     for fold in logo_folds(pool):
         inner = {name: inner_score(feats, fold, choice) for name, choice in choices.items()}
-        chosen[fold.family] = max(choices, key=inner.__getitem__)
+        chosen[fold.name] = max(choices, key=inner.__getitem__)
         measured = {name: fold_metrics(feats, fold, choice, cfg.max_fpr) for name, choice in choices.items()}
-        for name, m in [*measured.items(), ("nested", measured[chosen[fold.family]])]:
+        for name, m in [*measured.items(), ("nested", measured[chosen[fold.name]])]:
             for k, v in m.items():
                 rows.setdefault(name, {}).setdefault(k, []).append(v)
-        print(f"{fold.family}: chose {chosen[fold.family]}", flush=True)
+        print(f"{fold.name}: chose {chosen[fold.name]}", flush=True)
     means = {name: {k: float(np.mean(v)) for k, v in m.items()} for name, m in rows.items()}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({"backbones": cfg.backbones, "chosen": chosen, "means": means}, indent=1))

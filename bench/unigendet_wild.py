@@ -30,14 +30,16 @@ import numpy as np
 
 from unigendet.data.readers import read_source
 from unigendet.evaluation.families import logo_folds
+from unigendet.evaluation.folds import Scores
 from unigendet.labels import FAKE
 from unigendet.metrics import balanced_threshold
 from unigendet.unified.pipeline import UniGenDetPipeline
 from unigendet_train.checkpoints import step_checkpoint
 from unigendet_train.config import TrainConfig
+from unigendet_train.folds import recipe_for
 from unigendet_train.tokens import load_token_bank
 from unigendet_train.unified import detect_bank, run_unified
-from wild_detection import SHARED, Row, evaluate_recipe, recipes, save, table
+from wild_detection import SHARED, measure, recipes, save, table
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,15 +93,16 @@ class UniGenDetRow:
             run_unified(diga)
             ckpt = step_checkpoint(diga.out, diga.steps)
         pipe = UniGenDetPipeline.from_pretrained(ckpt)
-        return pipe, balanced_threshold(self.score(pipe, cal), np.array([r.label == FAKE for r in cal]))
+        return pipe, balanced_threshold(self.score(pipe, cal).p, np.array([r.label == FAKE for r in cal]))
 
-    def score(self, pipe: UniGenDetPipeline, records) -> np.ndarray:
+    def score(self, pipe: UniGenDetPipeline, records, view: str = "native") -> Scores:
+        """The cls head's p_fake of the images as they are (the rows are measured natively only)."""
         if pipe.config.vit.frozen:
             bank = load_token_bank(records, pipe.builder, pipe.codec, 1, self.base.seed, self.base.cache)
-            return np.array([d.p_fake for d in detect_bank(pipe.model, pipe.builder, bank)])
+            return Scores(np.array([d.p_fake for d in detect_bank(pipe.model, pipe.builder, bank)]))
         from unigendet.data.imageio import open_image
 
-        return np.array([d.p_fake for d in pipe.detect_images([open_image(r.path) for r in records])])
+        return Scores(np.array([d.p_fake for d in pipe.detect_images([open_image(r.path) for r in records])]))
 
 
 def main(argv=None) -> None:
@@ -127,8 +130,9 @@ def main(argv=None) -> None:
     results: dict = {}
     if not args.no_shipped:
         name = next(n for n in recipes(None, None) if "(shipped)" in n)
-        row = Row(dataclasses.replace(recipes(None, None)[name], data=args.data))
-        results[f"shipped recipe: {name}"] = evaluate_recipe(name, row, folds, train, val, cnn)
+        cfg = dataclasses.replace(recipes(None, None)[name], data=args.data)
+        results[f"shipped recipe: {name}"] = measure(name, recipe_for(cfg), folds, train, val, cnn,
+                                                     dataclasses.asdict(cfg), views=("native",))
         save(out, results)
     base = TrainConfig(stage="gduf", preset="tiny", data=args.corpus, init=args.init, steps=args.steps,
                        det_per_step=16, t2i_per_step=4, lr=5e-4, warmup=20, eval_every=0, log_every=50,
@@ -141,10 +145,10 @@ def main(argv=None) -> None:
                 key = f"{name} (seed {seed})"
                 diga_steps = v.diga_steps and (args.diga_steps or v.diga_steps)
                 row = UniGenDetRow(base.replace(seed=seed, **v.fields), Path(work), diga_steps)
-                results[key] = evaluate_recipe(key, row, folds, train, val, cnn)
-                results[key]["config"] = {"steps": args.steps, "seed": seed, "diga_steps": diga_steps, **v.fields}
+                config = {"steps": args.steps, "seed": seed, "diga_steps": diga_steps, **v.fields}
+                results[key] = measure(key, row, folds, train, val, cnn, config, views=("native",))
                 save(out, results)
-    (out / "meta.json").write_text(json.dumps({"folds": [f.family for f in folds], "seconds": time.time() - t0,
+    (out / "meta.json").write_text(json.dumps({"folds": [f.name for f in folds], "seconds": time.time() - t0,
                                                "init": args.init, "corpus": args.corpus}, indent=2))
     print(table(results))
     print(f"{time.time() - t0:.0f} s")

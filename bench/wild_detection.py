@@ -1,13 +1,15 @@
-"""In-the-wild detection: the leave-one-generator-family-out table on wild-train, and CNNDetection.
+"""In-the-wild detection: forensic recipes side by side on leave-one-generator-family-out folds, and CNNDetection.
 
-Every row is a `unigendet train forensic` recipe (a config variant). Per held-out family, the
-head is fitted on wild-train's train split without that family, calibrated (Platt scaling and
-the balanced-accuracy threshold) on the other families' val images and half of the val reals,
-and tested on the family's fakes against the other half of the val reals (folds and halves:
-`unigendet.evaluation.families.logo_folds`). Each fold is scored twice: on the images as they are
+Every row is a `unigendet train forensic` recipe (a config variant), fitted and scored through the
+library's fold protocol (`unigendet.evaluation.folds`, the recipe of `unigendet_train.folds`; a row's
+folds are stored in its `FoldsResult` schema). Per held-out family, the head is fitted on wild-train's
+train split without that family, calibrated on the other families' val images and half of the val
+reals, and tested on the family's fakes against the other half of the val reals
+(`unigendet.evaluation.families.logo_folds`). Each fold is scored twice: on the images as they are
 (native) and circulated as web images are (every test image, real and fake alike, downscaled
 0.4-0.9x and re-saved as JPEG q60-95, `degrade.Circulate`), with the same fitted head and
-threshold; FPR is the share of the test photos called fake at that threshold. The CNNDetection
+threshold; photo FPR is the share of the test photos called fake at that threshold. Leave-one-source-out,
+the measure the shipped detector is selected on, is `unigendet eval folds --by source`. The CNNDetection
 column is the shipped procedure: fit on the whole train split, calibrate on the whole val split,
 then score ../shared/data/cnndetection-ranking (each generator's fakes against all reals). Nothing here is
 selected on CNNDetection. `--baseline RUN` adds already trained detectors (e.g. the demo's
@@ -41,24 +43,13 @@ from unigendet.data.degrade import Circulate
 from unigendet.data.imageio import open_image
 from unigendet.data.readers import read_source
 from unigendet.detectors import load_detector
+from unigendet.evaluation.detection import score_report
 from unigendet.evaluation.families import logo_folds
+from unigendet.evaluation.folds import VIEWS, FoldsResult, Scores, merge_results, num, pct, score_folds
 from unigendet.labels import FAKE
-from unigendet.metrics import (
-    average_precision,
-    balanced_accuracy,
-    balanced_threshold,
-    expected_calibration_error,
-    false_positive_rate,
-    roc_auc,
-)
-from unigendet_train.forensic import (
-    CIRCULATED,
-    ForensicConfig,
-    ViewFeatures,
-    calibrated_p,
-    fit_calibrated,
-    fit_detector,
-)
+from unigendet.metrics import balanced_accuracy, balanced_threshold
+from unigendet_train.folds import recipe_for
+from unigendet_train.forensic_config import ForensicConfig
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 NO_AUG = dict(views=1, jpeg_prob=0.0, blur_prob=0.0, flip=False, rot90=False, jitter=0.0)
@@ -108,132 +99,80 @@ def recipes(regenerated: Path | None, corpus: Path | None) -> dict[str, Forensic
     return rows
 
 
-KEYS = ("auc", "ap", "bal_acc", "fpr", "ece")
+class Trained:
+    """An already trained run as a recipe: its scores as they are; each fold's threshold is the one that
+    maximises balanced accuracy on the fold's calibration set."""
+
+    def __init__(self, run: str, pool, cnn):
+        self.detector = load_detector(run)
+        records = pool + cnn
+        self.p = dict(zip([str(r.path) for r in records], self.detector.predict([str(r.path) for r in records]),
+                          strict=True))
+        images = [Circulate()(open_image(r.path)) for r in pool]
+        self.p_circ = dict(zip([str(r.path) for r in pool], self.detector.predict_images(images), strict=True))
+
+    def fit(self, train, calibrate):
+        p = np.array([self.p[str(r.path)] for r in calibrate])
+        return None, balanced_threshold(p, np.array([r.label == FAKE for r in calibrate]))
+
+    def score(self, _, records, view: str) -> Scores:
+        table = self.p_circ if view == "circulated" else self.p
+        return Scores(np.array([table[str(r.path)] for r in records]))
 
 
-def metrics(p: np.ndarray, is_fake: np.ndarray, threshold: float) -> dict[str, float]:
-    return {"auc": roc_auc(p, is_fake), "ap": average_precision(p, is_fake),
-            "bal_acc": balanced_accuracy(p, is_fake, threshold), "fpr": false_positive_rate(p, is_fake, threshold),
-            "ece": expected_calibration_error(p, is_fake)}
+def cnn_column(recipe, train, val, cnn) -> dict:
+    """The shipped procedure on CNNDetection: fit on the whole train split, calibrate on val, score each
+    generator's fakes against its reals (`evaluation.detection.score_report`)."""
+    model, threshold = recipe.fit(train, val)
+    p = recipe.score(model, cnn, "native").p
+    report = score_report(p, cnn, threshold)
+    return {"per_generator_auc": {g: m["auc"] for g, m in report["per_generator"].items()},
+            "mean_auc": report["mean"]["auc"], "threshold": threshold,
+            "bal_acc": balanced_accuracy(p, np.array([r.label == FAKE for r in cnn]), threshold)}
 
 
-def circulated_images(records) -> list:
-    return [Circulate()(open_image(r.path)) for r in records]
-
-
-def per_generator_auc(p: np.ndarray, records) -> dict[str, float]:
-    is_fake = np.array([r.label == FAKE for r in records])
-    out = {}
-    for g in sorted({r.generator for r in records if r.label == FAKE}):
-        m = ~is_fake | np.array([r.generator == g for r in records])
-        out[g] = roc_auc(p[m], is_fake[m])
-    return out
-
-
-class Row:
-    """One recipe: fit on some records, calibrate on others, score any."""
-
-    def __init__(self, cfg: ForensicConfig):
-        self.cfg, self.feats = cfg, ViewFeatures(cfg)
-        self.circulated = ViewFeatures(cfg, protocol=CIRCULATED)
-        self.extra = [r for r in read_source(cfg.extra) if r.split == "train"] if cfg.extra else []
-
-    def fit(self, train, cal):
-        head, threshold, _ = fit_calibrated(self.cfg, self.feats, train + self.extra, cal)
-        return head, threshold
-
-    def score(self, head, records, circulated: bool = False) -> np.ndarray:
-        return calibrated_p(head, self.circulated if circulated else self.feats, records)
-
-
-class TunedRow(Row):
-    """A recipe that fine-tunes the networks: each fit is a whole training run (about 10 minutes per
-    fold on 2 cores), and scoring runs the tuned detector on the images."""
-
-    def fit(self, train, cal):
-        detector, _ = fit_detector(self.cfg, train + self.extra, cal)
-        return detector, detector.threshold
-
-    def score(self, detector, records, circulated: bool = False) -> np.ndarray:
-        return detector.predict_images(circulated_images(records) if circulated
-                                       else [open_image(r.path) for r in records])
-
-
-def with_means(row: dict) -> dict:
-    """`row` with its native and circulated means taken over the folds it holds."""
-    out = dict(row)
-    for per_family, mean in (("logo", "logo_mean"), ("circulated", "circulated_mean")):
-        if out.get(per_family):
-            out[mean] = {k: float(np.mean([m[k] for m in out[per_family].values()])) for k in KEYS}
-    return out
+def measure(name: str, recipe, folds, train, val, cnn, config: dict, views=VIEWS) -> dict:
+    """One row: the recipe's family folds (`FoldsResult`, in `views`) and its CNNDetection column."""
+    row: dict = {"config": config}
+    if folds:
+        row["folds"] = FoldsResult.of("family", name, score_folds(folds, recipe, views), config).to_json()
+    if cnn:
+        row["cnn"] = cnn_column(recipe, train, val, cnn)
+    said = []
+    if folds:
+        for view, m in row["folds"]["summary"].items():
+            said.append(f"{view} AUC {num(m['fake_auc_mean'])} bal.acc {num(m['bal_acc_mean'])} "
+                        f"photo FPR {pct(m['photo_fpr_mean'])}")
+    if cnn:
+        said.append(f"CNNDetection AUC {row['cnn']['mean_auc']:.3f}")
+    print(f"{name}: " + "; ".join(said), flush=True)
+    return row
 
 
 def merge_row(old: dict, new: dict) -> dict:
     """A row measured again on some folds or columns: its new folds replace or join the old ones (so a
     long table can be built a few folds at a time) and the columns this run skipped are kept."""
     out = {**old, **new}
-    for per_family in ("logo", "circulated"):
-        if per_family in old or per_family in new:
-            out[per_family] = {**old.get(per_family, {}), **new.get(per_family, {})}
-    return with_means(out)
-
-
-def evaluate_row(name, score_fold, score_cnn, folds, cnn) -> dict:
-    """`score_fold(fold) -> (p native, p circulated, threshold)`, `score_cnn() -> (p, threshold)`."""
-    per_family, circulated = {}, {}
-    for fold in folds:
-        p, p_circ, threshold = score_fold(fold)
-        is_fake = np.array([r.label == FAKE for r in fold.test])
-        per_family[fold.family] = metrics(p, is_fake, threshold)
-        circulated[fold.family] = metrics(p_circ, is_fake, threshold)
-
-    out = with_means({"logo": per_family, "circulated": circulated}) if folds else {}
-    if cnn:
-        p, threshold = score_cnn()
-        gens = per_generator_auc(p, cnn)
-        out["cnn"] = {"per_generator_auc": gens, "mean_auc": float(np.mean(list(gens.values()))),
-                      **metrics(p, np.array([r.label == FAKE for r in cnn]), threshold)}
-    said = []
-    if folds:
-        m, c = out["logo_mean"], out["circulated_mean"]
-        said.append(f"LOGO AUC {m['auc']:.3f} bal.acc {m['bal_acc']:.3f} FPR {m['fpr']:.3f}; circulated AUC "
-                    f"{c['auc']:.3f} bal.acc {c['bal_acc']:.3f} FPR {c['fpr']:.3f}")
-    if cnn:
-        said.append(f"CNNDetection AUC {out['cnn']['mean_auc']:.3f}")
-    print(f"{name}: " + "; ".join(said), flush=True)
+    if "folds" in old and "folds" in new:
+        out["folds"] = merge_results(FoldsResult.from_json(old["folds"]), FoldsResult.from_json(new["folds"])).to_json()
     return out
 
 
-def evaluate_recipe(name, row, folds, train, val, cnn) -> dict:
-    """`evaluate_row` for a row with `fit(train, cal) -> (model, threshold)` and `score(model, records)`:
-    per fold, fit without the family and calibrate on its calibration set; for CNNDetection, fit on
-    the whole train split and calibrate on val."""
-
-    def fold_scores(fold):
-        model, threshold = row.fit(fold.train, fold.calibrate)
-        return row.score(model, fold.test), row.score(model, fold.test, circulated=True), threshold
-
-    def cnn_scores():
-        model, threshold = row.fit(train, val)
-        return row.score(model, cnn), threshold
-
-    return evaluate_row(name, fold_scores, cnn_scores, folds, cnn)
-
-
 def table(results: dict) -> str:
-    """Per-family native AUC, then the native and circulated means (AUC, balanced accuracy, photo FPR)."""
-    fams = sorted({f for r in results.values() for f in r.get("logo", {})})
-    lines = ["| recipe | " + " | ".join(fams) + " | LOGO mean AUC | AP | bal. acc | FPR | ECE | circulated AUC | "
-             "bal. acc | FPR | CNNDet. AUC | bal. acc |", "|---" * (len(fams) + 11) + "|"]
-
-    def cell(d, k):
-        return f"{d[k]:.3f}" if d and k in d else "-"
-
+    """Per-family native AUC, then the native and circulated means (AUC, balanced accuracy, photo FPR)
+    and CNNDetection."""
+    held = {name: {f["name"]: f for f in r["folds"]["folds"]} for name, r in results.items() if "folds" in r}
+    fams = sorted({f for folds in held.values() for f in folds})
+    lines = ["| recipe | " + " | ".join(fams) + " | LOGO mean AUC | bal. acc | photo FPR | circulated AUC | "
+             "bal. acc | photo FPR | CNNDet. AUC | bal. acc |", "|---" * (len(fams) + 9) + "|"]
     for name, r in results.items():
-        m, z, c = r.get("logo_mean"), r.get("circulated_mean"), r.get("cnn", {})
-        cells = [f"{r['logo'][f]['auc']:.2f}" if f in r.get("logo", {}) else "-" for f in fams]
-        cells += [cell(m, k) for k in ("auc", "ap", "bal_acc", "fpr", "ece")]
-        cells += [cell(z, k) for k in ("auc", "bal_acc", "fpr")] + [cell(c, "mean_auc"), cell(c, "bal_acc")]
+        folds, c = held.get(name, {}), r.get("cnn", {})
+        summary = r["folds"]["summary"] if "folds" in r else {}
+        cells = [num(folds[f]["views"]["native"]["auc"]) if f in folds else "-" for f in fams]
+        for view in ("native", "circulated"):
+            m = summary.get(view, {})
+            cells += [num(m.get("fake_auc_mean")), num(m.get("bal_acc_mean")), pct(m.get("photo_fpr_mean"))]
+        cells += [num(c.get("mean_auc")), num(c.get("bal_acc"))]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -266,10 +205,10 @@ def main(argv=None) -> None:
     t0 = time.time()
     pool = read_source(args.data, strict=True)
     folds = [] if args.no_logo else logo_folds(pool)
-    if unknown := set(args.families) - {f.family for f in folds}:
-        have = ", ".join(f.family for f in folds)
+    if unknown := set(args.families) - {f.name for f in folds}:
+        have = ", ".join(f.name for f in folds)
         raise SystemExit(f"no such family fold: {', '.join(sorted(unknown))} (have: {have})")
-    folds = [f for f in folds if not args.families or f.family in args.families]
+    folds = [f for f in folds if not args.families or f.name in args.families]
     train = [r for r in pool if r.split == "train"]
     val = [r for r in pool if r.split == "val"]
     cnn = read_source(args.cnn, strict=True) if Path(args.cnn).exists() and not args.no_cnn else []
@@ -282,29 +221,13 @@ def main(argv=None) -> None:
         if not named and (args.only or cfg.tune_epochs):  # a tuned row takes hours on a CPU: run when named
             continue
         cfg = dataclasses.replace(cfg, data=args.data, cache=args.cache)
-        row = TunedRow(cfg) if cfg.tune_epochs else Row(cfg)
-        results[name] = merge_row(results.get(name, {}), {**evaluate_recipe(name, row, folds, train, val, cnn),
-                                                          "config": dataclasses.asdict(cfg)})
+        row = measure(name, recipe_for(cfg), folds, train, val, cnn, dataclasses.asdict(cfg))
+        results[name] = merge_row(results.get(name, {}), row)
         save(out, results)  # after every row: a stopped run keeps what it measured
     for run in args.baseline:
-        det = load_detector(run)
-        p = dict(zip([str(r.path) for r in pool + cnn], det.predict([str(r.path) for r in pool + cnn]), strict=True))
-        p_circ = dict(zip([str(r.path) for r in pool], det.predict_images(circulated_images(pool)), strict=True))
-
-        def scores_of(records, p=p):
-            return np.array([p[str(r.path)] for r in records])
-
-        def fit_threshold(records, scores_of=scores_of):
-            return balanced_threshold(scores_of(records), np.array([r.label == FAKE for r in records]))
-
-        def fold_base(fold, scores_of=scores_of, fit_threshold=fit_threshold, p_circ=p_circ):
-            return scores_of(fold.test), scores_of(fold.test, p_circ), fit_threshold(fold.calibrate)
-
-        def cnn_base(scores_of=scores_of, fit_threshold=fit_threshold):
-            return scores_of(cnn), fit_threshold(val)
-
-        name = f"{det.kind} ({run}, as trained: its training may include the held-out families)"
-        results[name] = merge_row(results.get(name, {}), evaluate_row(run, fold_base, cnn_base, folds, cnn))
+        name = f"{run} (as trained: its training may include the held-out families)"
+        results[name] = merge_row(results.get(name, {}), measure(name, Trained(run, pool, cnn), folds, train, val,
+                                                                 cnn, {"run": run}))
     save(out, results)
     print(table(results))
     print(f"{time.time() - t0:.0f} s")

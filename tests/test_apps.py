@@ -74,8 +74,8 @@ def test_cli_formats_and_explanations(ckpt, odd, capsys):
     assert main(["detect", "--checkpoint", ckpt, str(root / "rgba.png"), str(root / "empty.jpg"), "--format", "csv",
                  "--quiet"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "path,label,p_fake,spread,explanation,error,note,evidence"
-    assert lines[2].endswith("empty file,,")
+    assert lines[0] == "path,label,p_fake,spread,explanation,error,note,evidence,uncertain"
+    assert lines[2].endswith("empty file,,,")
     rc, rows = detect_jsonl(capsys, "--checkpoint", ckpt, str(root / "rgba.png"), "--explain")
     assert rc == 0 and isinstance(rows[0]["explanation"], str) and "p_fake" in rows[0]["evidence"]
     assert main(["detect", "--checkpoint", ckpt, str(root / "rgba.png"), "--quiet"]) == 0

@@ -40,20 +40,26 @@ def test_wild_table_rows_merge_fold_by_fold(bench_path):
     """A long row (e.g. fine-tuned, about 12 minutes a fold) can be measured a few folds at a time:
     new folds join the old, a fold measured again is replaced, the means cover every fold held, and a
     column the new run skipped (CNNDetection) is kept."""
+    from unigendet.evaluation.folds import FoldsResult, summarise
+
     wild = importlib.import_module("wild_detection")
 
-    def fold(auc):
-        return {k: auc for k in wild.KEYS}
+    def fold(name, auc):
+        m = {"photos": 10, "fakes": 10, "photo_fpr": 0.1, "photo_uncertain": 0.0, "recall": auc, "fake_uncertain": 0.0,
+             "auc": auc, "bal_acc": auc}
+        return {"name": name, "held": [name], "threshold": 0.5, "views": {"native": m, "circulated": m}}
 
-    old = wild.with_means({"logo": {"a": fold(0.6), "b": fold(0.8)}, "circulated": {"a": fold(0.5), "b": fold(0.7)},
-                           "cnn": {"mean_auc": 0.65}})
-    new = wild.with_means({"logo": {"b": fold(0.9), "c": fold(1.0)}, "circulated": {"b": fold(0.8), "c": fold(0.9)}})
-    merged = wild.merge_row(old, new)
-    assert merged["logo"] == {"a": fold(0.6), "b": fold(0.9), "c": fold(1.0)}
-    assert merged["logo_mean"]["auc"] == pytest.approx((0.6 + 0.9 + 1.0) / 3)
-    assert merged["circulated_mean"]["bal_acc"] == pytest.approx((0.5 + 0.8 + 0.9) / 3)
+    def row(*folds, **extra):
+        views = {v: summarise([f["views"][v] for f in folds]) for v in ("native", "circulated")}
+        return {"folds": FoldsResult("family", "r", list(folds), views).to_json(), **extra}
+
+    old = row(fold("a", 0.6), fold("b", 0.8), cnn={"mean_auc": 0.65})
+    merged = wild.merge_row(old, row(fold("b", 0.9), fold("c", 1.0)))
+    assert [f["name"] for f in merged["folds"]["folds"]] == ["a", "b", "c"]
+    assert merged["folds"]["folds"][1]["views"]["native"]["auc"] == 0.9
+    assert merged["folds"]["summary"]["native"]["fake_auc_mean"] == pytest.approx((0.6 + 0.9 + 1.0) / 3)
     assert merged["cnn"] == {"mean_auc": 0.65}
-    assert wild.merge_row({}, new) == new
+    assert "| r | 0.600 | 0.900 | 1.000 | 0.833 |" in wild.table({"r": merged})
 
 
 def test_head_choices_deal_families_into_groups_and_weigh_rows(bench_path):

@@ -27,7 +27,7 @@ def test_smoke_runs_end_to_end(tmp_path, capsys):
 # --- every command's options are the fields of the config it receives -----------------------------
 
 CONFIGURED = {"demo", "smoke", "data build", "data regenerate", "data audit", "detect", "scan", "generate", "serve",
-              "eval detect", "eval generate"}
+              "eval detect", "eval folds", "eval generate"}
 
 
 def commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()):

@@ -16,7 +16,8 @@ import sys, time
 import numpy as np
 from unigendet.data.readers import read_source
 from unigendet_train import views
-from unigendet_train.forensic import ForensicConfig, ViewFeatures
+from unigendet_train.forensic_config import ForensicConfig
+from unigendet_train.forensic_features import ViewFeatures
 
 views.SAVE_EVERY = 8
 recs = read_source(sys.argv[1], strict=True)[:48]

@@ -169,6 +169,10 @@ def test_reasons_name_the_evidence_for_the_call_and_never_only_against_it():
         text = reasons(only_against, label)
         assert "treat it as uncertain" in text and "Most of the evidence" not in text
     assert reasons(c, "uncertain").startswith("The image's parts disagree. Toward generated: fine pixel traces")
+    # evidence that barely moved the logit is never named, on either side
+    tiny = {"fine pixel traces": 1.2, "noise-residual statistics": -0.01}
+    assert "noise-residual" not in reasons(tiny, "uncertain") and "fine pixel traces" in reasons(tiny, "uncertain")
+    assert "noise-residual" not in reasons(tiny, "fake")
     assert "taken out of the image" in reasons(c, "fake", exact=False)
     # whatever the numbers, the first reason named for a call points the same way as the call
     rng = np.random.default_rng(0)

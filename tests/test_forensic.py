@@ -21,7 +21,10 @@ from unigendet.evaluation.families import family_of, logo_folds
 from unigendet.labels import FAKE, REAL
 from unigendet.metrics import expected_calibration_error
 from unigendet.models.probes import CalibratedLinear
-from unigendet_train.forensic import ForensicConfig, ViewFeatures, calibrate, fit_head, run_forensic
+from unigendet_train.forensic import run_forensic
+from unigendet_train.forensic_config import ForensicConfig
+from unigendet_train.forensic_features import ViewFeatures
+from unigendet_train.forensic_fit import calibrate, fit_head
 
 FAST = dict(backbones="residual-stats", side=128, views=2, crops=3)
 
@@ -193,7 +196,8 @@ def test_circulated_protocol_and_photo_fpr_threshold(corpus, tmp_path, one_threa
     """The circulated protocol reads each image downscaled and re-saved (its own cache rows); with
     `max_fpr` the threshold rises until at most that share of the calibration photos, as they are
     and circulated, are called fake."""
-    from unigendet_train.forensic import CIRCULATED, calibrated_p, fit_calibrated
+    from unigendet_train.forensic_config import CIRCULATED
+    from unigendet_train.forensic_fit import calibrated_p, fit_calibrated
 
     cfg = ForensicConfig(data=str(corpus), cache=str(tmp_path / "cache"), **FAST)
     recs = corpus_records(corpus)
@@ -202,9 +206,10 @@ def test_circulated_protocol_and_photo_fpr_threshold(corpus, tmp_path, one_threa
     assert native.key("residual-stats", False) != circ.key("residual-stats", False)
     assert native.key("residual-stats", True) == circ.key("residual-stats", True)  # training views unchanged
     assert not np.allclose(native(cal[:4], 1, False), circ(cal[:4], 1, False))
-    head, balanced, _ = fit_calibrated(cfg, native, train, cal)
+    balanced = fit_calibrated(cfg, native, train, cal).threshold
     strict_cfg = ForensicConfig(data=str(corpus), cache=str(tmp_path / "cache"), max_fpr=0.05, **FAST)
-    head2, strict, _ = fit_calibrated(strict_cfg, native, train, cal)
+    fitted = fit_calibrated(strict_cfg, native, train, cal)
+    head2, strict = fitted.head, fitted.threshold
     assert strict >= balanced
     photos = [r for r in cal if r.label != FAKE]
     for feats in (native, circ):
@@ -299,16 +304,16 @@ def test_leave_one_family_out_never_trains_on_the_held_out_family():
             enumerate(gens * 6)]
     recs += [rec(100 + i, REAL, "photo", "train" if i % 3 else "val", f"p:{i}") for i in range(30)]
     folds = logo_folds(recs, min_fakes=7)
-    assert {f.family for f in folds} == {"sdxl", "flux", "small families"}
+    assert {f.name for f in folds} == {"sdxl", "flux", "small families"}
     for f in folds:
-        held = {family_of(g) for g in f.generators}
+        held = {family_of(g) for g in f.held}
         assert not any(r.label == FAKE and family_of(r.generator) in held for r in f.train + f.calibrate)
         test_reals = {r.path for r in f.test if r.label == REAL}
         cal_reals = {r.path for r in f.calibrate if r.label == REAL}
         assert test_reals and cal_reals and not test_reals & cal_reals
         assert all(r.split == "train" for r in f.train)
-    small = next(f for f in folds if f.family == "small families")
-    assert set(small.generators) == {"midjourney-v6", "dall-e-3", "kolors"}
+    small = next(f for f in folds if f.name == "small families")
+    assert set(small.held) == {"midjourney-v6", "dall-e-3", "kolors"}
     assert family_of("SDXL-finetune") == "sdxl" and family_of("unknown-model") == "unknown-model"
 
 
@@ -363,7 +368,8 @@ def test_serve_without_a_checkpoint_uses_the_shipped_detector(monkeypatch):
 def test_row_weights_keep_the_classes_balanced_and_unit_weights_change_nothing(tmp_path):
     """`extra_weight`: the extra source's images weigh less in the head's fit, the two classes still
     weigh half each; with unit weights the fit is the balanced one."""
-    from unigendet_train.forensic import balanced_weights, record_weights
+    from unigendet_train.forensic_fit import record_weights
+    from unigendet_train.tune import balanced_weights
 
     rng = np.random.RandomState(0)
     x = rng.normal(0, 1, (120, 4))

@@ -94,6 +94,7 @@ class Row:
     p_fake: float | None = None
     explanation: str | None = None
     spread: float | None = None  # disagreement of the image's crops (multi-crop detectors)
+    uncertain: str | None = None  # why the verdict is "uncertain"
     error: str | None = None
     note: str | None = None  # the explaining model's own verdict, where it differs
     evidence: str | None = None  # where the detector's evidence lies and how confident it is
@@ -153,7 +154,7 @@ def run_detect(predictor: Predictor, items: list[tuple[str, str | None]], explai
         if scored:
             for (row, _), v in zip(scored, predictor.detect([im for _, im in scored], explain), strict=True):
                 row.label, row.p_fake, row.explanation, row.spread = v.label, v.p_fake, v.explanation, v.spread
-                row.note, row.evidence = v.note, v.evidence
+                row.note, row.evidence, row.uncertain = v.note, v.evidence, v.uncertain
                 row.attribution = v.attribution.to_json() if v.attribution is not None else None
         yield from (row for row, _ in pending)
         pending.clear()
@@ -180,6 +181,8 @@ def write_rows(rows: Iterable[Row], fmt: str, out=None) -> bool:
             d.update({"label": r.label, "p_fake": r.p_fake} if r.error is None else {"error": r.error})
             if r.spread is not None:
                 d["spread"] = r.spread
+            if r.uncertain is not None:
+                d["uncertain"] = r.uncertain
             if r.explanation is not None:
                 d["explanation"] = r.explanation
             if r.note is not None:
@@ -192,12 +195,12 @@ def write_rows(rows: Iterable[Row], fmt: str, out=None) -> bool:
             out.flush()
     elif fmt == "csv":
         w = csv.writer(out)
-        w.writerow(["path", "label", "p_fake", "spread", "explanation", "error", "note", "evidence"])
+        w.writerow(["path", "label", "p_fake", "spread", "explanation", "error", "note", "evidence", "uncertain"])
         for r in rows:
             ok |= r.error is None
             w.writerow([r.path, r.label or "", "" if r.p_fake is None else f"{r.p_fake:.6f}",
                         "" if r.spread is None else f"{r.spread:.4f}", r.explanation or "", r.error or "",
-                        r.note or "", r.evidence or ""])
+                        r.note or "", r.evidence or "", r.uncertain or ""])
             out.flush()
     else:
         width = min(60, max([len(r.path) for r in rows] + [4]))
@@ -209,6 +212,8 @@ def write_rows(rows: Iterable[Row], fmt: str, out=None) -> bool:
                 out.write(f"{name:<{width}}  {'error':<7}  {r.error}\n")
             else:
                 out.write(f"{name:<{width}}  {r.label:<7}  {r.p_fake:.3f}\n")
+                if r.uncertain:
+                    out.write(f"{'':<{width}}  uncertain: {r.uncertain}\n")
                 if r.explanation:
                     out.write(f"{'':<{width}}  {r.explanation}\n")
                 for line in (r.evidence, r.note):

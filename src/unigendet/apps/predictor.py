@@ -28,15 +28,12 @@ from ..weights import CheckpointError, resolve_checkpoint
 BASE_HELP = "released checkpoints: a BAGEL directory supplying keys the checkpoint lacks"  # Predictor(base=...)
 
 
-UNCERTAIN_SPREAD = 0.2  # crops of one image whose p_fake spread (std) reaches this disagree: "uncertain"
-
-
 EXPLAINER = "shipped:explain"  # the UniGenDet that explains another detector's verdicts, when none is named
 
 
 @dataclass
 class Verdict:
-    label: str  # "fake" | "real" | "uncertain" (the image's crops disagree)
+    label: str  # "fake" | "real" | "uncertain" (see `uncertain` for why)
     p_fake: float
     explanation: str | None = None
     spread: float | None = None  # std of the crops' p_fake (multi-crop detectors)
@@ -44,6 +41,8 @@ class Verdict:
     evidence: str | None = None  # where in the image the detector's evidence lies, and how confident it is
     tiles: np.ndarray | None = None  # the tile map the evidence was read from (see `Predictor.tile_scores`)
     attribution: Attribution | None = None  # which kind of evidence moved the detector's logit, by how much
+    uncertain: str | None = None  # why the detector declined to call it (label "uncertain")
+    novel: bool = False  # it declined because the image is unlike its training images (it leans to fake)
 
 
 def disagreement(label: str, text: str | None, own_p_fake: float) -> str | None:
@@ -126,10 +125,11 @@ class Predictor:
                 written = self._explained(images, out, attributions)
             for v, image, a, text in zip(out, images, attributions, written, strict=True):
                 v.attribution = a
-                v.explanation = " ".join(filter(None, [reasons(a.contributions, v.label, a.exact),
-                                                       cue_sentences(text, v.label)]))
+                side = leaning(v, self.threshold) if v.novel else v.label  # a novel image's evidence still leans
+                v.explanation = " ".join(filter(None, [reasons(a.contributions, side, a.exact),
+                                                       cue_sentences(text, side)]))
                 v.tiles = self.tile_scores(image) if self.has_tile_map(image) else None
-                v.evidence = evidence(v.p_fake, self.threshold, v.tiles, v.label)
+                v.evidence = evidence(v.p_fake, self.threshold, v.tiles, side)
         return out
 
     def _written(self, images: Sequence[Image.Image]) -> tuple[list[Verdict], list[str | None]]:
@@ -146,8 +146,8 @@ class Predictor:
     def _scored(self, images: Sequence[Image.Image]) -> list[Verdict]:
         """A scoring detector's verdicts."""
         if isinstance(self.detector, CropScorer):
-            return [Verdict("uncertain" if c.spread >= UNCERTAIN_SPREAD else label_of(c.p_fake, self.threshold),
-                            c.p_fake, spread=c.spread) for c in self._queued(images)]
+            return [Verdict("uncertain" if c.uncertain else label_of(c.p_fake, self.threshold), c.p_fake,
+                            spread=c.spread, uncertain=c.uncertain, novel=c.novel) for c in self._queued(images)]
         return [Verdict(label_of(p, self.threshold), p) for p in self._queued(images)]
 
     def _explained(self, images: Sequence[Image.Image], verdicts: list[Verdict],

@@ -91,8 +91,8 @@ def create_app(predictor: Predictor, limits: Limits = Limits(), access: Access |
         (verdict,), ms = timed(predictor.detect, [img], explain)
         out = {"label": verdict.label, "p_fake": verdict.p_fake, "explanation": verdict.explanation,
                "note": verdict.note, "evidence": verdict.evidence, "threshold": predictor.threshold,
-               "spread": verdict.spread, "model": predictor.name, "elapsed_ms": round(ms, 1), "width": img.width,
-               "height": img.height,
+               "spread": verdict.spread, "uncertain": verdict.uncertain, "model": predictor.name,
+               "elapsed_ms": round(ms, 1), "width": img.width, "height": img.height,
                "attribution": verdict.attribution.to_json() if verdict.attribution is not None else None}
         if heatmap:  # none for an image the detector reads at once: every tile would be the same window
             g = limits.heatmap_grid

@@ -149,11 +149,15 @@ class Explainer(Protocol):
 
 @dataclass(frozen=True)
 class CropScores:
-    """One image's verdict inputs: p_fake (from the mean logit) and the spread of its crops' p_fake."""
+    """One image's verdict inputs: p_fake (from the mean logit of the crops read), the spread of those
+    crops' p_fake, and why the detector declines to call it fake (`uncertain`: None when it does not)."""
 
     p_fake: float
     spread: float
     crops: tuple[float, ...]
+    novelty: float | None = None  # how unlike the training images it is (detectors with a novelty score)
+    uncertain: str | None = None
+    novel: bool = False  # uncertain because it is unlike the training images (not because its parts disagree)
 
 
 @runtime_checkable

@@ -45,11 +45,12 @@ def family_of(generator: str) -> str:
 
 @dataclass(frozen=True)
 class Fold:
-    """One held-out family: fit on `train`, fit the threshold and temperature on `calibrate` (the
-    other families' validation images), test `test` (the family's fakes against held-out reals)."""
+    """One held-out part of a pool (a generator family, or sources): fit on `train`, fit the
+    threshold and calibration on `calibrate`, test `test`; `held` names what was held out (the
+    family's generators, or the sources)."""
 
-    family: str
-    generators: tuple[str, ...]
+    name: str
+    held: tuple[str, ...]
     train: list[Record]
     calibrate: list[Record]
     test: list[Record]

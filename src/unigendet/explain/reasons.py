@@ -19,6 +19,7 @@ from ..backbones.base import EVIDENCE
 from .text import claim_sentences
 
 WEAK = 0.5  # logit units: support below this is too weak to carry a call on its own
+MOVED = 0.05  # logit units: evidence that moved the logit less than this is not named
 SIDE = {"fake": "generated", "real": "a photo"}
 # cue levels unusual for a camera photo: evidence of generation when measured
 UNUSUAL = {"periodic": frozenset({"high"}), "texture": frozenset({"low", "high"})}
@@ -35,12 +36,13 @@ def reasons(contributions: dict[str, float], label: str, exact: bool = True, num
     False leaves the logit units out (the sentences an explaining model writes)."""
     how = "" if exact or not numbers else " (the change in the fake logit when each is taken out of the image)"
     ranked = sorted(contributions.items(), key=lambda kv: -abs(kv[1]))
-    to_fake = [(k, v) for k, v in ranked if v > 0]
-    to_real = [(k, v) for k, v in ranked if v < 0]
+    to_fake = [(k, v) for k, v in ranked if v >= MOVED]  # evidence that barely moved the logit is not named
+    to_real = [(k, v) for k, v in ranked if v <= -MOVED]
     if label == "uncertain" or label not in SIDE:
         if not to_fake or not to_real:
-            side = "generated" if to_fake else "a photo"
-            return f"The image's parts disagree, though the evidence overall points to {side}{how}."
+            side, named = ("generated", to_fake) if to_fake else ("a photo", to_real)
+            which = f": {_listed(named[:2], numbers)}" if named else ""
+            return f"The image's parts disagree, though the evidence overall points to {side}{which}{how}."
         return (f"The image's parts disagree. Toward generated: {_listed(to_fake[:1], numbers)}; toward a photo: "
                 f"{_listed(to_real[:1], numbers)}{how}.")
     support, against = (to_fake, to_real) if label == "fake" else (to_real, to_fake)

@@ -16,6 +16,7 @@ from .detection import (
     roc_auc,
     roc_curve,
     threshold_at_fpr,
+    threshold_at_mean_fpr,
 )
 from .generation import frechet_distance, kernel_distance, mean_pairwise_cosine, nearest_centroid_accuracy
 from .text import css, rouge_l
@@ -25,5 +26,5 @@ __all__ = [
     "detection_metrics", "detection_report", "expected_calibration_error", "false_positive_rate",
     "frechet_distance", "kernel_distance",
     "macro_f1", "mean_pairwise_cosine", "nearest_centroid_accuracy", "oracle_accuracy", "pr_curve", "roc_auc",
-    "roc_curve", "rouge_l", "threshold_at_fpr",
+    "roc_curve", "rouge_l", "threshold_at_fpr", "threshold_at_mean_fpr",
 ]

@@ -66,6 +66,21 @@ def threshold_at_fpr(real_scores, max_fpr: float) -> float:
     return float(s[len(s) - 1 - allowed])
 
 
+def threshold_at_mean_fpr(real_scores, groups, max_fpr: float) -> float:
+    """The lowest threshold at which the real images of the average group are called fake at most
+    `max_fpr` of the time (each group's false-positive rate counts alike, however many images it has)."""
+    s = np.asarray(real_scores, dtype=np.float64)
+    g = np.asarray(groups)
+    if not len(s) or len(g) != len(s) or not 0 <= max_fpr < 1:
+        raise ValueError("a per-group false-positive threshold needs real scores, one group each, 0 <= max_fpr < 1")
+    names, index, counts = np.unique(g, return_inverse=True, return_counts=True)
+    weight = 1.0 / (len(names) * counts[index])  # each group sums to 1 / groups
+    order = np.argsort(-s, kind="stable")
+    above = np.cumsum(weight[order])  # weight of the scores at or above each, highest first
+    j = int(np.argmax(above > max_fpr + 1e-12))  # the first score that may not be called fake
+    return float(s[order][j])
+
+
 def false_positive_rate(scores, is_fake, threshold: float) -> float:
     """The fraction of real images called fake (`score > threshold`)."""
     s, y = _arrays(scores, is_fake)
