@@ -65,10 +65,13 @@ def recipes(regenerated: Path | None, corpus: Path | None) -> dict[str, Forensic
     }
     rows["high-pass taps + residual stats, aligned augmentation"] = dataclasses.replace(
         base, backbones="efficientnet-lite0-taps-hp,residual-stats")
-    rows["taps + high-pass taps + residual stats, aligned augmentation (shipped)"] = base
+    rows["taps + high-pass taps + residual stats, aligned augmentation"] = base
     circulated = dataclasses.replace(base, circulate_prob=0.5)
     rows["+ circulation augmentation"] = circulated
     rows["+ circulation augmentation, threshold at 5% photo FPR"] = dataclasses.replace(circulated, max_fpr=0.05)
+    rows["+ threshold by source (cross-fitted), abstain on the 10% most novel, evidence crops and the whole image "
+         "(shipped)"] = dataclasses.replace(circulated, max_fpr=0.05, threshold_by="source", crossfit=4, abstain=0.1,
+                                           crop_choice="evidence", whole_weight=0.5)
     rows["+ networks fine-tuned end to end (1 epoch), threshold at 5% photo FPR"] = dataclasses.replace(
         circulated, max_fpr=0.05, tune_epochs=1)
     rows["+ NPR taps (what upsampling leaves), circulation, threshold at 5% photo FPR"] = dataclasses.replace(

@@ -337,7 +337,7 @@ def test_the_shipped_detectors_fit_the_size_budget_and_describe_their_recipe():
     assert total <= 40 * 2**20, f"{total / 2**20:.1f} MB"
     det = load_detector(shipped_path(), runtime="torch")
     card = (shipped_path() / "MODEL_CARD.md").read_text()
-    assert ("fine-tuned end to end" in card) == det.tuned and "photos called fake" in card
+    assert ("fine-tuned end to end" in card) == det.tuned and "leave-one-source-out" in card and "called fake" in card
 
 
 def test_serve_without_a_checkpoint_uses_the_shipped_detector(monkeypatch):

@@ -95,10 +95,13 @@ def model_card(cfg: ForensicConfig, train: list[Record], val: list[Record], dete
         lines += folds_lines(FoldsResult.from_json(json.loads(Path(path).read_text())))
     lines += [
         "", "## Limits",
-        "- Trained on a small pool (about a thousand photos, five hundred generated originals); wild-train's classes "
-        "differ in content and original resolution, so part of what it learned is content, not traces.",
-        "- GAN images are few in training (StyleGAN, StyleGAN2, StyleGAN3 and ProGAN faces, under 60 files); other "
-        "GAN families (BigGAN, CycleGAN, StarGAN, ...) are absent.",
+        f"- Trained on a small pool ({counts(train + val)}); wild-train's classes differ in content and original "
+        "resolution, so part of what it learned is content, not traces.",
+        "- Fakes of sources it never met are caught far less often than the leave-one-family-out folds say: the "
+        "leave-one-source-out lines above are what to expect of a new generator site or camera, and the threshold "
+        "is set to spare photos, not to catch every fake.",
+        "- GAN images are few (StyleGAN faces and LSUN scenes, lightweight-GAN, GigaGAN: a few hundred files); BigGAN, "
+        "CycleGAN, StarGAN and other image-to-image GANs are absent.",
         "- Heavy recompression, resizing, screenshots and edits change the traces it reads; a verdict is a "
         "probability, not proof.", "",
         "## Licence",
@@ -118,7 +121,7 @@ def folds_lines(result: FoldsResult) -> list[str]:
         text = (f"- {what}, {len(result.folds)} folds, {view}: photos of a held-out {held} called fake "
                 f"{pct(s['photo_fpr_mean'])} on average (worst {pct(s['photo_fpr_worst'])}), held-out fakes' AUC "
                 f"{num(s['fake_auc_mean'])}, caught {pct(s['recall_mean'])}")
-        if s.get("photo_uncertain_mean"):
+        if s.get("photo_uncertain_mean") or s.get("fake_uncertain_mean"):
             text += (f"; `uncertain` for {pct(s['photo_uncertain_mean'])} of held-out photos and "
                      f"{pct(s['fake_uncertain_mean'])} of held-out fakes")
         out.append(text)

@@ -238,19 +238,23 @@ class ForensicDetector(Detector):
             novelty = None if nov is None else float((c.weight[mine] * nov[mine]).sum())
             novel = novelty is not None and p_fake > self.threshold and novelty > self.novelty_threshold
             out.append(CropScores(p_fake, float(p.std()), tuple(p.tolist()), novelty,
-                                  self.why_uncertain(float(p.std()), novelty if novel else None), novel))
+                                  self.why_uncertain(p, novelty if novel else None), novel))
         return out
 
-    def why_uncertain(self, spread: float, novelty: float | None) -> str | None:
+    def why_uncertain(self, crops: np.ndarray, novelty: float | None) -> str | None:
         """Why the image is not called what its p_fake says, or None: the detector abstains rather than
-        accuse an image unlike anything it trained on (`novelty` given), and when the parts it read disagree."""
+        accuse an image unlike anything it trained on (`novelty` given), and when the native crops it
+        read disagree: they fall on both sides of the threshold and their p_fake spread reaches
+        UNCERTAIN_SPREAD (crops that differ but all fall on one side agree on the verdict)."""
         if novelty is not None:
             return (f"it is unlike the images the detector was trained on (novelty {novelty:.1f}, beyond "
                     f"{self.novelty_threshold:.1f}): a camera, size or re-encoding it has not met. Check the "
                     "original file, as it left the camera or the generator")
-        if spread >= UNCERTAIN_SPREAD:
-            return (f"the parts of the image it read disagree (spread of their p_fake {spread:.2f}): part of it "
-                    "may be generated or edited; see where in the tile map")
+        fake = crops > self.threshold
+        if crops.std() >= UNCERTAIN_SPREAD and fake.any() and not fake.all():
+            return (f"the parts of the image it read disagree ({int(fake.sum())} of {len(crops)} read as generated, "
+                    f"spread of their p_fake {crops.std():.2f}): part of it may be generated or edited; see where "
+                    "in the tile map")
         return None
 
     def predict_images(self, images: Sequence[Image.Image]) -> np.ndarray:
