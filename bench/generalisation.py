@@ -19,7 +19,7 @@ stacked on half "a". Nothing reported is tuned on the reported sets:
     python bench/generalisation.py --out runs/generalisation          # ~1 h on 2 CPU cores
     python bench/generalisation.py --out runs/generalisation --reuse  # re-evaluate trained rows
 
-Writes OUT/table.md (the tables of docs/results.md) and OUT/results.json.
+Writes OUT/table.md (the tables of docs/results-history.md) and OUT/results.json.
 """
 
 from __future__ import annotations

@@ -33,10 +33,10 @@ from .unified import run_unified
 from .vit_pretrain import ViTPretrainConfig, run_vit_pretrain
 
 # The demo's detector (`unigendet detect --checkpoint runs/detector`): the NPR recipe of
-# docs/results.md (blur and JPEG augmentation), on the built-in corpus.
+# docs/results-history.md (blur and JPEG augmentation), on the built-in corpus.
 DEMO_DETECTOR_OPTIONS = {"blur_prob": 0.1, "jpeg_prob": 0.1}
 # GDUF after text-to-image pre-training: half the learning rate and twice the text-to-image share of
-# the from-scratch defaults, so detection training does not undo the generator (docs/results.md)
+# the from-scratch defaults, so detection training does not undo the generator (docs/results-history.md)
 GDUF_AFTER_T2I = {"lr": 5e-4, "t2i_per_step": 4}
 
 
@@ -149,7 +149,7 @@ def report(summary: dict, out: Path, photos: int) -> None:
         print(f"  {name:<28} AUC {100 * m['auc']:5.1f}  AP {100 * m['ap']:5.1f}  acc@0.5 {100 * m['acc']:5.1f}")
     if photos < MIN_PHOTOS:
         print(f"SMALL CORPUS: {photos} source photos (the documented corpus has at least {MIN_PHOTOS}); "
-              "these numbers are not comparable with docs/results.md")
+              "these numbers are not comparable with docs/results-history.md")
     print("generation against held-out crops (report: " f"{out / 'eval-generate' / 'report.html'}):")
     for name, m in summary["generation"].items():
         print(f"  {name:<34} Frechet {m['frechet_efficientnet-lite0']:6.1f}  adherence {100 * m['adherence']:5.1f}% "
