@@ -11,7 +11,8 @@ reals, and tested on the family's fakes against the other half of the val reals
 threshold; photo FPR is the share of the test photos called fake at that threshold. Leave-one-source-out,
 the measure the shipped detector is selected on, is `unigendet eval folds --by source`. The CNNDetection
 column is the shipped procedure: fit on the whole train split, calibrate on the whole val split,
-then score ../shared/data/cnndetection-ranking (each generator's fakes against all reals). Nothing here is
+then score ../shared/data/cnndetection-ranking (each generator's fakes against its own reals,
+`evaluation.detection.generator_groups`). Nothing here is
 selected on CNNDetection. `--baseline RUN` adds already trained detectors (e.g. the demo's
 runs/detector, or the shipped one) as rows scored on the same test sets, without refitting: a run
 trained on the whole train split has seen every family, so its row compares runs with each

@@ -201,3 +201,19 @@ def test_weighing_sources_lets_no_large_source_set_the_boundary_alone():
     w = record_weights(ForensicConfig(weigh_sources=True), recs)
     np.testing.assert_allclose(w, [1 / 4] * 16 + [1 / 2] * 4 + [1 / 2] * 4)  # 1 / sqrt(rows of its source and class)
     assert w[:16].sum() == 2 * w[16:20].sum()  # the big source still counts more, but by sqrt(4), not 4
+
+
+def test_novelty_crop_choice_and_whole_weight_travel_with_the_run(tmp_path):
+    from unigendet.apps.predictor import Predictor
+    from unigendet.detectors import load_detector
+
+    det = detector(crop_choice="evidence", whole_weight=0.3, threshold=0.4)
+    det.novelty = fit_novelty(det.image_features([noise(s) for s in range(20)]), dims=4, k=3)
+    det.novelty_threshold = 2.5
+    det.save_pretrained(tmp_path / "run")
+    back = load_detector(tmp_path / "run", runtime="torch")
+    assert (back.crop_choice, back.whole_weight, back.novelty_threshold) == ("evidence", 0.3, 2.5)
+    images = [noise(7, (300, 200)), Image.new("RGB", (64, 64), (9, 200, 9))]
+    assert [c.novelty for c in back.crop_scores(images)] == pytest.approx([c.novelty for c in det.crop_scores(images)])
+    pred = Predictor(str(tmp_path / "run"), threshold=0.9, explainer=None)
+    assert pred.detector.threshold == 0.9  # the uncertain rules read the threshold the verdict uses

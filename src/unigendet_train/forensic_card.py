@@ -90,7 +90,8 @@ def model_card(cfg: ForensicConfig, train: list[Record], val: list[Record], dete
             lines += folds_lines(FoldsResult.from_json(row["folds"]))
         if row and (c := row.get("cnn")):
             lines += ["- CNNDetection ranking set (10 GAN-era generators, never trained on; StyleGAN has relatives "
-                      f"in training): mean AUC {c['mean_auc']:.3f}, balanced accuracy {c['bal_acc']:.3f}"]
+                      "in training; each generator's fakes against its own reals): mean AUC "
+                      f"{c['mean_auc']:.3f}, balanced accuracy {c['bal_acc']:.3f}"]
     for path in filter(None, (f.strip() for f in cfg.folds.split(","))):
         lines += folds_lines(FoldsResult.from_json(json.loads(Path(path).read_text())))
     lines += [

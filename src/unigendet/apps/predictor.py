@@ -89,6 +89,8 @@ class Predictor:
             raise ValueError(f"a {self.kind} detector writes no answer; --verdict text needs a UniGenDet checkpoint")
         # None: the threshold the detector was calibrated with (0.5 for uncalibrated kinds)
         self.threshold = float(self.detector.threshold if threshold is None else threshold)
+        if isinstance(self.detector, CropScorer):  # its `uncertain` rules compare crops with the same threshold
+            self.detector.threshold = self.threshold
         self.verdict = verdict
         self.lock = threading.Lock()  # held while the model runs
         self.queue_lock = threading.Lock()

@@ -1,5 +1,5 @@
-"""Data: dataset readers, image loading, degradations, backbones, feature cache, built-in corpus."""
+"""Data: records, dataset readers, image loading, degradations, augmentation, writing, the built-in corpus."""
 
-from .records import FAKE_LABEL, REAL_LABEL, DataError, Record, parse_label
+from .records import DataError, Record, parse_label
 
-__all__ = ["FAKE_LABEL", "REAL_LABEL", "DataError", "Record", "parse_label"]
+__all__ = ["DataError", "Record", "parse_label"]

@@ -10,8 +10,6 @@ from pathlib import Path
 
 from ..labels import FAKE, REAL
 
-FAKE_LABEL, REAL_LABEL = FAKE, REAL
-
 _LABELS = {
     "fake": FAKE, "1_fake": FAKE, "ai": FAKE, "generated": FAKE, "synthetic": FAKE,
     "real": REAL, "0_real": REAL, "nature": REAL, "authentic": REAL,
