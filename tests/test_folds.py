@@ -217,3 +217,11 @@ def test_novelty_crop_choice_and_whole_weight_travel_with_the_run(tmp_path):
     assert [c.novelty for c in back.crop_scores(images)] == pytest.approx([c.novelty for c in det.crop_scores(images)])
     pred = Predictor(str(tmp_path / "run"), threshold=0.9, explainer=None)
     assert pred.detector.threshold == 0.9  # the uncertain rules read the threshold the verdict uses
+
+
+def test_the_summary_says_how_many_held_out_fakes_were_called_real():
+    from unigendet.evaluation.folds import summarise
+
+    m = {"photos": 10, "fakes": 10, "photo_fpr": 0.1, "photo_uncertain": 0.0, "auc": 0.8, "bal_acc": 0.6}
+    s = summarise([{**m, "recall": 0.3, "fake_uncertain": 0.1}, {**m, "recall": 0.5, "fake_uncertain": 0.0}])
+    assert s["fake_missed_mean"] == pytest.approx((0.6 + 0.5) / 2)

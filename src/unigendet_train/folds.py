@@ -31,7 +31,7 @@ from unigendet.evaluation.folds import (
     score_folds,
     summary_table,
 )
-from unigendet.models.novelty import novelty_scores
+from unigendet.models.novelty import abstains, novelty_scores
 
 from .forensic import fit_detector
 from .forensic_config import CIRCULATED, ForensicConfig
@@ -60,7 +60,7 @@ class FrozenRecipe:
         p = fitted.p(x)
         unsure = None
         if fitted.novelty is not None:
-            unsure = (p > fitted.threshold) & (novelty_scores(fitted.novelty, x) > fitted.novelty_threshold)
+            unsure = abstains(p, novelty_scores(fitted.novelty, x), fitted.threshold, fitted.novelty_threshold)
         return Scores(p, unsure)
 
 

@@ -121,7 +121,8 @@ def folds_lines(result: FoldsResult) -> list[str]:
     for view, s in result.summary.items():
         text = (f"- {what}, {len(result.folds)} folds, {view}: photos of a held-out {held} called fake "
                 f"{pct(s['photo_fpr_mean'])} on average (worst {pct(s['photo_fpr_worst'])}), held-out fakes' AUC "
-                f"{num(s['fake_auc_mean'])}, caught {pct(s['recall_mean'])}")
+                f"{num(s['fake_auc_mean'])}, caught {pct(s['recall_mean'])}, called real "
+                f"{pct(s.get('fake_missed_mean'))}")
         if s.get("photo_uncertain_mean") or s.get("fake_uncertain_mean"):
             text += (f"; `uncertain` for {pct(s['photo_uncertain_mean'])} of held-out photos and "
                      f"{pct(s['fake_uncertain_mean'])} of held-out fakes")

@@ -83,10 +83,15 @@ def raw_logits(head: CalibratedLinear, feats: ViewFeatures, records: list[Record
         return head.raw(torch.from_numpy(feats(records, 1, augmented=False))).numpy().astype(np.float64)
 
 
+def head_p(head: CalibratedLinear, x: np.ndarray) -> np.ndarray:
+    """The head's calibrated p_fake of feature rows."""
+    with torch.no_grad():
+        return torch.sigmoid(head(torch.from_numpy(np.asarray(x, dtype=np.float32)))).numpy().astype(np.float64)
+
+
 def calibrated_p(head: CalibratedLinear, feats: ViewFeatures, records: list[Record]) -> np.ndarray:
     """The head's calibrated p_fake on the records' centre crops."""
-    with torch.no_grad():
-        return torch.sigmoid(head(torch.from_numpy(feats(records, 1, augmented=False)))).numpy().astype(np.float64)
+    return head_p(head, feats(records, 1, augmented=False))
 
 
 @dataclass
@@ -101,9 +106,7 @@ class FittedHead:
     novelty_threshold: float = float("inf")
 
     def p(self, x: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            return torch.sigmoid(self.head(torch.from_numpy(np.asarray(x, dtype=np.float32)))).numpy().astype(
-                np.float64)
+        return head_p(self.head, x)
 
 
 def fit_calibrated(cfg: ForensicConfig, feats: ViewFeatures, train: list[Record], cal: list[Record],

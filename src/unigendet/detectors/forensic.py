@@ -27,7 +27,7 @@ from torch import nn
 
 from ..backbones import Backbone, Preprocess, create_backbone
 from ..backbones.runtime import ExportedBackbone, resolve_runtime
-from ..models.novelty import Novelty, novelty_scores
+from ..models.novelty import Novelty, abstains, novelty_scores
 from ..models.probes import CalibratedLinear
 from ..weights import load_weights
 from .attribution import Attribution
@@ -236,7 +236,7 @@ class ForensicDetector(Detector):
             p = 1.0 / (1.0 + np.exp(-z[native]))  # the native crops: do the image's parts agree?
             p_fake = float(1.0 / (1.0 + np.exp(-(c.weight[mine] * z[mine]).sum())))
             novelty = None if nov is None else float((c.weight[mine] * nov[mine]).sum())
-            novel = novelty is not None and p_fake > self.threshold and novelty > self.novelty_threshold
+            novel = novelty is not None and bool(abstains(p_fake, novelty, self.threshold, self.novelty_threshold))
             out.append(CropScores(p_fake, float(p.std()), tuple(p.tolist()), novelty,
                                   self.why_uncertain(p, novelty if novel else None), novel))
         return out

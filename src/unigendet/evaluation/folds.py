@@ -167,6 +167,7 @@ def summarise(metrics: list[dict]) -> dict[str, float | None]:
             "fake_auc_mean": _mean([m["auc"] for m in fk]),
             "recall_mean": _mean([m["recall"] for m in fk]),
             "fake_uncertain_mean": _mean([m["fake_uncertain"] for m in fk]),
+            "fake_missed_mean": _mean([1 - m["recall"] - m["fake_uncertain"] for m in fk]),
             "bal_acc_mean": _mean([m["bal_acc"] for m in metrics if m["bal_acc"] is not None]),
             "photo_folds": len(ph), "fake_folds": len(fk)}
 

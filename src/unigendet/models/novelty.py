@@ -62,3 +62,9 @@ def fit_novelty(x: np.ndarray, dims: int = 32, k: int = 10, max_bank: int = 4000
 def novelty_scores(model: Novelty, x: np.ndarray | torch.Tensor) -> np.ndarray:
     rows = torch.as_tensor(np.asarray(x, dtype=np.float32)) if not torch.is_tensor(x) else x
     return model(rows).numpy().astype(np.float64)
+
+
+def abstains(p_fake, novelty, threshold: float, novelty_threshold: float):
+    """Whether the detector says `uncertain` rather than `fake`: it would call the image fake, and the
+    image is more novel than the level it was calibrated to (elementwise on arrays)."""
+    return (np.asarray(p_fake) > threshold) & (np.asarray(novelty) > novelty_threshold)
