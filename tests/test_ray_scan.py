@@ -5,6 +5,7 @@ Ray, one line saying how to install it."""
 import io
 import json
 import logging
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ from unigendet.apps.detect import DetectConfig, detect_paths
 from unigendet.apps.scan import ScanConfig, scan_paths
 from unigendet.cli import main
 
-COLUMNS = ["path", "label", "p_fake", "spread", "error"]
+COLUMNS = ["path", "label", "p_fake", "spread", "uncertain", "error"]
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")  # Ray's own settings
 
@@ -64,6 +65,7 @@ def agree(row: dict, expected: dict):
         assert row["error"] is None and row["label"] == expected["label"], (row, expected)
         assert abs(row["p_fake"] - expected["p_fake"]) < 1e-6, (row, expected)
         assert row["spread"] is None if "spread" not in expected else abs(row["spread"] - expected["spread"]) < 1e-6
+        assert row["uncertain"] == expected.get("uncertain")
 
 
 def test_a_folder_scan_gives_detects_verdicts_once_each(ray_local, folder, detected, tmp_path, capsys):
@@ -92,11 +94,17 @@ def test_a_manifest_scan_writes_parquet(ray_local, folder, detected, tmp_path, m
     manifest = tmp_path / "manifest.txt"
     manifest.write_text("\n".join(listed) + "\n\n")
     out = tmp_path / "out"
-    assert scan_paths(ScanConfig(out=str(out), manifest=str(manifest), format="parquet", actors=1, quiet=True)) == 0
+    report = tmp_path / "scan.html"
+    assert scan_paths(ScanConfig(out=str(out), manifest=str(manifest), format="parquet", actors=1, quiet=True,
+                                 report=str(report))) == 0
     table = pq.read_table(out)
     assert table.schema.names == COLUMNS and str(table.schema.field("p_fake").type) == "double"
     rows = {r["path"]: r for r in table.to_pylist()}
     assert sorted(rows) == sorted(listed) and len(rows) == table.num_rows
+    # the triage page of the shards: every row, a thumbnail for each readable image (URIs included)
+    page = json.loads(re.search(r'id="rows">(.*?)</script>', report.read_text(), re.S)[1])
+    assert sorted(r["path"] for r in page) == sorted(listed)
+    assert all(("thumb" in r) == (rows[r["path"]]["error"] is None) for r in page)
     assert rows[str(folder / "gone.png")]["error"] == "no such file"
     for path, file in zip(listed, files, strict=False):
         agree(rows[path], detected[file])

@@ -124,3 +124,42 @@ def test_page_shows_uncertain_as_such_and_charts_the_evidence(server, chromium, 
     assert not page.locator("#heatnote").is_visible()
     page.screenshot(path=str(artifacts / "server-uncertain.png"), full_page=True)
     page.close()
+
+
+def test_page_takes_three_dropped_images_and_a_broken_one(server, chromium, artifacts):
+    """Files dropped at once fill a grid, one card per file, as each verdict arrives; a card opens its
+    verdict in the detail panel; a broken file gets its error on its card, not a lost row."""
+    import base64
+    import io
+
+    url, image = server
+    rng = np.random.default_rng(5)
+    files = []
+    for i in range(3):
+        buf = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, (64 + 16 * i, 80, 3), dtype=np.uint8)).save(buf, format="PNG")
+        files.append((f"drop{i}.png", base64.b64encode(buf.getvalue()).decode()))
+    page = chromium.new_page()
+    page.goto(url)
+    wait_for(page, "document.getElementById('model').textContent.includes('unigendet-tiny')")
+    drop = page.evaluate_handle("""files => { const dt = new DataTransfer();
+        for (const [name, b64] of files) {
+          const bytes = Uint8Array.from(atob(b64), c => c.charCodeAt(0));
+          dt.items.add(new File([bytes], name, {type: "image/png"}));
+        }
+        return dt; }""", files)
+    page.dispatch_event("#drop", "drop", {"dataTransfer": drop})
+    wait_for(page, "document.querySelectorAll('#grid .card[data-label]').length === 3", 60)
+    labels = page.locator("#grid .card").evaluate_all("cs => cs.map(c => c.dataset.label)")
+    assert len(labels) == 3 and set(labels) <= {"real", "fake"}
+    assert page.locator("#batchsum").inner_text().startswith("3 images:") and "to go" not in \
+        page.locator("#batchsum").inner_text()
+    page.locator("#grid .card").nth(1).click()
+    page.wait_for_selector("#verdict[data-label]")
+    assert page.locator("#verdict").get_attribute("data-label") == labels[1]
+    page.screenshot(path=str(artifacts / "server-batch.png"), full_page=True)
+    page.set_input_files("#file", [{"name": "photo.png", "mimeType": "image/png", "buffer": image.read_bytes()},
+                                   {"name": "broken.png", "mimeType": "image/png", "buffer": b"no"}])
+    wait_for(page, "document.querySelectorAll('#grid .card[data-label]').length === 2", 60)
+    assert page.locator("#grid .card.error .v").inner_text().startswith("not checked:")
+    page.close()

@@ -201,6 +201,14 @@ def cmd_scan(args: argparse.Namespace) -> int:
     return scan_paths(_config(args))
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """The triage page for saved verdicts, without scoring again."""
+    from .apps.triage import report_from_results
+
+    report_from_results(_config(args))
+    return 0
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     """Text-to-image with a UniGenDet checkpoint; the same seed gives the same image."""
     from .apps.generate import generate_images
@@ -247,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
             options=_options(".apps.detect:DetectConfig", positional=["paths"]))
     command(sub, "scan", cmd_scan, "detect at scale: many images on a Ray cluster, sharded output",
             options=_options(".apps.scan:ScanConfig", positional=["paths"]))
+    command(sub, "report", cmd_report, "a triage page (HTML) for saved verdicts: detect's JSON lines or a scan",
+            options=_options(".apps.triage:ReportConfig", positional=["results"]))
     command(sub, "generate", cmd_generate, "text-to-image with a UniGenDet checkpoint",
             options=_options(".apps.generate:GenerateConfig", positional=["prompt"],
                              flags={"output": ("-o", "--output")}))
@@ -270,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     expected = (CheckpointError, ValueError, FileNotFoundError, TooFewPhotos)
-    if args.command not in ("detect", "scan", "generate", "serve"):
+    if args.command not in ("detect", "scan", "report", "generate", "serve"):
         expected = (TooFewPhotos,)
     try:  # a wrong checkpoint, option or installation is answered with one line, not a traceback
         return args.func(args)

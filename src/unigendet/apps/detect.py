@@ -5,25 +5,30 @@ nothing at all could be read.
 Images are decoded by a few threads ahead of the model (a bounded window, in input order) and
 rows are written as their batch finishes. `--resume OUT.jsonl` appends to OUT.jsonl and skips
 every path already in it, so a scan stopped by a crash or Ctrl-C finishes without losing or
-repeating a row (a torn last line is dropped and redone).
+repeating a row (a torn last line is dropped and redone). `--report OUT.html` also writes the
+triage page of every row (`triage`), its pictures made from the images already decoded.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import sys
+import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from PIL import Image
+
 from ..data.imageio import DEFAULT_MAX_PIXELS, ImageError, is_image_file, open_image
 from ..progress import progress_bar
 from ..shipped import DETECTOR_ENV, default_detector
+from . import triage
 from .predictor import BASE_HELP, Predictor
+from .rows import Row, write_rows
 
 
 @dataclass(frozen=True)
@@ -42,6 +47,10 @@ class DetectConfig:
     batch: int = 16  # images per forward pass
     workers: int = 2  # threads decoding images ahead of the model
     resume: str | None = None  # append JSON lines to this file, skipping the paths already in it
+    report: str | None = field(default=None, metadata={"help": (
+        "also write a triage page here (HTML, its pictures in a folder beside it): a grid of every image, most "
+        "suspicious first, each opening its verdict, heat map and reasons (those with --explain)")})
+    previews: str = field(default="suspicious", metadata={"choices": triage.PREVIEWS, "help": triage.PREVIEWS_HELP})
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are refused, unread
     device: str = "cpu"
     quiet: bool = False  # no progress bar
@@ -49,21 +58,41 @@ class DetectConfig:
 
 
 def detect_paths(cfg: DetectConfig, out=None) -> int:
-    """Verdicts for `cfg.paths` written to `out` (stdout; with `resume`, that file); the exit code
-    (see `exit_code`)."""
+    """Verdicts for `cfg.paths` written to `out` (stdout; with `resume`, that file), and with `report`
+    the triage page of them all; the exit code: 1 only when no image at all could be read."""
     if cfg.resume and cfg.format not in ("table", "jsonl"):
         raise SystemExit("detect: --resume writes JSON lines; drop --format or use --format jsonl")
     done = finished_paths(cfg.resume) if cfg.resume else set()
     predictor = Predictor(cfg.checkpoint or default_detector(), device=cfg.device, threshold=cfg.threshold,
                           verdict=cfg.verdict, base=cfg.base)
     items = [(p, e) for p, e in expand(list(cfg.paths)) if p not in done]
+    started, t0 = triage.now(), time.perf_counter()
+    pictures = triage.Pictures(triage.pictures_folder(cfg.report), cfg.previews, cfg.workers) if cfg.report else None
     rows = run_detect(predictor, items, explain=cfg.explain, batch=cfg.batch, max_pixels=cfg.max_pixels,
-                      progress=not cfg.quiet, workers=cfg.workers)
-    if cfg.resume:
-        with open(cfg.resume, "a") as f:
-            ok = write_rows(rows, "jsonl", f)
-        return 0 if ok or done else 1
-    return 0 if write_rows(rows, cfg.format, out) else 1
+                      progress=not cfg.quiet, workers=cfg.workers, on_scored=pictures.add if pictures else None)
+    kept: list[Row] = []
+    if cfg.report and not cfg.resume:
+        rows = (kept.append(r) or r for r in rows)
+    try:
+        if cfg.resume:
+            with open(cfg.resume, "a") as f:
+                ok = write_rows(rows, "jsonl", f) or bool(done)
+        else:
+            ok = write_rows(rows, cfg.format, out)
+    finally:
+        if pictures is not None:
+            pictures.close()
+    if cfg.report:  # a resumed run's page shows every row of its file, earlier runs' included
+        named = " ".join(cfg.paths)
+        named = named if len(named) <= 100 else named[:97] + "..."
+        about = triage.About(title=f"unigendet detect: {named}", detector=predictor.name,
+                             threshold=predictor.threshold, started=started, seconds=time.perf_counter() - t0,
+                             source=f"unigendet detect {named}")
+        path = triage.build_report(cfg.report, triage.read_results(cfg.resume) if cfg.resume else kept, about,
+                                   cfg.previews, cfg.workers, cfg.max_pixels)
+        if not cfg.quiet:
+            print(f"detect: report in {path}", file=sys.stderr)
+    return 0 if ok else 1
 
 
 def finished_paths(file: str | os.PathLike) -> set[str]:
@@ -85,20 +114,6 @@ def finished_paths(file: str | os.PathLike) -> set[str]:
         with open(path, "r+b") as f:
             f.truncate(good)
     return done
-
-
-@dataclass
-class Row:
-    path: str
-    label: str | None = None
-    p_fake: float | None = None
-    explanation: str | None = None
-    spread: float | None = None  # disagreement of the image's crops (multi-crop detectors)
-    uncertain: str | None = None  # why the verdict is "uncertain"
-    error: str | None = None
-    note: str | None = None  # the explaining model's own verdict, where it differs
-    evidence: str | None = None  # where the detector's evidence lies and how confident it is
-    attribution: dict | None = None  # which kind of evidence moved the verdict (Attribution.to_json)
 
 
 def expand(paths: list[str]) -> Iterator[tuple[str, str | None]]:
@@ -145,8 +160,10 @@ def decoded(items: Iterable[tuple[str, str | None]], max_pixels: int, workers: i
 
 
 def run_detect(predictor: Predictor, items: list[tuple[str, str | None]], explain: bool = False, batch: int = 16,
-               max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = True, workers: int = 2) -> Iterator[Row]:
-    """Rows in input order, each batch's as soon as it is scored; `items` as `expand` gives them."""
+               max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = True, workers: int = 2,
+               on_scored: Callable[[Row, Image.Image], None] | None = None) -> Iterator[Row]:
+    """Rows in input order, each batch's as soon as it is scored; `items` as `expand` gives them.
+    `on_scored(row, image)` sees each decoded image once its row is filled (the report's thumbnails)."""
     pending: list[tuple[Row, object | None]] = []
 
     def flush() -> Iterator[Row]:
@@ -156,6 +173,10 @@ def run_detect(predictor: Predictor, items: list[tuple[str, str | None]], explai
                 row.label, row.p_fake, row.explanation, row.spread = v.label, v.p_fake, v.explanation, v.spread
                 row.note, row.evidence, row.uncertain = v.note, v.evidence, v.uncertain
                 row.attribution = v.attribution.to_json() if v.attribution is not None else None
+                row.heatmap = v.tiles.round(4).tolist() if v.tiles is not None else None
+            if on_scored is not None:
+                for row, im in scored:
+                    on_scored(row, im)
         yield from (row for row, _ in pending)
         pending.clear()
 
@@ -166,57 +187,3 @@ def run_detect(predictor: Predictor, items: list[tuple[str, str | None]], explai
         if sum(im is not None for _, im in pending) >= batch:
             yield from flush()
     yield from flush()
-
-
-def write_rows(rows: Iterable[Row], fmt: str, out=None) -> bool:
-    """Write rows as they come (the table waits for all, to size its column); whether any was read."""
-    out = out or sys.stdout
-    ok = False
-    if fmt == "table":
-        rows = list(rows)
-    if fmt == "jsonl":
-        for r in rows:
-            ok |= r.error is None
-            d = {"path": r.path}
-            d.update({"label": r.label, "p_fake": r.p_fake} if r.error is None else {"error": r.error})
-            if r.spread is not None:
-                d["spread"] = r.spread
-            if r.uncertain is not None:
-                d["uncertain"] = r.uncertain
-            if r.explanation is not None:
-                d["explanation"] = r.explanation
-            if r.note is not None:
-                d["note"] = r.note
-            if r.evidence is not None:
-                d["evidence"] = r.evidence
-            if r.attribution is not None:
-                d["attribution"] = r.attribution
-            out.write(json.dumps(d) + "\n")
-            out.flush()
-    elif fmt == "csv":
-        w = csv.writer(out)
-        w.writerow(["path", "label", "p_fake", "spread", "explanation", "error", "note", "evidence", "uncertain"])
-        for r in rows:
-            ok |= r.error is None
-            w.writerow([r.path, r.label or "", "" if r.p_fake is None else f"{r.p_fake:.6f}",
-                        "" if r.spread is None else f"{r.spread:.4f}", r.explanation or "", r.error or "",
-                        r.note or "", r.evidence or "", r.uncertain or ""])
-            out.flush()
-    else:
-        width = min(60, max([len(r.path) for r in rows] + [4]))
-        out.write(f"{'path':<{width}}  {'verdict':<7}  p_fake\n")
-        for r in rows:
-            ok |= r.error is None
-            name = r.path if len(r.path) <= width else "..." + r.path[-width + 3:]
-            if r.error:
-                out.write(f"{name:<{width}}  {'error':<7}  {r.error}\n")
-            else:
-                out.write(f"{name:<{width}}  {r.label:<7}  {r.p_fake:.3f}\n")
-                if r.uncertain:
-                    out.write(f"{'':<{width}}  uncertain: {r.uncertain}\n")
-                if r.explanation:
-                    out.write(f"{'':<{width}}  {r.explanation}\n")
-                for line in (r.evidence, r.note):
-                    if line:
-                        out.write(f"{'':<{width}}  {line}\n")
-    return ok

@@ -3,7 +3,7 @@
 Image paths (files and folders named on the command line, or a manifest read by Ray) are split
 into blocks and scored by a pool of Ray actors, each holding one loaded detector (a `Predictor`);
 an actor decodes its own images, so the machine running the command only lists paths. The verdicts
-are the ones `unigendet detect` gives. Rows (path, label, p_fake, spread, error) are written as
+are the ones `unigendet detect` gives. Rows (path, label, p_fake, spread, uncertain, error) are written as
 JSON-lines or Parquet shards into one directory; an unreadable file is an error row, never a failed
 scan.
 
@@ -20,9 +20,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ..data.imageio import DEFAULT_MAX_PIXELS, ImageError, open_image
+from ..data.imageio import DEFAULT_MAX_PIXELS, read_any
 from ..shipped import DETECTOR_ENV
 from ..weights import resolve_checkpoint
+from . import triage
 from .detect import expand
 from .predictor import Predictor, Verdict
 
@@ -52,6 +53,10 @@ class ScanConfig:
     shard: int = 1000  # images per block at most: the unit of work handed to one actor
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger images are refused, unread
     quiet: bool = False  # no progress bars or Ray log lines
+    report: str | None = field(default=None, metadata={"help": (
+        "then write a triage page here from the shards (HTML, pictures beside it, made on this machine: it must "
+        "read the images)")})
+    previews: str = field(default="suspicious", metadata={"choices": triage.PREVIEWS, "help": triage.PREVIEWS_HELP})
 
 
 class RayNotInstalled(ValueError):
@@ -74,9 +79,18 @@ class Summary:
 
 
 def scan_paths(cfg: ScanConfig) -> int:
-    """Run the scan and print its summary; the exit code is 1 only when no image could be read."""
+    """Run the scan and print its summary (with `report`, then write the triage page); the exit code
+    is 1 only when no image could be read."""
+    started = triage.now()
     summary = run_scan(cfg)
     print(f"{summary.line()}; shards in {cfg.out}", flush=True)
+    if cfg.report and summary.images:
+        checkpoint = cfg.checkpoint or os.environ.get(DETECTOR_ENV) or "shipped"
+        about = triage.About(title=f"unigendet scan: {cfg.out}", detector=checkpoint, threshold=cfg.threshold,
+                             started=started, seconds=summary.seconds, source=f"unigendet scan --out {cfg.out}")
+        path = triage.build_report(cfg.report, triage.read_results(cfg.out), about, cfg.previews,
+                                   max_pixels=cfg.max_pixels, progress=not cfg.quiet)
+        print(f"scan: report in {path}", flush=True)
     return 0 if summary.images > summary.errors else 1
 
 
@@ -190,29 +204,13 @@ def _text_paths(batch):
     return pa.table({"path": pc.utf8_trim_whitespace(batch.column("text"))})
 
 
-def read_image(path: str, root: str, max_pixels: int):
-    """(image, None) or (None, why not): a local path (a relative one from `root`) or a URI that
-    pyarrow opens (s3://, gs://, hdfs://, file://)."""
-    try:
-        if "://" in path:
-            from pyarrow import fs
-
-            filesystem, inner = fs.FileSystem.from_uri(path)
-            with filesystem.open_input_file(inner) as f:
-                return open_image(f.read(), max_pixels=max_pixels, name=path), None
-        return open_image(os.path.join(root, path), max_pixels=max_pixels, name=path), None
-    except ImageError as e:
-        return None, e.reason
-    except (OSError, ValueError) as e:  # from pyarrow: no such object, no access, unknown scheme
-        return None, f"unreadable ({e})"
-
-
 def row_schema():
-    """The rows' columns: an error row has null label, p_fake and spread; a scored one a null error."""
+    """The rows' columns: an error row has null label, p_fake, spread and uncertain; a scored one a null
+    error (and a null `uncertain` unless its label is "uncertain": then it says why)."""
     import pyarrow as pa
 
     return pa.schema([("path", pa.string()), ("label", pa.string()), ("p_fake", pa.float64()),
-                      ("spread", pa.float64()), ("error", pa.string())])
+                      ("spread", pa.float64()), ("uncertain", pa.string()), ("error", pa.string())])
 
 
 class Scorer:
@@ -227,7 +225,7 @@ class Scorer:
         import pyarrow as pa
 
         paths = ["" if p is None else str(p) for p in batch.column("path").to_pylist()]
-        read = [read_image(p, self.root, self.max_pixels) for p in paths]
+        read = [read_any(p, self.max_pixels, self.root) for p in paths]
         images = [im for im, _ in read if im is not None]
         found = iter(self.score(images) if images else [])
         cols: dict[str, list] = {name: [] for name in row_schema().names}
@@ -239,6 +237,7 @@ class Scorer:
             cols["label"].append(v.label if v else None)
             cols["p_fake"].append(float(v.p_fake) if v else None)
             cols["spread"].append(float(v.spread) if v and v.spread is not None else None)
+            cols["uncertain"].append(v.uncertain if v else None)
             cols["error"].append(error)
         return pa.table(cols, schema=row_schema())
 

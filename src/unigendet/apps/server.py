@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Annotated
 
 from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
@@ -20,6 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from ..data.imageio import DEFAULT_MAX_PIXELS, ImageError, open_image
 from ..images import tensor_to_pil
 from ..shipped import default_detector
+from .assets import asset, with_shared_script
 from .guard import Access, install, resolve_token
 from .predictor import BASE_HELP, Predictor, timed
 
@@ -56,7 +56,7 @@ def create_app(predictor: Predictor, limits: Limits = Limits(), access: Access |
     access = access or Access()
     app = FastAPI(title="unigendet", docs_url="/api/docs")
     capacity = install(app, access)
-    page = resources.files("unigendet.apps").joinpath("page.html").read_text()
+    page = with_shared_script(asset("page.html"))
 
     @app.middleware("http")
     async def refuse_large_bodies(request: Request, call_next):

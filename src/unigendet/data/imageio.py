@@ -73,6 +73,24 @@ def open_image(source: str | os.PathLike | bytes, max_pixels: int = DEFAULT_MAX_
         raise ImageError(name, f"corrupt or truncated image ({e})") from None
 
 
+def read_any(path: str, max_pixels: int = DEFAULT_MAX_PIXELS,
+             root: str | os.PathLike = "") -> tuple[Image.Image | None, str | None]:
+    """(image, None) or (None, why not), never raising for a bad file: a local path (a relative one
+    from `root`) or a URI that pyarrow opens (s3://, gs://, hdfs://, file://)."""
+    try:
+        if "://" in path:
+            from pyarrow import fs
+
+            filesystem, inner = fs.FileSystem.from_uri(path)
+            with filesystem.open_input_file(inner) as f:
+                return open_image(f.read(), max_pixels=max_pixels, name=path), None
+        return open_image(os.path.join(root, path), max_pixels=max_pixels, name=path), None
+    except ImageError as e:
+        return None, e.reason
+    except (OSError, ValueError) as e:  # from pyarrow: no such object, no access, unknown scheme
+        return None, f"unreadable ({e})"
+
+
 def to_rgb(img: Image.Image) -> Image.Image:
     """Deterministic conversion of any Pillow mode to 8-bit RGB, EXIF orientation applied."""
     img = ImageOps.exif_transpose(img)
