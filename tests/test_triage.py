@@ -79,7 +79,8 @@ def page_rows(page: Path) -> list[dict]:
 
 def test_rows_round_trip_through_json_lines():
     rows = [Row("a.png", "fake", 0.9, explanation="Because.", attribution={"method": "linear"}, heatmap=[[0.1]]),
-            Row("b.png", error="empty file"), Row("c.png", "uncertain", 0.7, spread=0.3, uncertain="the crops disagree")]
+            Row("b.png", error="empty file"),
+            Row("c.png", "uncertain", 0.7, spread=0.3, uncertain="the crops disagree")]
     for r in rows:
         assert Row.from_json(json.loads(json.dumps(r.to_json()))) == r
     assert list(rows[1].to_json()) == ["path", "error"]
