@@ -26,7 +26,8 @@ def test_smoke_runs_end_to_end(tmp_path, capsys):
 
 # --- every command's options are the fields of the config it receives -----------------------------
 
-CONFIGURED = {"demo", "smoke", "data build", "data regenerate", "data audit", "detect", "scan", "generate", "serve",
+CONFIGURED = {"demo", "smoke", "data build", "data regenerate", "data audit", "detect", "scan", "report", "generate",
+              "serve",
               "eval detect", "eval folds", "eval generate"}
 
 
