@@ -35,7 +35,7 @@ from unigendet.metrics import detection_report
 from unigendet.unified.pipeline import UniGenDetPipeline
 from unigendet.weights import resolve_checkpoint
 from unigendet_train.codec import CodecConfig, run_codec
-from unigendet_train.config import DIGAConfig, T2IConfig, TrainConfig
+from unigendet_train.config import DIGAConfig, GDUFConfig, T2IConfig
 from unigendet_train.data import load_bank
 from unigendet_train.demo import GDUF_AFTER_T2I
 from unigendet_train.unified import run_unified, score_bank
@@ -96,8 +96,8 @@ def main(argv: list[str] | None = None) -> None:
                           progress=False))
     common = dict(data=args.data, steps=args.gduf_steps, progress=False, ckpt_every=args.gduf_steps,
                   init=str(resolve_checkpoint(out / "t2i")), freeze_vit=True, **GDUF_AFTER_T2I)
-    run_unified(TrainConfig(out=str(out / "gduf-smsa"), **common))
-    run_unified(TrainConfig(out=str(out / "gduf-latent-free"), smsa=False, **common))
+    run_unified(GDUFConfig(out=str(out / "gduf-smsa"), **common))
+    run_unified(GDUFConfig(out=str(out / "gduf-latent-free"), smsa=False, **common))
     gduf = resolve_checkpoint(out / "gduf-smsa")
     det = detection_rows({"GDUF SMSA": out / "gduf-smsa", "GDUF latent-free": out / "gduf-latent-free"}, records)
     per_seed = []

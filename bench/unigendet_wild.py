@@ -35,7 +35,7 @@ from unigendet.labels import FAKE
 from unigendet.metrics import balanced_threshold
 from unigendet.unified.pipeline import UniGenDetPipeline
 from unigendet_train.checkpoints import step_checkpoint
-from unigendet_train.config import TrainConfig
+from unigendet_train.config import DIGAConfig, GDUFConfig
 from unigendet_train.folds import recipe_for
 from unigendet_train.tokens import load_token_bank
 from unigendet_train.unified import detect_bank, run_unified
@@ -73,7 +73,7 @@ class UniGenDetRow:
     """GDUF runs are kept in `work` under a key of their config and data, so a DIGA row starts from
     the GDUF runs of the row before it (a paired ablation) instead of training them again."""
 
-    def __init__(self, base: TrainConfig, work: Path, diga_steps: int = 0):
+    def __init__(self, base: GDUFConfig, work: Path, diga_steps: int = 0):
         self.base, self.work, self.diga_steps = base, work, diga_steps
 
     def fit(self, train, cal) -> tuple[UniGenDetPipeline, float]:
@@ -87,9 +87,11 @@ class UniGenDetRow:
         if not ckpt.is_dir():
             run_unified(cfg)
         if self.diga_steps:
-            diga = cfg.replace(stage="diga", init=str(ckpt), out=str(self.work / f"diga-{key}"), understanding=None,
-                               smsa=None, steps=self.diga_steps, ckpt_every=self.diga_steps, det_per_step=8,
-                               t2i_per_step=4, warmup=10)
+            # DIGA's own defaults (its lr among them); the data, encoder cache and run settings carry over
+            diga = DIGAConfig(data=cfg.data, det_data=cfg.det_data, cache=cfg.cache, views=cfg.views, seed=cfg.seed,
+                              progress=cfg.progress, report=cfg.report, init=str(ckpt),
+                              out=str(self.work / f"diga-{key}"), steps=self.diga_steps, ckpt_every=self.diga_steps,
+                              det_per_step=8, t2i_per_step=4, warmup=10)
             run_unified(diga)
             ckpt = step_checkpoint(diga.out, diga.steps)
         pipe = UniGenDetPipeline.from_pretrained(ckpt)
@@ -134,7 +136,7 @@ def main(argv=None) -> None:
         results[f"shipped recipe: {name}"] = measure(name, recipe_for(cfg), folds, train, val, cnn,
                                                      dataclasses.asdict(cfg), views=("native",))
         save(out, results)
-    base = TrainConfig(stage="gduf", preset="tiny", data=args.corpus, init=args.init, steps=args.steps,
+    base = GDUFConfig(preset="tiny", data=args.corpus, init=args.init, steps=args.steps,
                        det_per_step=16, t2i_per_step=4, lr=5e-4, warmup=20, eval_every=0, log_every=50,
                        progress=False, report=False, cache=args.cache)
     with tempfile.TemporaryDirectory(dir=out.parent if out.parent.exists() else None) as work:

@@ -8,6 +8,7 @@ the changes these values guard against (preprocessing, weight layout, a head or 
 move p_fake by far more. Within one process the same inputs score identically whichever entry
 point reads them (SAME_PROCESS_ATOL)."""
 
+import io
 import json
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from PIL import Image
 from unigendet import create_model, get_config
 from unigendet.backbones import create_backbone
 from unigendet.codecs import ConvVAE
+from unigendet.data.records import Record
 from unigendet.detectors import (
     DETECTORS,
     EnsembleDetector,
@@ -33,6 +35,7 @@ from unigendet.detectors import (
     load_detector,
 )
 from unigendet.detectors.cnn import CNNImageDetector
+from unigendet.labels import FAKE, REAL
 from unigendet.models.gendet import GenDet, GenDetConfig
 from unigendet.models.npr import NPRConfig, NPRNet
 from unigendet.models.oneclass import GaussianOneClass
@@ -171,6 +174,18 @@ def test_a_new_kind_is_one_class_in_one_module(tmp_path, saved):
         assert np.allclose(loaded.predict(images), BrightnessDetector("x", 0.5).predict(images))
         with pytest.raises(ValueError, match="already registered"):
             register_detector(type("Twin", (BrightnessDetector,), {}))
+        # every product surface takes it as it is: detect (with its report) and evaluation
+        from unigendet.apps.detect import DetectConfig, detect_paths
+        from unigendet.evaluation.detection import evaluate_detector
+
+        out = io.StringIO()
+        assert detect_paths(DetectConfig(paths=tuple(map(str, images)), checkpoint=str(run), format="jsonl",
+                                         quiet=True, report=str(tmp_path / "report.html")), out=out) == 0
+        rows = [json.loads(line) for line in out.getvalue().splitlines()]
+        assert [r["p_fake"] for r in rows] == pytest.approx(list(loaded.predict(images)))
+        assert (tmp_path / "report.html").is_file()
+        records = [Record(str(p), FAKE if i % 2 else REAL, "g") for i, p in enumerate(images)]
+        assert 0 <= evaluate_detector(loaded, records, records).report["all"]["auc"] <= 1
     finally:
         DETECTORS.pop("brightness-test", None)
 

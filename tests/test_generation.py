@@ -16,7 +16,7 @@ from unigendet.metrics import nearest_centroid_accuracy
 from unigendet.unified.pipeline import UniGenDetPipeline, codec_for
 from unigendet.unified.presets import get_config
 from unigendet_train.codec import CodecConfig, load_images, reconstruction_error, run_codec
-from unigendet_train.config import T2IConfig, TrainConfig
+from unigendet_train.config import GDUFConfig, T2IConfig
 from unigendet_train.ema import EMA
 from unigendet_train.unified import run_unified
 
@@ -68,7 +68,7 @@ def test_codec_stage_learns_the_latent_space_it_hands_on(corpus, tmp_path):
 
 def test_a_trained_codec_is_required_and_then_carried_on(corpus, codec_run, tmp_path):
     with pytest.raises(ValueError, match="unigendet train codec"):
-        run_unified(TrainConfig(data=str(corpus), out=str(tmp_path / "no-codec"), steps=1, progress=False))
+        run_unified(GDUFConfig(data=str(corpus), out=str(tmp_path / "no-codec"), steps=1, progress=False))
     cfg = T2IConfig(data=str(corpus), out=str(tmp_path / "t2i"), codec=str(codec_run), steps=40, t2i_per_step=8,
                     warmup=2, eval_every=0, ckpt_every=40, log_every=1, progress=False)
     result = run_unified(cfg)
@@ -85,7 +85,7 @@ def test_a_trained_codec_is_required_and_then_carried_on(corpus, codec_run, tmp_
                                                   load_file(str(codec_run / "codec.safetensors")).values(),
                                                   strict=True))
     # GDUF goes on from it without --codec: the checkpoint carries the codec
-    run_unified(TrainConfig(data=str(corpus), out=str(tmp_path / "gduf"), init=str(ckpt), steps=1, det_per_step=2,
+    run_unified(GDUFConfig(data=str(corpus), out=str(tmp_path / "gduf"), init=str(ckpt), steps=1, det_per_step=2,
                             t2i_per_step=2, eval_every=0, ckpt_every=1, progress=False))
 
 

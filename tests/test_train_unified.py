@@ -15,7 +15,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from unigendet_train.config import DIGAConfig, TrainConfig
+from unigendet_train.config import DIGAConfig, GDUFConfig
 from unigendet_train.dist import init_distributed
 from unigendet_train.loop import Trainer
 from unigendet_train.unified import build_run, run_unified
@@ -30,7 +30,7 @@ def mean(xs):
 @pytest.fixture(scope="module")
 def gduf_run(corpus, codec_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("gduf")
-    cfg = TrainConfig(stage="gduf", data=str(corpus), out=str(out), steps=30, ckpt_every=30, codec=str(codec_run),
+    cfg = GDUFConfig(data=str(corpus), out=str(out), steps=30, ckpt_every=30, codec=str(codec_run),
                       **FAST)
     metrics = run_unified(cfg).metrics
     rows = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines()]
@@ -64,7 +64,7 @@ def test_diga_trains_only_the_generation_side(gduf_run, corpus, tmp_path):
 
 
 def test_a_failing_step_stops_the_run(corpus, codec_run, tmp_path):
-    cfg = TrainConfig(data=str(corpus), out=str(tmp_path), steps=3, ckpt_every=100, codec=str(codec_run), **FAST)
+    cfg = GDUFConfig(data=str(corpus), out=str(tmp_path), steps=3, ckpt_every=100, codec=str(codec_run), **FAST)
     dist = init_distributed()
     model, _, task = build_run(cfg, dist)
 
@@ -219,7 +219,7 @@ def forensic_run(gduf_run, corpus, tmp_path_factory):
     gduf_out, _, _ = gduf_run
     tmp = tmp_path_factory.mktemp("forensic")
     det = small_detection_set(corpus, tmp / "det", per_class=10)  # a cue scale needs 10 photos
-    cfg = TrainConfig(stage="gduf", data=str(corpus), det_data=str(det), out=str(tmp / "wild"),
+    cfg = GDUFConfig(data=str(corpus), det_data=str(det), out=str(tmp / "wild"),
                       init=str(gduf_out / "checkpoints" / "step-000030"), understanding="tiny-forensic", views=2,
                       explains="shipped", cache=str(tmp / "cache"), steps=4, ckpt_every=4, **FAST)
     return cfg, run_unified(cfg).metrics
@@ -384,3 +384,51 @@ def test_diga_with_the_frozen_encoder_aligns_photo_views(forensic_run, tmp_path)
     assert "val_claims_consistent" in metrics
     with pytest.raises(ValueError, match="photo views"):
         run_unified(cfg.replace(det_per_step=0, out=str(tmp_path / "none")))
+
+
+def test_a_new_unified_stage_is_one_declaration(corpus, codec_run, tmp_path, capsys):
+    """A stage on the unified model is a config class, a task class and one `unified_stage` line, in one
+    module: the train command, the loop, checkpoints and the report then work for it (here, as an example,
+    GDUF without the answer's cross-entropy). A config class nobody declared is refused by name."""
+    from dataclasses import dataclass
+
+    from unigendet_train.config import UnifiedConfig
+    from unigendet_train.main import main as train_main
+    from unigendet_train.stages import STAGES
+    from unigendet_train.tasks import GDUFTask
+    from unigendet_train.unified import TASKS, unified_stage
+
+    @dataclass(frozen=True)
+    class ClsOnlyConfig(UnifiedConfig):
+        """GDUF with the cls head's loss and the flow loss only (an example stage)."""
+
+        out: str = "runs/cls-only"
+        cls_weight: float = 1.0
+
+    class ClsOnlyTask(GDUFTask):
+        @property
+        def weights(self) -> dict[str, float]:
+            return {"mse": 1.0, "cls": self.cfg.cls_weight}
+
+    unified_stage("cls-only", ClsOnlyConfig, ClsOnlyTask)
+    try:
+        out = tmp_path / "cls-only"
+        assert train_main(["cls-only", "--data", str(corpus), "--out", str(out), "--codec", str(codec_run),
+                           "--steps", "3", "--ckpt-every", "3", "--det-per-step", "4", "--t2i-per-step", "2",
+                           "--eval-every", "0", "--no-progress", "--no-report"]) == 0
+        result = json.loads(capsys.readouterr().out)
+        assert Path(result["checkpoint"]).name == "step-000003"
+        rows = [json.loads(x) for x in (out / "log.jsonl").read_text().splitlines() if '"train"' in x]
+        assert {"mse", "cls"} <= set(rows[0]) and "ce" not in rows[0]
+        with pytest.raises(ValueError, match="already configures"):
+            unified_stage("cls-only-twin", ClsOnlyConfig, GDUFTask)
+
+        @dataclass(frozen=True)
+        class Undeclared(GDUFConfig):
+            pass
+
+        with pytest.raises(ValueError, match="Undeclared configures no unified stage"):
+            run_unified(Undeclared(data=str(corpus), out=str(tmp_path / "x")))
+    finally:
+        STAGES.pop("cls-only", None)
+        TASKS.pop(ClsOnlyConfig, None)

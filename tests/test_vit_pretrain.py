@@ -31,12 +31,12 @@ def test_vit_pretrain_learns_and_writes_a_unigendet_checkpoint(corpus, tmp_path)
 
 
 def test_gduf_from_the_pretrained_vit_keeps_it_frozen(corpus, codec_run, tmp_path):
-    from unigendet_train.config import TrainConfig
+    from unigendet_train.config import GDUFConfig
     from unigendet_train.unified import run_unified
 
     vit = run_vit_pretrain(ViTPretrainConfig(data=str(corpus), out=str(tmp_path / "vit"), steps=4, batch=4,
                                              warmup=1, eval_every=4, progress=False))
-    run_unified(TrainConfig(data=str(corpus), out=str(tmp_path / "gduf"), init=str(vit.checkpoint), freeze_vit=True,
+    run_unified(GDUFConfig(data=str(corpus), out=str(tmp_path / "gduf"), init=str(vit.checkpoint), freeze_vit=True,
                             codec=str(codec_run),
                             steps=3, det_per_step=4, t2i_per_step=2, eval_every=0, ckpt_every=3, progress=False))
     before = load_file(str(vit.checkpoint / "model.safetensors"))

@@ -1,11 +1,11 @@
-"""The model card of a UniGenDet that ships in the package (`TrainConfig.ship`)."""
+"""The model card of a UniGenDet that ships in the package (`UnifiedConfig.ship`)."""
 
 from __future__ import annotations
 
 from unigendet.data.records import Record
 from unigendet.labels import FAKE
 
-from .config import TrainConfig
+from .config import UnifiedConfig
 
 
 def counts(records: list[Record]) -> str:
@@ -13,7 +13,7 @@ def counts(records: list[Record]) -> str:
     return f"{len(records) - len(fakes)} real, {len(fakes)} fake from {len({r.generator for r in fakes})} generators"
 
 
-def unigendet_card(cfg: TrainConfig, config, train: list[Record], val: list[Record], metrics: dict) -> str:
+def unigendet_card(cfg: UnifiedConfig, config, train: list[Record], val: list[Record], metrics: dict) -> str:
     m = metrics
     lines = [
         f"# Model card: UniGenDet `{config.name}` with the `{config.vit.encoder}` understanding encoder", "",

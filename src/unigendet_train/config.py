@@ -1,5 +1,5 @@
-"""Training configurations (frozen dataclasses): the unified model's, with per-stage presets, and the
-common fields of the stages on frozen-backbone features."""
+"""Training configurations (frozen dataclasses): the unified model's stages (each its own class over
+the fields they share), and the common fields of the stages on frozen-backbone features."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from .stages import LocalStageConfig, StageConfig
 
 
 @dataclass(frozen=True)
-class TrainConfig(StageConfig):
-    stage: str = "gduf"  # t2i | gduf | diga
+class UnifiedConfig(StageConfig):
+    """The fields every stage on the unified model shares; each stage's class sets its own defaults."""
+
     preset: str = "tiny"  # model preset (UniGenDet stages)
     det_data: str | None = None  # detection samples from this dataset instead (its train and val splits)
     out: str = "runs/gduf"
@@ -55,12 +56,16 @@ class TrainConfig(StageConfig):
 
 
 @dataclass(frozen=True)
-class T2IConfig(TrainConfig):
+class GDUFConfig(UnifiedConfig):
+    """GDUF (stage 1): detection, its written explanation and text-to-image generation, trained jointly."""
+
+
+@dataclass(frozen=True)
+class T2IConfig(UnifiedConfig):
     """Text-to-image pre-training of the generation side before GDUF (as BAGEL is pre-trained on
     generation before it is fine-tuned): caption -> latent samples only, a cosine schedule and a
     slow EMA, whose weights sample."""
 
-    stage: str = "t2i"
     out: str = "runs/t2i"
     steps: int = 800
     det_per_step: int = 0
@@ -73,11 +78,10 @@ class T2IConfig(TrainConfig):
 
 
 @dataclass(frozen=True)
-class DIGAConfig(TrainConfig):
+class DIGAConfig(UnifiedConfig):
     """DIGA defaults: text-to-image samples only, starting from a GDUF run (`--init`); with a frozen
     encoder, `det_per_step` photo views of `det_data` carry the alignment instead."""
 
-    stage: str = "diga"
     out: str = "runs/diga"
     steps: int = 150
     det_per_step: int = 0

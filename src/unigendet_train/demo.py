@@ -25,7 +25,7 @@ from unigendet.weights import CheckpointError, shipped_path
 
 from .baselines import LinearProbeConfig, run_linear_probe
 from .codec import CodecConfig, run_codec
-from .config import DIGAConfig, T2IConfig, TrainConfig
+from .config import DIGAConfig, GDUFConfig, T2IConfig
 from .gendet import GenDetTrainConfig, run_gendet
 from .npr import NPRTrainConfig, run_npr
 from .stages import StageResult
@@ -99,7 +99,7 @@ def run_demo(cfg: DemoConfig) -> dict:
                                               eval_every=cfg.t2i_steps, **on_data))
     # Stage 1: GDUF
     phase("stage 1: GDUF (detection + explanation + generation)")
-    gduf = stage("gduf", run_unified, TrainConfig(stage="gduf", out=str(out / "gduf"), init=str(t2i.checkpoint),
+    gduf = stage("gduf", run_unified, GDUFConfig(out=str(out / "gduf"), init=str(t2i.checkpoint),
                                                   freeze_vit=True, **GDUF_AFTER_T2I, steps=cfg.gduf_steps,
                                                   ckpt_every=cfg.gduf_steps, **on_data))
     # Co-evolution: the generator's own fakes join the corpus

@@ -25,7 +25,7 @@ from unigendet.unified.packing import PackedBatch
 from unigendet.weights import latest_checkpoint
 
 from .checkpoints import resume_from, save_train_checkpoint
-from .config import TrainConfig
+from .config import UnifiedConfig
 from .dist import DistInfo, all_reduce_sum, barrier
 from .ema import EMA
 from .log import RunLogger
@@ -35,7 +35,7 @@ from .schedule import lr_at
 
 class Task(Protocol):
     weights: dict[str, float]
-    diga_layer: int | None
+    align_layer: int | None  # the layer whose states the loss captures and aligns (None: none)
 
     def batch(self, step: int, micro: int) -> PackedBatch: ...
 
@@ -45,19 +45,19 @@ class Task(Protocol):
 class LossModule(nn.Module):
     """Wraps the model so the whole loss computation is one forward (what DDP sees)."""
 
-    def __init__(self, model: nn.Module, diga_layer: int | None):
+    def __init__(self, model: nn.Module, align_layer: int | None):
         super().__init__()
-        self.model, self.diga_layer = model, diga_layer
+        self.model, self.align_layer = model, align_layer
 
     def forward(self, batch: PackedBatch) -> dict[str, torch.Tensor]:
-        return packed_loss_sums(self.model, batch, self.diga_layer)
+        return packed_loss_sums(self.model, batch, self.align_layer)
 
 
 @dataclass
 class Trainer:
     model: nn.Module
     task: Task
-    cfg: TrainConfig
+    cfg: UnifiedConfig
     dist: DistInfo
     params: list[nn.Parameter] | None = None  # what trains (default: every parameter requiring grad)
     extra_files: Callable[[], dict] = field(default=lambda: {})  # more modules to checkpoint
@@ -73,7 +73,7 @@ class Trainer:
         bf16 = bool(cfg.bf16 if cfg.bf16 is not None else (on_gpu and torch.cuda.is_bf16_supported()))
         self.autocast = dict(device_type=self.dist.device.type, dtype=torch.bfloat16, enabled=bf16)
         self.ema = EMA(self.model, cfg.ema_decay)
-        self.wrapped = wrap(LossModule(self.model, self.task.diga_layer), self.model, self.ema.model,
+        self.wrapped = wrap(LossModule(self.model, self.task.align_layer), self.model, self.ema.model,
                             cfg.parallel, self.dist, bf16, cfg.activation_checkpointing)
         params = [p for p in self.model.parameters() if p.requires_grad]  # FSDP replaced the objects
         self.optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)

@@ -7,7 +7,6 @@ the field's comment); `--resume` continues the run in `--out` from its latest ch
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 
@@ -17,9 +16,9 @@ from .catalogue import load_stages
 
 
 def _parser_for(name: str, config_cls: type) -> argparse.ArgumentParser:
-    """The options of stage `name`: every field of its config but `stage` (the stage's name)."""
+    """The options of stage `name`: every field of its config."""
     p = argparse.ArgumentParser(prog=f"unigendet train {name}", description=config_cls.__doc__)
-    add_options(p, config_cls, exclude=("stage",))
+    add_options(p, config_cls)
     return p
 
 
@@ -32,7 +31,6 @@ def main(argv: list[str] | None = None) -> int:
     name = argv.pop(0)
     config_cls, run = stages[name]
     args = _parser_for(name, config_cls).parse_args(argv)
-    named = {"stage": name} if "stage" in {f.name for f in dataclasses.fields(config_cls)} else {}
-    result = run(config_from_args(config_cls, args, **named))
+    result = run(config_from_args(config_cls, args))
     print(json.dumps(result.to_dict(), indent=2, default=str))
     return 0

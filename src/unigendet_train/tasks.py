@@ -35,7 +35,7 @@ from unigendet.unified.packing import CAUSAL, FULL, ImageTokens, PackedBatch, Sa
 from unigendet.unified.prompts import parse_verdict
 from unigendet.unified.samples import SampleBuilder
 
-from .config import TrainConfig
+from .config import UnifiedConfig
 from .data import Banks, load_bank, load_crops
 from .dist import DistInfo
 from .sampler import StepSampler, sample_rng
@@ -51,11 +51,11 @@ def forensic_prompt(caption: str | None) -> str:
 class UnifiedTask:
     """What every unified stage shares; a stage is a subclass."""
 
-    def __init__(self, cfg: TrainConfig, model, builder: SampleBuilder, codec, banks: Banks, dist: DistInfo):
+    def __init__(self, cfg: UnifiedConfig, model, builder: SampleBuilder, codec, banks: Banks, dist: DistInfo):
         self.cfg, self.model, self.builder, self.codec, self.dist = cfg, model, builder, codec, dist
         self.det, self.t2i, self.val, self.val_gen = banks.det, banks.t2i, banks.val, banks.val_gen
         self.cue_scale: CueScale | None = banks.scale  # when answers state measured cues
-        self.diga_layer: int | None = None  # the layer whose states DIGA aligns (None: no alignment)
+        self.align_layer: int | None = None  # the layer whose states the loss aligns (None: no alignment)
         self.t2i_sampler = self.sampler(self.t2i, cfg.t2i_per_step, balanced=False)
 
     @property
@@ -64,7 +64,7 @@ class UnifiedTask:
         return {"mse": 1.0}
 
     @classmethod
-    def detection_bank(cls, cfg: TrainConfig, model, builder: SampleBuilder, codec, train, init, log):
+    def detection_bank(cls, cfg: UnifiedConfig, model, builder: SampleBuilder, codec, train, init, log):
         """(the bank detection samples are drawn from, or None; the cue scale its answers state).
         `log`: a progress callback for views a frozen encoder reads."""
         return None, None
@@ -211,7 +211,7 @@ class DIGATask(UnifiedTask):
         if not cfg.init:
             raise ValueError("DIGA starts from a GDUF checkpoint: pass --init RUN/checkpoints/step-N")
         self.teacher = copy.deepcopy(model).eval().requires_grad_(False)  # frozen snapshot of the detector
-        self.diga_layer = cfg.diga_layer or model.config.diga_layer
+        self.align_layer = cfg.diga_layer or model.config.diga_layer
         # with a frozen encoder the aligned samples are photo views of the detection data
         self.photo_sampler = self.sampler(self.det, cfg.det_per_step, balanced=False) if self.det else None
 
@@ -269,8 +269,8 @@ class DIGATask(UnifiedTask):
             Split(FULL, vit=image if isinstance(image, ImageTokens) else b.vit_tokens(image)),
         ]) for latent, image, caption in items]
         batch = b.pack(samples).to(teacher.device)
-        out = teacher(batch, capture=(self.diga_layer - 1,))
-        h = teacher.language_model.model.norm(out.layers[self.diga_layer - 1][batch.vit_index])
+        out = teacher(batch, capture=(self.align_layer - 1,))
+        h = teacher.language_model.model.norm(out.layers[self.align_layer - 1][batch.vit_index])
         lat_side = items[0][0].shape[-1] // self.model.config.latent.patch_size
         feats, start = [], 0
         for s in samples:
@@ -280,9 +280,6 @@ class DIGATask(UnifiedTask):
             resized = F.interpolate(grid.float(), size=(lat_side, lat_side), mode="bilinear", align_corners=False)
             feats.append(resized[0].flatten(1).T.cpu())
         return feats
-
-
-TASKS: dict[str, type[UnifiedTask]] = {"t2i": T2ITask, "gduf": GDUFTask, "diga": DIGATask}
 
 
 @torch.no_grad()

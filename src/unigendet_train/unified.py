@@ -22,15 +22,34 @@ from unigendet.unified.samples import SampleBuilder
 from unigendet.weights import checkpoint_digest, latest_checkpoint, resolve_checkpoint
 
 from .card import unigendet_card
-from .config import DIGAConfig, T2IConfig, TrainConfig
+from .config import DIGAConfig, GDUFConfig, T2IConfig, UnifiedConfig
 from .data import Banks, ImageBank, load_bank, records_of_split
 from .dist import DistInfo, cleanup, init_distributed
 from .loop import Trainer
 from .stages import StageResult, register_stage
-from .tasks import TASKS, UnifiedTask, detect_bank
+from .tasks import DIGATask, GDUFTask, T2ITask, UnifiedTask, detect_bank
 from .tokens import load_token_bank, teacher_evidence
 
-__all__ = ["build_run", "detect_bank", "run_unified", "score_bank"]
+__all__ = ["build_run", "detect_bank", "run_unified", "score_bank", "unified_stage"]
+
+TASKS: dict[type[UnifiedConfig], type[UnifiedTask]] = {}  # a unified stage's config class -> what it trains
+
+
+def unified_stage(name: str, config_cls: type[UnifiedConfig], task_cls: type[UnifiedTask]) -> None:
+    """Declare a stage on the unified model, once: its name (`unigendet train NAME`), its options (a config
+    class of its own) and what it trains (its task). `run_unified(config_cls(...))` then runs it."""
+    if TASKS.get(config_cls, task_cls) is not task_cls:
+        raise ValueError(f"{config_cls.__name__} already configures another unified stage")
+    TASKS[config_cls] = task_cls
+    register_stage(name, config_cls)(run_unified)
+
+
+def task_of(cfg: UnifiedConfig) -> type[UnifiedTask]:
+    """The task a stage's config runs (its exact class: a subclass is another stage)."""
+    if type(cfg) not in TASKS:
+        raise ValueError(f"{type(cfg).__name__} configures no unified stage (known: "
+                         f"{', '.join(c.__name__ for c in TASKS)}); declare it with unified_stage()")
+    return TASKS[type(cfg)]
 
 
 def score_bank(model, builder: SampleBuilder, bank: ImageBank) -> np.ndarray:
@@ -38,8 +57,9 @@ def score_bank(model, builder: SampleBuilder, bank: ImageBank) -> np.ndarray:
     return np.array([r.p_fake for r in detect_bank(model, builder, bank)])
 
 
-def build_run(cfg: TrainConfig, dist: DistInfo) -> tuple[torch.nn.Module, object, UnifiedTask]:
+def build_run(cfg: UnifiedConfig, dist: DistInfo) -> tuple[torch.nn.Module, object, UnifiedTask]:
     """Model, codec, data banks and the stage's task."""
+    task_cls = task_of(cfg)  # an undeclared config fails before anything is built
     init = resolve_checkpoint(cfg.init) if cfg.init else None  # a checkpoint, or a run (its latest)
     if init:
         model = load_model(init, ema=True, device=dist.device).train()
@@ -57,12 +77,11 @@ def build_run(cfg: TrainConfig, dist: DistInfo) -> tuple[torch.nn.Module, object
                          "given: train it with `unigendet train codec --data DATA --out RUN` and pass --codec RUN")
     codec.eval().requires_grad_(False)
     builder = SampleBuilder(mc, tokenizer_for(mc, init))
-    task_cls = TASKS[cfg.stage]
     banks = load_banks(cfg, task_cls, model, builder, codec, init, dist)
     return model, codec, task_cls(cfg, model, builder, codec, banks, dist)
 
 
-def load_banks(cfg: TrainConfig, task_cls: type[UnifiedTask], model, builder: SampleBuilder, codec, init,
+def load_banks(cfg: UnifiedConfig, task_cls: type[UnifiedTask], model, builder: SampleBuilder, codec, init,
                dist: DistInfo) -> Banks:
     """The stage's detection bank, the captioned photos (and their mirror images) for text-to-image
     samples, and the validation banks; a frozen encoder reads prepared views (see `tokens`)."""
@@ -105,10 +124,7 @@ def mirrored(bank: ImageBank, codec) -> ImageBank:
     return ImageBank(bank.records * 2, torch.cat([bank.images, flipped]), torch.cat([bank.latents, latents]))
 
 
-@register_stage("diga", DIGAConfig)
-@register_stage("gduf", TrainConfig)
-@register_stage("t2i", T2IConfig)
-def run_unified(cfg: TrainConfig) -> StageResult:
+def run_unified(cfg: UnifiedConfig) -> StageResult:
     # Setup
     dist = init_distributed()
     torch.manual_seed(cfg.seed)
@@ -134,7 +150,7 @@ def run_unified(cfg: TrainConfig) -> StageResult:
     return StageResult(Path(cfg.out), latest_checkpoint(cfg.out) or Path(cfg.out), metrics)
 
 
-def run_meta(cfg: TrainConfig, task: UnifiedTask) -> dict:
+def run_meta(cfg: UnifiedConfig, task: UnifiedTask) -> dict:
     """What a checkpoint records of how its answers were written: the cue scale, the explained detector."""
     meta = {"cue_scale": json.loads(task.cue_scale.to_json())} if task.cue_scale else {}
     if cfg.explains:
@@ -142,7 +158,7 @@ def run_meta(cfg: TrainConfig, task: UnifiedTask) -> dict:
     return meta
 
 
-def ship(cfg: TrainConfig, ema, codec, task: UnifiedTask, metrics: dict) -> Path:
+def ship(cfg: UnifiedConfig, ema, codec, task: UnifiedTask, metrics: dict) -> Path:
     """The final EMA model as a shippable directory: weights, codec, config, cue scale, model card."""
     meta = run_meta(cfg, task)
     out = UniGenDetPipeline(ema, codec).save_pretrained(cfg.ship, meta={"metrics": metrics, **meta})
@@ -153,3 +169,7 @@ def ship(cfg: TrainConfig, ema, codec, task: UnifiedTask, metrics: dict) -> Path
         f.chmod(0o644)
     return out
 
+
+unified_stage("t2i", T2IConfig, T2ITask)
+unified_stage("gduf", GDUFConfig, GDUFTask)
+unified_stage("diga", DIGAConfig, DIGATask)
