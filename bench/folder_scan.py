@@ -22,7 +22,7 @@ from PIL import Image
 from unigendet.apps.detect import expand, run_detect
 from unigendet.apps.predictor import Predictor
 from unigendet.apps.rows import write_rows
-from unigendet.data.corpus.sources import discover_photos
+from unigendet.corpus.sources import discover_photos
 from unigendet.data.imageio import open_image
 from unigendet.shipped import default_detector
 

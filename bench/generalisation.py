@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from unigendet.data.corpus.build import PRESETS, CorpusConfig, build_corpus
+from unigendet.corpus.build import PRESETS, CorpusConfig, build_corpus
 from unigendet.data.readers import read_source
 from unigendet.data.records import photo_half
 from unigendet.detectors import load_detector, use_feature_cache
@@ -129,7 +129,7 @@ def smoothness_cue(sets: dict[str, list]) -> str:
     energy, the cue every upsampling-made fake in the built-in corpora carries)."""
     from PIL import Image
 
-    from unigendet.data.corpus.texts import hf_energy
+    from unigendet.corpus.texts import hf_energy
 
     lines = ["| set | " + "per-generator AUC of -texture energy" + " | mean |", "|---|---|---|"]
     for name, records in sets.items():

@@ -23,7 +23,7 @@ from itertools import product
 from pathlib import Path
 
 from unigendet.apps.predictor import Predictor
-from unigendet.data.corpus.sources import discover_photos
+from unigendet.corpus.sources import discover_photos
 from unigendet.data.imageio import open_image
 
 

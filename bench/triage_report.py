@@ -25,7 +25,7 @@ from pathlib import Path
 
 from unigendet.apps.rows import Row
 from unigendet.apps.triage import ReportConfig, pictures_folder, report_from_results
-from unigendet.data.corpus.sources import discover_photos
+from unigendet.corpus.sources import discover_photos
 from unigendet.data.imageio import open_image
 from unigendet.shipped import default_detector
 from unigendet.weights import resolve_checkpoint

@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 from unigendet.cli import main as cli
-from unigendet.data.corpus.fakes import Interpolation, RealESRGAN
-from unigendet.data.corpus.sources import discover_photos
+from unigendet.corpus.fakes import Interpolation, RealESRGAN
+from unigendet.corpus.sources import discover_photos
 from unigendet.data.imageio import open_image
 
 

@@ -27,7 +27,7 @@ def one_thread():
 def corpus(tmp_path_factory):
     """A small built-in corpus (64 px), built once per test session from the photos pip installs only,
     so it is the same whichever Debian photo packages this machine has."""
-    from unigendet.data.corpus.build import CorpusConfig, build_corpus
+    from unigendet.corpus.build import CorpusConfig, build_corpus
 
     out = tmp_path_factory.mktemp("corpus")
     build_corpus(CorpusConfig(out=str(out), size=64, crops_per_photo=10, autoencoder_steps=10,

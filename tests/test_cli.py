@@ -99,7 +99,7 @@ def test_the_flags_of_today_keep_their_meaning():
 
 
 def test_data_build_maps_its_flags_to_the_corpus_config(monkeypatch, capsys):
-    from unigendet.data.corpus import build, sources
+    from unigendet.corpus import build, sources
 
     built = []
     monkeypatch.setattr(build, "build_corpus", lambda cfg, progress: built.append((cfg, progress)) or [])

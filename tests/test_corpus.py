@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from unigendet.cli import main
+from unigendet.corpus.build import split_groups
+from unigendet.corpus.sources import discover_photos
 from unigendet.data.audit import audit
-from unigendet.data.corpus.build import split_groups
-from unigendet.data.corpus.sources import discover_photos
 from unigendet.data.readers import read_manifest
 
 

@@ -58,7 +58,7 @@ def test_a_killed_feature_build_resumes_to_the_same_table(corpus, tmp_path):
 DATA_BUILD = """
 import sys, time
 from unigendet import cli
-from unigendet.data.corpus import build
+from unigendet.corpus import build
 save = build.save_png
 def slowly(img, path):  # slow enough to be killed between images
     time.sleep(float(sys.argv[2]))

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from unigendet.data.corpus.sources import TooFewPhotos
+from unigendet.corpus.sources import TooFewPhotos
 from unigendet_train.demo import DemoConfig, run_demo
 
 

@@ -13,8 +13,8 @@ from PIL import Image
 from test_gendet import write_manifest
 from unigendet.backbones import Preprocess, create_backbone, native_crop
 from unigendet.backbones.lowlevel import npr_phases, periodic_peaks
-from unigendet.data.corpus.build import CorpusConfig, make_generators, shared_jpeg
-from unigendet.data.corpus.fakes import Interpolation
+from unigendet.corpus.build import CorpusConfig, make_generators, shared_jpeg
+from unigendet.corpus.fakes import Interpolation
 from unigendet.detectors import EnsembleDetector, NPRDetector, ReconDetector, load_detector
 from unigendet.detectors.ensemble import fit_stacking
 from unigendet.detectors.recon import reconstruction_error

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from unigendet.data.corpus.texts import hf_energy
+from unigendet.corpus.texts import hf_energy
 from unigendet.data.degrade import GENIMAGE_DEGRADATIONS, RandomBlurJPEG, get_degradation
 from unigendet.data.imageio import ImageError, open_image
 

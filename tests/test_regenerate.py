@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from unigendet.codecs import build_codec
-from unigendet.data import regenerate as rg
+from unigendet.corpus import regenerate as rg
 from unigendet.data.readers import read_source
 from unigendet.data.records import DataError
 from unigendet.labels import FAKE, REAL

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from unigendet.data.corpus.sources import DEBIAN_PACKAGES
+from unigendet.corpus.sources import DEBIAN_PACKAGES
 
 ROOT = Path(__file__).resolve().parents[1]
 LISTED = [x.strip() for x in (ROOT / "debian-packages.txt").read_text().splitlines() if x.strip() and x[0] != "#"]

@@ -60,7 +60,7 @@ def _quiet(p: argparse.ArgumentParser, actions: dict[str, argparse.Action]) -> N
 
 def _generator_set(p: argparse.ArgumentParser, actions: dict[str, argparse.Action]) -> None:
     """`--generator-set NAME` fills `generators` unless `--generators` names them."""
-    from .data.corpus.build import GENERATOR_SETS
+    from .corpus.build import GENERATOR_SETS
 
     p.add_argument("--generator-set", choices=sorted(GENERATOR_SETS), default="default",
                    help="default | rich (more upsamplers and autoencoder families) | heldout (used by neither)")
@@ -115,8 +115,8 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 
 def cmd_data_build(args: argparse.Namespace) -> int:
     """Build the built-in real/fake corpus from installed photos and CPU generators."""
-    from .data.corpus.build import GENERATOR_SETS, build_corpus
-    from .data.corpus.sources import discover_photos, photo_report
+    from .corpus.build import GENERATOR_SETS, build_corpus
+    from .corpus.sources import discover_photos, photo_report
 
     cfg = _config(args, generators=tuple(args.generators or GENERATOR_SETS[args.generator_set]))
     print(photo_report(discover_photos(cfg.extra_photo_dirs, cfg.photo_sources), cfg.photo_sources), flush=True)
@@ -128,7 +128,7 @@ def cmd_data_build(args: argparse.Namespace) -> int:
 
 def cmd_data_regenerate(args: argparse.Namespace) -> int:
     """Content-aligned fakes: every real image of a pool through a pretrained autoencoder."""
-    from .data.regenerate import build_regenerated
+    from .corpus.regenerate import build_regenerated
 
     cfg = _config(args)
     t0 = time.perf_counter()
@@ -244,10 +244,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="build and audit data").add_subparsers(dest="data_command", required=True)
     command(data, "build", cmd_data_build, "build the built-in corpus (offline)", options=_options(
-        ".data.corpus.build:CorpusConfig", extra=[_generator_set, _quiet],
+        ".corpus.build:CorpusConfig", extra=[_generator_set, _quiet],
         flags={"extra_photo_dirs": "--photos", "allow_small": "--small-corpus"}))
     command(data, "regenerate", cmd_data_regenerate, "content-aligned fakes: a pool's reals through an autoencoder",
-            options=_options(".data.regenerate:RegenerateConfig", extra=[_quiet], positional=["data"]))
+            options=_options(".corpus.regenerate:RegenerateConfig", extra=[_quiet], positional=["data"]))
     command(data, "audit", cmd_data_audit, "metadata shortcut guard",
             options=_options(".data.audit:AuditConfig", positional=["source"]))
 
@@ -275,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .data.corpus.sources import TooFewPhotos
+    from .corpus.sources import TooFewPhotos
     from .weights import CheckpointError
 
     args = build_parser().parse_args(argv)

@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from unigendet.data.corpus.build import CorpusConfig, add_text_to_image_pairs, build_corpus, is_built
-from unigendet.data.corpus.sources import MIN_PHOTOS, check_photo_count, discover_photos, photo_counts, photo_report
+from unigendet.corpus.build import CorpusConfig, add_text_to_image_pairs, build_corpus, is_built
+from unigendet.corpus.sources import MIN_PHOTOS, check_photo_count, discover_photos, photo_counts, photo_report
 from unigendet.evaluation.run import EvalDetectConfig, EvalGenerateConfig, eval_detect, eval_generate
 from unigendet.weights import CheckpointError, shipped_path
 

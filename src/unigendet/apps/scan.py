@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ..data.imageio import DEFAULT_MAX_PIXELS, read_any
-from ..shipped import DETECTOR_ENV
+from ..shipped import DETECTOR_ENV, default_checkpoint
 from ..weights import resolve_checkpoint
 from . import triage
 from .detect import expand
@@ -85,7 +85,7 @@ def scan_paths(cfg: ScanConfig) -> int:
     summary = run_scan(cfg)
     print(f"{summary.line()}; shards in {cfg.out}", flush=True)
     if cfg.report and summary.images:
-        checkpoint = cfg.checkpoint or os.environ.get(DETECTOR_ENV) or "shipped"
+        checkpoint = cfg.checkpoint or default_checkpoint()
         about = triage.About(title=f"unigendet scan: {cfg.out}", detector=checkpoint, threshold=cfg.threshold,
                              started=started, seconds=summary.seconds, source=f"unigendet scan --out {cfg.out}")
         path = triage.build_report(cfg.report, triage.read_results(cfg.out), about, cfg.previews,
@@ -113,7 +113,7 @@ def run_scan(cfg: ScanConfig) -> Summary:
         raise ValueError("--batch, --shard, --actors and --actor-cpus must be positive")
     if cfg.address and cfg.num_cpus:
         raise ValueError("--num-cpus sizes a local Ray instance; a cluster's CPUs are its own (drop it or --address)")
-    checkpoint = cfg.checkpoint or os.environ.get(DETECTOR_ENV) or "shipped"  # "shipped": each node's own copy
+    checkpoint = cfg.checkpoint or default_checkpoint()  # "shipped": each node's own copy
     resolve_checkpoint(checkpoint)  # a wrong one fails here, in one line, rather than in every actor
     out = Path(cfg.out)
     if "://" not in cfg.out and out.is_dir() and any(out.iterdir()):

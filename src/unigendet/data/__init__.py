@@ -1,4 +1,5 @@
-"""Data: records, dataset readers, image loading, degradations, augmentation, writing, the built-in corpus."""
+"""Data: records, dataset readers, image loading, degradations, augmentation, writing (making data, the
+built-in corpus among it, is `unigendet.corpus`)."""
 
 from .records import DataError, Record, parse_label
 

@@ -9,8 +9,10 @@ import os
 from ..weights import CheckpointError, shipped_path
 
 DETECTOR_ENV = "UNIGENDET_DETECTOR"  # a detector run to use when none is named
+SHIPPED = "shipped"  # the checkpoint string of the package's own default detector (weights.SHIPPED_DEFAULT)
 
-__all__ = ["DETECTOR_ENV", "default_detector", "load_default_detector", "shipped_path"]
+__all__ = ["DETECTOR_ENV", "SHIPPED", "default_checkpoint", "default_detector", "load_default_detector",
+           "shipped_path"]
 
 
 def load_default_detector(device: str = "cpu", runtime: str = "auto"):
@@ -21,10 +23,16 @@ def load_default_detector(device: str = "cpu", runtime: str = "auto"):
     return load_detector(shipped_path(), device=device, runtime=runtime)
 
 
+def default_checkpoint() -> str:
+    """The checkpoint string used when none is named: $UNIGENDET_DETECTOR, else "shipped" (which each
+    machine resolves to its own installed copy)."""
+    return os.environ.get(DETECTOR_ENV) or SHIPPED
+
+
 def default_detector() -> str:
-    """The detector used when none is named: $UNIGENDET_DETECTOR, else the shipped one."""
-    if os.environ.get(DETECTOR_ENV):
-        return os.environ[DETECTOR_ENV]
+    """The detector used when none is named, as a path: $UNIGENDET_DETECTOR, else the shipped one."""
+    if default_checkpoint() != SHIPPED:
+        return default_checkpoint()
     try:
         return str(shipped_path())
     except CheckpointError as e:

@@ -30,15 +30,15 @@ import torch.nn.functional as F
 from PIL import Image
 
 from ..codecs.base import CODECS, codec_from_entry
+from ..data.audit import GRID
+from ..data.degrade import JPEG
+from ..data.imageio import ImageError, open_image
+from ..data.readers import read_source
+from ..data.records import DataError, Record
+from ..data.writing import atomic_file, building, write_manifest_csv
 from ..images import pil_to_tensor, tensor_to_pil
 from ..labels import FAKE, REAL
 from ..progress import progress_bar
-from .audit import GRID
-from .degrade import JPEG
-from .imageio import ImageError, open_image
-from .readers import read_source
-from .records import DataError, Record
-from .writing import atomic_file, building, write_manifest_csv
 
 JPEG_QUALITY = (50, 80)  # the range a copy of a real with JPEG history is compressed at
 COLUMNS = ["path", "label", "generator", "split", "source", "group", "original_format", "original_width",

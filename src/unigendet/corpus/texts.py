@@ -7,8 +7,8 @@ import colorsys
 import numpy as np
 from PIL import Image
 
-from ...labels import FAKE, REAL
-from ...unified.prompts import detection_answer
+from ..labels import FAKE, REAL
+from ..unified.prompts import detection_answer
 
 _HUES = [(15, "red"), (45, "orange"), (70, "yellow"), (160, "green"), (200, "cyan"), (260, "blue"),
          (320, "purple"), (360, "red")]

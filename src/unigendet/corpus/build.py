@@ -28,14 +28,14 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ...codecs import ConvVAE, codec_from_entry
-from ...codecs.fit import train_autoencoder
-from ...images import pil_to_tensor
-from ...labels import FAKE, REAL
-from ...progress import progress_bar
-from ..readers import read_manifest
-from ..records import Record
-from ..writing import INCOMPLETE, atomic_file, building, write_manifest_csv
+from ..codecs import ConvVAE, codec_from_entry
+from ..codecs.fit import train_autoencoder
+from ..data.readers import read_manifest
+from ..data.records import Record
+from ..data.writing import INCOMPLETE, atomic_file, building, write_manifest_csv
+from ..images import pil_to_tensor
+from ..labels import FAKE, REAL
+from ..progress import progress_bar
 from . import texts
 from .fakes import (
     AUTOENCODERS,
@@ -152,7 +152,7 @@ def centre(img: Image.Image, margin: int) -> Image.Image:
 
 def shared_jpeg(real: Image.Image, fake: Image.Image, quality: int) -> tuple[Image.Image, Image.Image]:
     """Both images through JPEG at one quality (decoded back to pixels; saved as PNG like the rest)."""
-    from ..degrade import JPEG
+    from ..data.degrade import JPEG
 
     jpeg = JPEG(quality)
     return jpeg(real), jpeg(fake)

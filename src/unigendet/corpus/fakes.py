@@ -14,9 +14,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ...images import pil_to_tensor, tensor_to_pil
-from ...progress import progress_bar
-from ...unified.pipeline import UniGenDetPipeline
+from ..images import pil_to_tensor, tensor_to_pil
+from ..progress import progress_bar
+from ..unified.pipeline import UniGenDetPipeline
 
 
 class FakeGenerator(Protocol):
