@@ -41,7 +41,7 @@ def test_round_trip_restores_identical_outputs(saved):
     assert loaded.config == cfg
     torch.testing.assert_close(hidden(loaded, batch), hidden(model.eval(), batch), rtol=0, atol=0)
     torch.testing.assert_close(hidden(load_model(path), batch), hidden(ema.eval(), batch), rtol=0, atol=0)
-    assert load_meta(path) == {"format_version": 1, "step": 7, "epoch": 1}
+    assert load_meta(path) == {"step": 7, "epoch": 1}
 
 
 def test_optimizer_round_trip(saved):
@@ -96,6 +96,10 @@ def test_missing_or_bad_config(saved, tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
         load_model(tmp_path / "nowhere")
     (path / "config.json").write_text(json.dumps({"name": "tiny", "bogus": 1}))
+    with pytest.raises(CheckpointError, match="not a UniGenDet checkpoint"):
+        load_config(path)
+    (path / "config.json").write_text(json.dumps({"format_version": 1, "kind": "unigendet", "name": "tiny",
+                                                  "model": {"name": "tiny", "bogus": 1}}))
     with pytest.raises(CheckpointError, match="bogus"):
         load_config(path)
     (path / "config.json").unlink()

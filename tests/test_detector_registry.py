@@ -40,8 +40,10 @@ from unigendet.models.gendet import GenDet, GenDetConfig
 from unigendet.models.npr import NPRConfig, NPRNet
 from unigendet.models.oneclass import GaussianOneClass
 from unigendet.models.probes import CalibratedLinear, LinearProbe
+from unigendet.unified.checkpoint import load_meta
 from unigendet.unified.config import LatentConfig
 from unigendet.unified.pipeline import UniGenDetPipeline, codec_for
+from unigendet.weights import CheckpointError
 
 GOLDEN = json.loads((Path(__file__).parent / "fixtures" / "golden_pfake.json").read_text())
 GOLDEN_ATOL = 5e-5
@@ -210,14 +212,29 @@ def test_a_unigendet_checkpoint_records_its_kind(saved, tmp_path):
     runs, images = saved
     path = runs["unigendet"]
     cfg = json.loads((path / "config.json").read_text())
-    assert cfg["kind"] == "unigendet" and "llm" in cfg
-    old = tmp_path / "old"
-    shutil.copytree(path, old)
-    (old / "config.json").write_text(json.dumps({k: v for k, v in cfg.items() if k != "kind"}))
-    assert load_detector(old).kind == "unigendet"
+    assert (cfg["format_version"], cfg["kind"]) == (1, "unigendet") and "llm" in cfg["model"]
+    # the layouts before one run-directory schema: the flat model config, with and without a kind,
+    # and the format version in meta.json
+    for old_kind in ({"kind": "unigendet"}, {}):
+        old = tmp_path / f"old{len(old_kind)}"
+        shutil.copytree(path, old)
+        (old / "config.json").write_text(json.dumps({**old_kind, **cfg["model"]}))
+        (old / "meta.json").write_text(json.dumps({"format_version": 1, "step": 3}))
+        loaded = load_detector(old)
+        assert loaded.kind == "unigendet" and loaded.pipeline.config == load_detector(path).pipeline.config
+        assert load_meta(old) == {"step": 3}
+    (old / "meta.json").write_text(json.dumps({"format_version": 2}))
+    with pytest.raises(CheckpointError, match="newer"):
+        load_detector(old)
+    # it saves as every kind does: training options, extra JSON files, files carried over
     detector = load_detector(path)
-    with pytest.raises(ValueError, match="keeps only"):
-        detector.save_pretrained(tmp_path / "again", json_files={"metrics.json": {}})
+    (tmp_path / "again").mkdir()
+    (tmp_path / "again" / "log.jsonl").write_text("{}\n")
+    again = detector.save_pretrained(tmp_path / "again", meta={"seed": 1}, json_files={"metrics.json": {"auc": 1}},
+                                     train={"steps": 3})
+    assert json.loads((again / "config.json").read_text())["train"] == {"steps": 3}
+    assert {"metrics.json", "log.jsonl", "meta.json", "codec.safetensors"} <= {p.name for p in again.iterdir()}
+    assert np.allclose(load_detector(again).predict(images), detector.predict(images))
     with pytest.raises(ValueError, match="takes no base option"):
         load_detector(runs["npr"], base=str(tmp_path))
 

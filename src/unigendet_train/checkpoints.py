@@ -38,11 +38,13 @@ def step_checkpoint(out: str | Path, step: int) -> Path:
 
 
 def save_train_checkpoint(out: Path, step: int, model, config, ema, optimizer, meta: dict, keep: int = 2,
-                          files: dict | None = None) -> Path:
-    """Model, EMA and optimizer are modules or full state dicts (see `parallel`)."""
+                          files: dict | None = None, train: dict | None = None) -> Path:
+    """Model, EMA and optimizer are modules or full state dicts (see `parallel`); `train`: the options the
+    run was started with (config.json's "train", as every run directory records them)."""
     root = Path(out) / "checkpoints"
     path = save_checkpoint(step_checkpoint(out, step), model, config, ema=ema, optimizer=optimizer,
-                           meta={"step": step, "data_position": step, **meta}, tensors=rng_tensors(), files=files)
+                           meta={"step": step, "data_position": step, **meta}, tensors=rng_tensors(), files=files,
+                           train=train)
     tmp = root / "latest.tmp"
     tmp.write_text(path.name)
     os.replace(tmp, root / "latest")

@@ -160,7 +160,6 @@ class Trainer:
         model, ema = full_state(self.model), full_state(self.ema.model)
         optimizer = full_optimizer_state(self.model, self.optimizer)
         if self.dist.main:
-            save_train_checkpoint(self.out, step, model, self.model.config, ema, optimizer,
-                                  {"train_config": self.cfg.to_dict(), **self.extra_meta()},
-                                  keep=self.cfg.keep_checkpoints, files=self.extra_files())
+            save_train_checkpoint(self.out, step, model, self.model.config, ema, optimizer, self.extra_meta(),
+                                  keep=self.cfg.keep_checkpoints, files=self.extra_files(), train=self.cfg.to_dict())
         barrier()

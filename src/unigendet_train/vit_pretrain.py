@@ -96,8 +96,8 @@ def run_vit_pretrain(cfg: ViTPretrainConfig) -> StageResult:
         log.log(step, row)
         log.advance()
     log.close()
-    ckpt = save_train_checkpoint(out, cfg.steps, model, mc, model, None, {"train_config": cfg.to_dict()},
-                                 files={"vit_probe": head})
+    ckpt = save_train_checkpoint(out, cfg.steps, model, mc, model, None, {}, files={"vit_probe": head},
+                                 train=cfg.to_dict())
     metrics = {"val_acc": history[-1]["val_acc"], "first_loss": history[0]["loss"], "last_loss": history[-1]["loss"]}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return StageResult(out, ckpt, metrics)

@@ -2,9 +2,9 @@
 
 A detector class owns its `kind`: `@register_detector` enters it in the registry, `state()`
 says what rebuilds it, `save_pretrained(run_dir)` writes the run directory and
-`load_detector(run_dir)` reads any kind back:
+`load_detector(run_dir)` reads any kind back. The layout is every run directory's (`unigendet.rundir`):
 
-    config.json          {"kind", "name", "format_version", ...the class's state, "train": ...}
+    config.json          {"format_version", "kind", "name", ...the class's state, "train": ...}
     <name>.safetensors   one file per module the state names
     meta.json            anything JSON (seed, sizes, timings)
     metrics.json, ...    further JSON files a trainer adds; log.jsonl carried over
@@ -17,9 +17,7 @@ Scoring: a kind implements `predict_images(images) -> p_fake (N,)` and `image_fe
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,7 +30,8 @@ from PIL import Image
 from torch import nn
 
 from ..data.imageio import open_image
-from ..weights import FORMAT_VERSION, CheckpointError, atomic_directory, resolve_checkpoint, save_weights
+from ..rundir import read_run_config, run_config, write_run
+from ..weights import CheckpointError, resolve_checkpoint, save_weights
 
 PathList = Sequence[str | os.PathLike]
 DECODE_CHUNK = 64  # images decoded at once when scoring files
@@ -91,28 +90,21 @@ class Detector(ABC):
 
     @classmethod
     def claims(cls, path: Path) -> bool:
-        """Whether a directory without a "kind" (e.g. a model checkpoint) is this class's."""
+        """Whether a directory without a config.json (a released model's own layout) is this kind's."""
         return False
 
     def save_pretrained(self, run_dir: str | os.PathLike, *, meta: dict | None = None,
                         json_files: dict[str, Any] | None = None, train: dict | None = None,
                         carry: tuple[str, ...] = ("log.jsonl",)) -> Path:
-        """Write the run directory atomically; files named in `carry` are kept from the one replaced."""
-        run_dir = Path(run_dir)
-        fields, modules = self.state(run_dir)
-        config = {"format_version": FORMAT_VERSION, "kind": self.kind, "name": self.name, **fields}
-        if train is not None:
-            config["train"] = train
-        with atomic_directory(run_dir) as tmp:
+        """Write the run directory (`rundir`) atomically; files named in `carry` are kept from the one
+        replaced."""
+        fields, modules = self.state(Path(run_dir))
+
+        def write(tmp: Path) -> None:
             for name, module in modules.items():
                 save_weights({k: v.cpu() for k, v in module.state_dict().items()}, tmp / f"{name}.safetensors")
-            for name, value in {"meta.json": meta or {}, **(json_files or {})}.items():
-                (tmp / name).write_text(json.dumps(value, indent=2, sort_keys=True))
-            for name in carry:
-                if (run_dir / name).is_file():
-                    shutil.copy2(run_dir / name, tmp / name)
-            (tmp / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True))
-        return run_dir
+
+        return write_run(run_dir, run_config(self.kind, self.name, fields, train), meta, write, json_files, carry)
 
 
 def over_files(paths: PathList, fn, chunk: int | None = None) -> np.ndarray:
@@ -178,26 +170,13 @@ class Generator(Protocol):
     def generate(self, prompts: Sequence[str], **options) -> torch.Tensor: ...
 
 
-def read_run_config(run_dir: str | os.PathLike) -> dict[str, Any]:
-    f = Path(run_dir) / "config.json"
-    if not f.is_file():
-        raise CheckpointError(f"{run_dir}: no config.json; is this a detector run directory?")
-    try:
-        cfg = json.loads(f.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{f}: not valid JSON ({e})") from e
-    if cfg.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
-        raise CheckpointError(f"{f}: format version {cfg['format_version']} is newer than this code")
-    return cfg
-
-
 def load_detector(spec: str | os.PathLike, device: str | torch.device = "cpu", **options) -> Detector:
     """Rebuild the detector a checkpoint string names (`unigendet.weights.resolve_checkpoint`: a run
     directory, "shipped[:NAME]", a UniGenDet checkpoint or training run, a released UniGenDet
     directory); weights load strictly. `options` go to kinds that declare them (`load_options`)."""
     path = resolve_checkpoint(spec)
-    claimed = [cls for cls in DETECTORS.values() if cls.claims(path)]
-    cfg = {} if claimed else read_run_config(path)
+    claimed = [] if (path / "config.json").is_file() else [cls for cls in DETECTORS.values() if cls.claims(path)]
+    cfg = {} if claimed else read_run_config(path)  # older layouts are read as today's there
     kind = claimed[0].kind if claimed else cfg.get("kind")
     if kind not in DETECTORS:
         raise CheckpointError(f"{path}/config.json: unknown detector kind {kind!r}; known: {sorted(DETECTORS)}")

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,19 +53,13 @@ class UniGenDetDetector(Detector):
         """The final-normed hidden state the cls head reads, (N, hidden)."""
         return torch.stack([d.state for d in self._detect(images)]).numpy()
 
-    # A UniGenDet run is a model checkpoint (config.json: "kind" and the ModelConfig) or a released
-    # directory; checkpoints written before the kind was recorded are recognised by their model config.
+    # A UniGenDet run is a model checkpoint (a run directory) or a released directory, which has no
+    # config.json of ours.
     load_options = ("base",)
 
     @classmethod
     def claims(cls, path: Path) -> bool:
-        if is_released(path):
-            return True
-        try:
-            cfg = json.loads((path / "config.json").read_text())
-        except (OSError, ValueError):
-            return False
-        return isinstance(cfg, dict) and "kind" not in cfg and isinstance(cfg.get("llm"), dict)
+        return is_released(path)
 
     @classmethod
     def from_state(cls, run_dir: Path, config: dict[str, Any], device, base: str | None = None) -> UniGenDetDetector:
@@ -74,10 +67,8 @@ class UniGenDetDetector(Detector):
         pipeline = UniGenDetPipeline.from_pretrained(run_dir, device=device, base=base)
         return cls(pipeline, reads_evidence=bool(load_meta(run_dir).get("evidence_prompt", False)))
 
-    def save_pretrained(self, run_dir: str | os.PathLike, *, meta: dict | None = None, json_files=None, train=None,
-                        carry=()) -> Path:
-        """A UniGenDet checkpoint; run-directory extras (`json_files`, `train`, `carry`) have no place in it."""
-        if json_files or train or carry:
-            raise ValueError("a UniGenDet checkpoint keeps only its weights, config, codec and meta.json; pass "
-                             "what else you want kept in `meta`")
-        return self.pipeline.save_pretrained(run_dir, meta=meta)
+    def save_pretrained(self, run_dir: str | os.PathLike, *, meta: dict | None = None,
+                        json_files: dict[str, Any] | None = None, train: dict | None = None,
+                        carry: tuple[str, ...] = ("log.jsonl",)) -> Path:
+        """A UniGenDet checkpoint: a run directory like every kind's, its weights and codec inside."""
+        return self.pipeline.save_pretrained(run_dir, meta=meta, train=train, json_files=json_files, carry=carry)

@@ -1,9 +1,10 @@
 """Self-describing checkpoints, written atomically, read without unpickling.
 
-A checkpoint is a directory:
+A checkpoint is a run directory (`unigendet.rundir`, the layout every detector run has):
 
-    config.json          "kind": "unigendet" and the ModelConfig: rebuilds the model with no flags
-    meta.json            format version, step, data position, anything JSON
+    config.json          version, "kind": "unigendet", name, "model": the ModelConfig (rebuilds the model
+                         with no flags), "train": the options it was trained with (when a trainer saved it)
+    meta.json            step, data position, anything JSON
     model.safetensors    weights
     ema.safetensors      EMA weights (optional)
     optimizer.safetensors + optimizer.json   optimizer tensors and the rest (optional)
@@ -24,17 +25,11 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
-from ..weights import (
-    FORMAT_VERSION,
-    CheckpointError,
-    atomic_directory,
-    load_weights,
-    read_weights,
-    tensors_for_saving,
-)
+from ..rundir import UNIGENDET, read_meta, read_run_config, run_config, write_run
+from ..weights import CheckpointError, load_weights, read_weights, tensors_for_saving
 from .config import ModelConfig
 
-KIND = "unigendet"  # config.json's "kind", as every detector run directory has one
+KIND = UNIGENDET  # config.json's "kind", as every run directory has one
 
 
 def save_checkpoint(
@@ -47,13 +42,14 @@ def save_checkpoint(
     meta: dict[str, Any] | None = None,
     tensors: dict[str, torch.Tensor] | None = None,
     files: dict[str, nn.Module] | None = None,
+    train: dict[str, Any] | None = None,
+    json_files: dict[str, Any] | None = None,
+    carry: tuple[str, ...] = (),
 ) -> Path:
     """Write a checkpoint directory atomically. Model, EMA and optimizer are modules or their
-    state dicts; `files` adds modules saved as `<name>.safetensors`."""
-    with atomic_directory(path) as tmp:
-        (tmp / "config.json").write_text(json.dumps({"kind": KIND, **config.to_dict()}, indent=2, sort_keys=True))
-        info = {"format_version": FORMAT_VERSION, **(meta or {})}
-        (tmp / "meta.json").write_text(json.dumps(info, indent=2, sort_keys=True))
+    state dicts; `files` adds modules saved as `<name>.safetensors`; `train`, `json_files` and
+    `carry` are the run directory's (`rundir.write_run`)."""
+    def write(tmp: Path) -> None:
         save_file(tensors_for_saving(_state(model)), str(tmp / "model.safetensors"))
         if ema is not None:
             save_file(tensors_for_saving(_state(ema)), str(tmp / "ema.safetensors"))
@@ -65,29 +61,23 @@ def save_checkpoint(
             save_file(tensors_for_saving(tensors), str(tmp / "state.safetensors"))
         for name, module in (files or {}).items():
             save_file(tensors_for_saving(module.state_dict()), str(tmp / f"{name}.safetensors"))
-    return Path(path)
+
+    config_json = run_config(KIND, config.name, {"model": config.to_dict()}, train)
+    return write_run(path, config_json, meta, write, json_files, carry)
 
 
 def load_config(path: str | os.PathLike) -> ModelConfig:
-    f = Path(path) / "config.json"
-    if not f.is_file():
-        raise CheckpointError(f"{path}: no config.json; is this a checkpoint directory?")
+    """The ModelConfig of a checkpoint (older layouts included, see `rundir`)."""
+    cfg = read_run_config(path)
+    if cfg.get("kind") != KIND:
+        raise CheckpointError(f"{path}/config.json: a {cfg.get('kind')!r} run, not a UniGenDet checkpoint")
     try:
-        d = json.loads(f.read_text())
-        kind = d.pop("kind", KIND)
-        if kind != KIND:
-            raise ValueError(f"a {kind!r} run, not a UniGenDet checkpoint")
-        return ModelConfig.from_dict(d)
-    except (ValueError, TypeError) as e:
-        raise CheckpointError(f"{f}: not a valid model config ({e})") from e
+        return ModelConfig.from_dict(cfg["model"])
+    except (KeyError, ValueError, TypeError) as e:
+        raise CheckpointError(f"{path}/config.json: not a valid model config ({e!r})") from e
 
 
-def load_meta(path: str | os.PathLike) -> dict[str, Any]:
-    f = Path(path) / "meta.json"
-    meta = json.loads(f.read_text()) if f.is_file() else {}
-    if meta.get("format_version", FORMAT_VERSION) > FORMAT_VERSION:
-        raise CheckpointError(f"{path}: format version {meta['format_version']} is newer than this code")
-    return meta
+load_meta = read_meta  # a checkpoint's meta.json
 
 
 def load_model(path: str | os.PathLike, ema: bool = True, device: str | torch.device = "cpu"):

@@ -60,9 +60,12 @@ class UniGenDetPipeline:
         model = load_model(path, ema=ema, device=device)
         return cls(model, codec_for(model.config, path), tokenizer_for(model.config, path), device)
 
-    def save_pretrained(self, path: str | os.PathLike, meta: dict | None = None) -> Path:
-        """A checkpoint directory `from_pretrained` reads back (weights, config, codec)."""
-        return save_checkpoint(path, self.model, self.config, meta=meta, files={"codec": self.codec})
+    def save_pretrained(self, path: str | os.PathLike, meta: dict | None = None, train: dict | None = None,
+                        json_files: dict | None = None, carry: tuple[str, ...] = ()) -> Path:
+        """A checkpoint directory `from_pretrained` reads back (weights, config, codec); `train`,
+        `json_files` and `carry` as every run directory takes them (`rundir.write_run`)."""
+        return save_checkpoint(path, self.model, self.config, meta=meta, files={"codec": self.codec}, train=train,
+                               json_files=json_files, carry=carry)
 
     # --- detection ---------------------------------------------------------------------------------
 
