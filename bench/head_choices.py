@@ -32,9 +32,10 @@ from unigendet.data.readers import read_source
 from unigendet.evaluation.families import family_of, logo_folds
 from unigendet.labels import FAKE
 from unigendet.metrics import balanced_accuracy, false_positive_rate, roc_auc
+from unigendet.models.linear_fit import fit_linear, platt
 from unigendet_train.forensic_config import CIRCULATED, ForensicConfig
 from unigendet_train.forensic_features import ViewFeatures
-from unigendet_train.forensic_fit import calibrate, fit_head, photo_threshold
+from unigendet_train.forensic_fit import photo_threshold
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CS = (0.001, 0.003, 0.01, 0.03, 0.1)
@@ -42,7 +43,7 @@ WEIGHTINGS = ("class", "family", "sqrt family", "family + source", "sqrt family 
 
 
 def row_weights(records, weighting: str) -> np.ndarray | None:
-    """Per-record weights for `fit_head` (which then balances the classes); None for "class"."""
+    """Per-record weights for `fit_linear` (which then balances the classes); None for "class"."""
     if weighting not in WEIGHTINGS:
         raise ValueError(f"weighting must be one of {WEIGHTINGS}, not {weighting!r}")
     if weighting == "class":
@@ -81,7 +82,7 @@ class Features:
         rows = np.array([self.train_row[str(r.path)] for r in records])
         rows = (rows[:, None] * self.views + np.arange(self.views)).ravel()
         w = row_weights(records, weighting)
-        return fit_head(self.train_x[rows], np.repeat([r.label == FAKE for r in records], self.views), c,
+        return fit_linear(self.train_x[rows], np.repeat([r.label == FAKE for r in records], self.views), c,
                         self.cfg.seed, None if w is None else np.repeat(w, self.views))
 
     @torch.no_grad()
@@ -112,7 +113,7 @@ def inner_score(feats: Features, fold, choice) -> float:
 
 def fold_metrics(feats: Features, fold, choice, max_fpr: float) -> dict[str, float]:
     head = feats.fit(fold.train, choice)
-    threshold = calibrate(head, feats.logits(head, fold.calibrate), np.array([r.label == FAKE for r in fold.calibrate]))
+    threshold = platt(head, feats.logits(head, fold.calibrate), np.array([r.label == FAKE for r in fold.calibrate]))
     photos = [r for r in fold.calibrate if r.label != FAKE]
     threshold = photo_threshold(threshold, [p_fake(feats, head, photos, q) for q in (False, True)], max_fpr)
     y = np.array([r.label == FAKE for r in fold.test])

@@ -20,11 +20,11 @@ from unigendet.detectors.forensic import crop_boxes, tile_boxes
 from unigendet.evaluation.families import family_of, logo_folds
 from unigendet.labels import FAKE, REAL
 from unigendet.metrics import expected_calibration_error
+from unigendet.models.linear_fit import fit_linear, platt
 from unigendet.models.probes import CalibratedLinear
 from unigendet_train.forensic import run_forensic
 from unigendet_train.forensic_config import ForensicConfig
 from unigendet_train.forensic_features import ViewFeatures
-from unigendet_train.forensic_fit import calibrate, fit_head
 
 FAST = dict(backbones="residual-stats", side=128, views=2, crops=3)
 
@@ -134,7 +134,7 @@ def test_platt_scaling_makes_probabilities_honest():
     raw = np.where(is_fake, 1.0, -1.0) * 8 + rng.normal(0, 8, 2000)  # over-confident logits
     head = CalibratedLinear(1)
     before = 1 / (1 + np.exp(-raw))
-    threshold = calibrate(head, raw, is_fake)
+    threshold = platt(head, raw, is_fake)
     after = torch.sigmoid(head.scale * torch.from_numpy(raw) + head.shift).numpy()
     assert expected_calibration_error(after, is_fake) < expected_calibration_error(before, is_fake) / 2
     assert 0.3 < threshold < 0.7 and head.scale.item() < 0.5
@@ -144,7 +144,7 @@ def test_fit_head_separates_and_standardises():
     rng = np.random.RandomState(0)
     x = rng.normal(0, 1, (200, 5)) * [1, 100, 1, 1, 1]
     y = x[:, 1] > 0
-    head = fit_head(x, y, c=1.0)
+    head = fit_linear(x, y, c=1.0)
     z = head(torch.from_numpy(x).float()).detach().numpy()
     assert ((z > 0) == y).mean() > 0.95
     assert np.allclose(head.mean.numpy(), x.mean(0), atol=1e-4)
@@ -368,21 +368,21 @@ def test_serve_without_a_checkpoint_uses_the_shipped_detector(monkeypatch):
 def test_row_weights_keep_the_classes_balanced_and_unit_weights_change_nothing(tmp_path):
     """`extra_weight`: the extra source's images weigh less in the head's fit, the two classes still
     weigh half each; with unit weights the fit is the balanced one."""
+    from unigendet.models.linear_fit import balanced_weights
     from unigendet_train.forensic_fit import record_weights
-    from unigendet_train.tune import balanced_weights
 
     rng = np.random.RandomState(0)
     x = rng.normal(0, 1, (120, 4))
     y = (x[:, 0] + 0.5 * rng.normal(0, 1, 120)) > 0.4  # unbalanced classes
     w = balanced_weights(np.where(np.arange(120) % 3 == 0, 0.1, 1.0), y)
     assert w[y].sum() == pytest.approx(60) and w[~y].sum() == pytest.approx(60)
-    plain, unit = fit_head(x, y, c=1.0), fit_head(x, y, c=1.0, weight=np.ones(120))
+    plain, unit = fit_linear(x, y, c=1.0), fit_linear(x, y, c=1.0, weight=np.ones(120))
     assert torch.allclose(plain.fc.weight, unit.fc.weight, atol=1e-3)
     # the fakes that weigh 10x less pull the boundary 10x less: flip them and the fit barely moves
     extra = np.arange(120) % 3 == 0
     flipped = np.where(extra, ~y, y)
-    light = fit_head(x, flipped, c=1.0, weight=np.where(extra, 0.01, 1.0))
-    heavy = fit_head(x, flipped, c=1.0)
+    light = fit_linear(x, flipped, c=1.0, weight=np.where(extra, 0.01, 1.0))
+    heavy = fit_linear(x, flipped, c=1.0)
     assert torch.nn.functional.cosine_similarity(light.fc.weight, plain.fc.weight).item() > \
         torch.nn.functional.cosine_similarity(heavy.fc.weight, plain.fc.weight).item()
     with pytest.raises(ValueError, match="positive"):

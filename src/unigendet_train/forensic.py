@@ -23,12 +23,13 @@ from unigendet.data.records import DataError, Record
 from unigendet.detectors import ForensicDetector
 from unigendet.evaluation.detection import score_report
 from unigendet.labels import FAKE
+from unigendet.models.linear_fit import platt
 
 from .dist import barrier, cleanup, init_distributed, shared_out
 from .forensic_card import model_card
 from .forensic_config import CIRCULATED, ForensicConfig, untrained
 from .forensic_features import ViewFeatures
-from .forensic_fit import calibrate, calibrated_p, fit_calibrated, photo_threshold, record_weights
+from .forensic_fit import calibrated_p, fit_calibrated, photo_threshold, record_weights
 from .stages import StageResult, register_stage
 from .tune import tune
 from .views import recipe_key
@@ -80,7 +81,7 @@ def calibrate_tuned(detector: ForensicDetector, cfg: ForensicConfig, val: list[R
     images = [open_image(r.path) for r in val]
     is_fake = np.array([r.label == FAKE for r in val])
     x = torch.from_numpy(shared_out(lambda ims: detector.feature_rows(ims).numpy(), images))
-    detector.threshold = calibrate(detector.head, detector.head.raw(x).numpy().astype(np.float64), is_fake)
+    detector.threshold = platt(detector.head, detector.head.raw(x).numpy().astype(np.float64), is_fake)
     p = torch.sigmoid(detector.logits(x)).numpy().astype(np.float64)
     if cfg.max_fpr:
         degrade = get_degradation(CIRCULATED)

@@ -1,5 +1,5 @@
-"""The forensic head: a balanced logistic regression on standardised features, Platt scaling on held-out
-images, the threshold (balanced accuracy, raised for photos as they are and circulated, and by source
+"""The forensic head (fitted and Platt-scaled by `unigendet.models.linear_fit`) on the recipe's views: the
+row weights, the threshold (balanced accuracy, raised for photos as they are and circulated, and by source
 when cross-fitted) and the novelty score it abstains on."""
 
 from __future__ import annotations
@@ -15,36 +15,14 @@ from unigendet.data.readers import read_source
 from unigendet.data.records import Record
 from unigendet.evaluation.folds import source_of
 from unigendet.labels import FAKE
-from unigendet.metrics.detection import balanced_threshold, threshold_at_fpr
+from unigendet.metrics.detection import threshold_at_fpr
+from unigendet.models.linear_fit import fit_linear, platt
 from unigendet.models.novelty import Novelty, fit_novelty
 from unigendet.models.probes import CalibratedLinear
 
 from .crossfit import out_of_source
 from .forensic_config import CIRCULATED, ForensicConfig
 from .forensic_features import ViewFeatures
-from .tune import balanced_weights
-
-
-def fit_head(x: np.ndarray, is_fake: np.ndarray, c: float, seed: int = 0,
-             weight: np.ndarray | None = None) -> CalibratedLinear:
-    """Standardise, then an L2 logistic regression with balanced classes; `weight` (per row) shifts
-    weight between the rows of a class without unbalancing the classes."""
-    from sklearn.linear_model import LogisticRegression
-
-    mean, std = x.mean(0), x.std(0) + 1e-6
-    if weight is None:
-        lr = LogisticRegression(C=c, max_iter=3000, class_weight="balanced", random_state=seed)
-        lr.fit((x - mean) / std, is_fake)
-    else:
-        lr = LogisticRegression(C=c, max_iter=3000, random_state=seed)
-        lr.fit((x - mean) / std, is_fake, sample_weight=balanced_weights(weight, is_fake))
-    head = CalibratedLinear(x.shape[1])
-    with torch.no_grad():
-        head.mean.copy_(torch.from_numpy(mean).float())
-        head.std.copy_(torch.from_numpy(std).float())
-        head.fc.weight.copy_(torch.from_numpy(lr.coef_).float())
-        head.fc.bias.fill_(float(lr.intercept_[0]))
-    return head.eval()
 
 
 def record_weights(cfg: ForensicConfig, records: list[Record]) -> np.ndarray | None:
@@ -61,20 +39,6 @@ def record_weights(cfg: ForensicConfig, records: list[Record]) -> np.ndarray | N
         counts = Counter((r.label, source_of(r)) for r in records)
         weight /= np.sqrt([counts[r.label, source_of(r)] for r in records])
     return None if (weight == 1.0).all() else weight
-
-
-def calibrate(head: CalibratedLinear, raw_logits: np.ndarray, is_fake: np.ndarray) -> float:
-    """Platt scaling on held-out raw logits (balanced classes, so p_fake reads for a 50/50 prior),
-    written into the head; returns the threshold on the calibrated p_fake that maximises balanced
-    accuracy on the same data."""
-    from sklearn.linear_model import LogisticRegression
-
-    lr = LogisticRegression(C=1e4, class_weight="balanced").fit(raw_logits[:, None], is_fake)
-    with torch.no_grad():
-        head.scale.fill_(float(lr.coef_[0, 0]))
-        head.shift.fill_(float(lr.intercept_[0]))
-    p = 1 / (1 + np.exp(-(lr.coef_[0, 0] * raw_logits + lr.intercept_[0])))
-    return balanced_threshold(p, is_fake)
 
 
 def raw_logits(head: CalibratedLinear, feats: ViewFeatures, records: list[Record]) -> np.ndarray:
@@ -119,8 +83,8 @@ def fit_calibrated(cfg: ForensicConfig, feats: ViewFeatures, train: list[Record]
     x = feats(train, views, augmented=aug)
     y = np.repeat([r.label == FAKE for r in train], views)
     weight = record_weights(cfg, train)
-    head = fit_head(x, y, cfg.c, cfg.seed, None if weight is None else np.repeat(weight, views))
-    threshold = calibrate(head, raw_logits(head, feats, cal), np.array([r.label == FAKE for r in cal]))
+    head = fit_linear(x, y, cfg.c, cfg.seed, None if weight is None else np.repeat(weight, views))
+    threshold = platt(head, raw_logits(head, feats, cal), np.array([r.label == FAKE for r in cal]))
     circulated = ViewFeatures(cfg, protocol=CIRCULATED)
     if cfg.max_fpr:
         photos = [r for r in cal if r.label != FAKE]

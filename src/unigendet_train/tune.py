@@ -35,6 +35,7 @@ from unigendet.data.records import Record
 from unigendet.detectors import ForensicDetector
 from unigendet.labels import FAKE
 from unigendet.metrics import roc_auc
+from unigendet.models.linear_fit import balanced_weights
 from unigendet.unified.checkpoint import read_optimizer, save_optimizer
 from unigendet.weights import atomic_directory, load_weights, read_weights, save_weights
 
@@ -108,19 +109,6 @@ class Tuner:
         kept = last / "best.safetensors"
         return state["epoch"] + 1, {"auc": state["best_auc"], "best_epoch": state["best_epoch"],
                                     "weights": read_weights(kept) if kept.is_file() else None}
-
-
-def balanced_weights(weight: np.ndarray, is_fake: np.ndarray) -> np.ndarray:
-    """`weight` rescaled per class so that each class weighs half of the rows (as "balanced" class
-    weights do for unit weights)."""
-    weight = np.asarray(weight, dtype=np.float64)
-    if (weight <= 0).any():
-        raise ValueError("row weights must be positive")
-    out = weight.copy()
-    for cls in (False, True):
-        m = np.asarray(is_fake) == cls
-        out[m] *= len(out) / (2 * weight[m].sum())
-    return out
 
 
 def image_loss(y: torch.Tensor, weight=None) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
