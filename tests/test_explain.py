@@ -126,7 +126,7 @@ def test_forensic_encoder_tokens_are_per_tile_and_enter_the_model():
     y = x.clone()
     y[:, :, :64, :64] = smooth(x, 7)[:, :, :64, :64]  # top-left tile only
     tx, ty = enc(x)[0], enc(y)[0]
-    assert tx.shape == (16, cfg.vit.encoder_dim)
+    assert tx.shape == (16, cfg.vit.encoder_dim) and enc.dim == cfg.vit.encoder_dim  # computed from the layout
     assert torch.allclose(enc(torch.cat([x, y]))[0], tx, atol=1e-4)  # an image's tokens do not depend on its batch
     moved = (tx - ty).norm(dim=1)
     assert moved.argmax() == 0 and moved[0] > 2 * moved[[5, 10, 15]].max()  # deep taps see wider

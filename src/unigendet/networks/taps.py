@@ -32,6 +32,11 @@ HIGH_PASS_GAIN = 4.0
 INPUTS = ("rgb", "highpass", "npr")
 
 
+def tapped_width(net: nn.Module, taps: tuple[int, ...] = TAPS) -> int:
+    """How many statistics `TappedNet` gives per image (or tile): a mean and a std per tapped channel."""
+    return 2 * sum(net._blocks[i]._block_args.output_filters for i in taps)
+
+
 class TappedNet(nn.Module):
     """An EfficientNet cut after its last tap: (B, 3, H, W) pixels in [0, 1] -> compressed channel
     statistics of every tap, (B, feature_dim) or per tile (B, grid**2, feature_dim)."""
@@ -42,7 +47,7 @@ class TappedNet(nn.Module):
             raise ValueError(f"input must be one of {INPUTS}, not {input!r}")
         if max(taps) >= len(net._blocks):
             raise ValueError(f"tap {max(taps)} is beyond the network's {len(net._blocks)} blocks")
-        self.feature_dim = 2 * sum(net._blocks[i]._block_args.output_filters for i in taps)
+        self.feature_dim = tapped_width(net, taps)
         self.net, self.taps, self.input = net, tuple(taps), input
         # drop the blocks after the last tap and the classifier head: they are never run
         self.net._blocks = self.net._blocks[: max(taps) + 1]

@@ -1,6 +1,6 @@
 """Frozen understanding encoders: an alternative to the trained NaViT for the detection path.
 
-A frozen encoder turns the image under test (a native crop of `ViTConfig.image_side` px) into a
+A frozen encoder turns the image under test (a native crop of `ModelConfig.vit_image_size` px) into a
 grid of feature vectors that enter the model as its image tokens through the connector, where the
 NaViT's patch rows would; nothing of it is trained or saved in checkpoints (it loads its own
 weights). `ViTConfig.encoder` names one ("navit" means none: the trained ViT), and the
@@ -15,13 +15,13 @@ a 4 x 4 partition of the crop, so the model sees where each kind of trace lies.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import functools
 from typing import Protocol
 
 import torch
 from torch import nn
 
-from ..networks import SIDE, TappedNet, load_efficientnet_lite0
+from ..networks import SIDE, TAPS, TappedNet, efficientnet_lite_layout, load_efficientnet_lite0, tapped_width
 
 
 class FrozenEncoder(Protocol):
@@ -31,6 +31,11 @@ class FrozenEncoder(Protocol):
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, side, side) in [-1, 1] -> (B, grid * grid, dim), row-major."""
+        ...
+
+    @staticmethod
+    def token_dim() -> int:
+        """`dim`, known from the encoder's layout before it is built."""
         ...
 
 
@@ -46,6 +51,11 @@ class ForensicEncoder(nn.Module):
         self.requires_grad_(False)
         super().train(False)  # batch norm keeps its running statistics
 
+    @staticmethod
+    def token_dim() -> int:
+        """The width of its tokens, from the network's layout alone (no weights read)."""
+        return 2 * tapped_width(efficientnet_lite_layout(0), TAPS)  # the RGB crop and its high-pass residual
+
     def train(self, mode: bool = True) -> ForensicEncoder:
         return self  # frozen, even inside a model put in training mode
 
@@ -57,7 +67,15 @@ class ForensicEncoder(nn.Module):
         return torch.cat([self.rgb(x, self.grid), self.highpass(x, self.grid)], dim=2)
 
 
-ENCODERS: dict[str, Callable[[], FrozenEncoder]] = {"forensic": ForensicEncoder}
+ENCODERS: dict[str, type[FrozenEncoder]] = {"forensic": ForensicEncoder}
+
+
+@functools.cache
+def encoder_dim(name: str) -> int:
+    """The token width of the named encoder (a preset's `ViTConfig.encoder_dim`), without loading it."""
+    if name not in ENCODERS:
+        raise ValueError(f"unknown understanding encoder {name!r}; choose from {sorted(ENCODERS)} or 'navit'")
+    return ENCODERS[name].token_dim()
 
 
 def build_encoder(name: str) -> FrozenEncoder:

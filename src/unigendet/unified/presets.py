@@ -8,6 +8,7 @@ from collections.abc import Callable
 import torch
 
 from .config import LatentConfig, LLMConfig, ModelConfig, ViTConfig
+from .encoders import encoder_dim
 
 PRESETS: dict[str, Callable[[], ModelConfig]] = {}
 
@@ -28,9 +29,6 @@ def tiny() -> ModelConfig:
                        latent=LatentConfig(codec="conv-vae", channels=4, downsample=4, width=32, max_latent_side=16))
 
 
-FORENSIC_TOKEN_DIM = 1888  # 2 inputs (RGB, high-pass) x 2 statistics x 472 tapped EfficientNet-Lite0 channels
-
-
 @register
 def tiny_forensic() -> ModelConfig:
     """The tiny model with the shipped detector's frozen forensic network as its understanding
@@ -38,7 +36,7 @@ def tiny_forensic() -> ModelConfig:
     `unigendet.unified.encoders`); the clean latents see the crop at 64 px."""
     base = tiny()
     return base.replace(name="tiny-forensic", vit_image_size=256,
-                        vit=ViTConfig(encoder="forensic", encoder_dim=FORENSIC_TOKEN_DIM))
+                        vit=ViTConfig(encoder="forensic", encoder_dim=encoder_dim("forensic")))
 
 
 @register
