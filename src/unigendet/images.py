@@ -76,15 +76,16 @@ def crop_square(x: torch.Tensor, size: int, generator: torch.Generator | None = 
     return x[:, top:top + size, left:left + size]
 
 
-def detection_view(img: Image.Image, size: int, view: str,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
-    """The image under test as the model sees it (ModelConfig.detect_view): the central
-    square resized to `size`, or a `size` crop of native pixels (random with a generator)."""
-    if view == "resize":
+def detection_input(img: Image.Image, size: int, mode: str,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+    """The image under test as the model reads it, by `mode` (ModelConfig.detect_view): "resize", the
+    central square resized to `size`, or "crop", a `size` crop of native pixels (random with a
+    generator)."""
+    if mode == "resize":
         return resize_square(pil_to_tensor(centre_square(img)), size)
-    if view == "crop":
+    if mode == "crop":
         return crop_square(pil_to_tensor(img), size, generator)
-    raise ValueError(f"unknown detection view {view!r}")
+    raise ValueError(f"unknown detection input mode {mode!r} (resize or crop)")
 
 
 def high_pass(x: torch.Tensor) -> torch.Tensor:

@@ -20,7 +20,7 @@ from unigendet.codecs.fit import train_autoencoder
 from unigendet.data.generation import generation_split
 from unigendet.data.imageio import open_image
 from unigendet.data.readers import read_source
-from unigendet.images import detection_view
+from unigendet.images import detection_input
 from unigendet.unified.presets import get_config
 from unigendet.weights import atomic_directory, save_weights
 
@@ -42,7 +42,7 @@ class CodecConfig(StageConfig):
 
 
 def load_images(records, size: int) -> torch.Tensor:
-    return torch.stack([detection_view(open_image(r.path), size, "resize") for r in records])
+    return torch.stack([detection_input(open_image(r.path), size, "resize") for r in records])
 
 
 @torch.no_grad()

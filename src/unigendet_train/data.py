@@ -16,7 +16,7 @@ import torch
 
 from unigendet.data.imageio import open_image
 from unigendet.data.records import Record
-from unigendet.images import centre_crop_tensor, crop_square, detection_view, pil_to_tensor
+from unigendet.images import centre_crop_tensor, crop_square, detection_input, pil_to_tensor
 from unigendet.unified.prompts import DETECTION_QUESTION, detection_answer
 
 
@@ -110,11 +110,11 @@ def records_of_split(records: list[Record], split: str) -> list[Record]:
 
 @torch.no_grad()
 def load_bank(records: list[Record], size: int, codec, view: str = "resize", batch: int = 64) -> ImageBank:
-    """Each image as the model sees it (`detection_view`: resized central square, or
+    """Each image as the model sees it (`detection_input`: resized central square, or
     central native crop); encoded with the codec once."""
     if not records:
         raise ValueError("no records to load")
-    images = torch.stack([detection_view(open_image(r.path), size, view) for r in records])
+    images = torch.stack([detection_input(open_image(r.path), size, view) for r in records])
     latents = torch.cat([codec.encode(images[i:i + batch]) for i in range(0, len(images), batch)])
     return ImageBank(records, images, latents)
 

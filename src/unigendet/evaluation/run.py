@@ -191,7 +191,7 @@ def eval_generate(a: EvalGenerateConfig) -> dict:
 
     from ..backbones import create_backbone
     from ..data.imageio import open_image
-    from ..images import detection_view, save_image
+    from ..images import detection_input, save_image
     from ..unified.flow import Guidance
     from ..unified.pipeline import UniGenDetPipeline
     from .generation import generation_report, image_features, noise_images
@@ -212,7 +212,7 @@ def eval_generate(a: EvalGenerateConfig) -> dict:
         pipeline = UniGenDetPipeline.from_pretrained(ckpt, device=a.device)
         if size is None:
             size, first_codec = pipeline.config.image_size, pipeline.codec
-            real_images = torch.stack([detection_view(open_image(r.path), size, "resize") for r in reals])
+            real_images = torch.stack([detection_input(open_image(r.path), size, "resize") for r in reals])
             real_feats = image_features(real_images, backbone, pre)
         elif pipeline.config.image_size != size:
             raise ValueError(f"{ckpt}: generates {pipeline.config.image_size} px, the first checkpoint {size} px")
@@ -229,7 +229,7 @@ def eval_generate(a: EvalGenerateConfig) -> dict:
     references = {"codec reconstructions": (recon, classes),
                   "noise": (noise_images(len(prompts), size, a.seed), prompt_classes)}
     if len(train_same) >= 2:
-        train_images = torch.stack([detection_view(open_image(r.path), size, "resize") for r in train_same])
+        train_images = torch.stack([detection_input(open_image(r.path), size, "resize") for r in train_same])
         references["training crops"] = (train_images, [r.group_key for r in train_same])
     for name, (images, cls) in references.items():
         rows[f"reference: {name}"] = generation_report(image_features(images, backbone, pre), real_feats, slug,

@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from ..codecs import build_codec
-from ..images import detection_view
+from ..images import detection_input
 from ..weights import CheckpointError, load_weights, resolve_checkpoint
 from .checkpoint import load_model, save_checkpoint
 from .inference import DEFAULT_GUIDANCE, MAX_ANSWER, Detection, Guidance, detect, generate_latents
@@ -69,9 +69,9 @@ class UniGenDetPipeline:
 
     # --- detection ---------------------------------------------------------------------------------
 
-    def view(self, image: Image.Image) -> torch.Tensor:
+    def model_input(self, image: Image.Image) -> torch.Tensor:
         """A PIL image -> the (3, S, S) tensor the model looks at (`ModelConfig.detect_view`)."""
-        return detection_view(image, self.config.detect_side, self.config.detect_view)
+        return detection_input(image, self.config.detect_side, self.config.detect_view)
 
     @torch.no_grad()
     def detect(self, views: Sequence[torch.Tensor], explain: bool = False, batch_size: int = 16,
@@ -95,7 +95,7 @@ class UniGenDetPipeline:
 
     def detect_images(self, images: Sequence[Image.Image], explain: bool = False, **kw) -> list[Detection]:
         """`detect` on the model's views of PIL images (`questions`: one each, else the detection question)."""
-        return self.detect([self.view(im) for im in images], explain, **kw)
+        return self.detect([self.model_input(im) for im in images], explain, **kw)
 
     def explain(self, images: Sequence[Image.Image], **kw) -> list[Detection]:
         return self.detect_images(images, explain=True, **kw)
