@@ -8,7 +8,9 @@ writes its answer. Reported:
 - how often the written verdict and the shipped detector's verdict agree (they are shown together);
 - when the checkpoint learned to explain a detector (its meta's `explains`): how often its written
   reasons are the ones that detector's attribution gives for its verdict (`unigendet.explain.reasons_agree`;
-  images it calls uncertain are left out and counted).
+  images it calls uncertain are left out and counted), overall and apart for close calls (`close_call`:
+  the attribution's two strongest kinds of evidence on a side nearly tied, or the evidence against weak)
+  and clear ones.
 
     python bench/explanations.py --checkpoint shipped:explain --n 100 --out runs/explanations
 
@@ -42,6 +44,19 @@ def pick(records, n: int):
     fakes, reals = [r for r in val if r.label == FAKE], [r for r in val if r.label != FAKE]
     k = min(n // 2, len(fakes))
     return fakes[:k] + reals[: n - k]
+
+
+def close_call(contributions: dict[str, float], label: str) -> bool:
+    """Whether the attribution leaves the reasons to a near tie: no evidence for the verdict, the two
+    strongest for it (or against it) within half of the strongest, or the strongest against under 0.3."""
+    sign = 1 if label == "fake" else -1
+    support = sorted((sign * v for v in contributions.values() if sign * v > 0), reverse=True)
+    against = sorted((-sign * v for v in contributions.values() if sign * v < 0), reverse=True)
+
+    def tied(xs):
+        return len(xs) >= 2 and xs[0] - xs[1] < 0.5 * xs[0]
+
+    return not support or tied(support) or tied(against) or (bool(against) and against[0] < 0.3)
 
 
 def main(argv=None) -> None:
@@ -79,7 +94,9 @@ def main(argv=None) -> None:
                      "levels": levels, "claims": reading.made, "consistent": reading.consistent,
                      "unparsed_sentences": reading.unparsed, "answer": d.text,
                      "reasons_agree": None if a is None or v.label not in ("fake", "real") else
-                     reasons_agree(d.text, a.contributions, v.label)})
+                     reasons_agree(d.text, a.contributions, v.label),
+                     "close_call": None if a is None or v.label not in ("fake", "real") else
+                     close_call(a.contributions, v.label)})
     written = [x for x in rows if x["written"] is not None]
     summary = {
         "checkpoint": str(path), "data": args.data, "images": len(rows),
@@ -96,6 +113,11 @@ def main(argv=None) -> None:
         summary.update(explains=meta["explains"], evidence_prompt=bool(meta.get("evidence_prompt")),
                        reasons_agree=float(np.mean(judged)) if judged else 0.0,
                        reasons_judged=len(judged))
+        for close in (False, True):  # where the attribution itself is a near tie, and where it is clear
+            part = [x["reasons_agree"] for x in rows if x["close_call"] is close]
+            name = "close" if close else "clear"
+            summary.update({f"reasons_agree_{name}": float(np.mean(part)) if part else None,
+                            f"reasons_judged_{name}": len(part)})
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "explanations.json").write_text(json.dumps({"summary": summary, "rows": rows}, indent=2))
