@@ -174,6 +174,15 @@ def test_detect_report_holds_every_row_and_report_rebuilds_it(detected, tmp_path
     assert [own(r) for r in again] == [own(r) for r in rows]
     assert len(os.listdir(tmp_path / "again_files")) == len(os.listdir(pictures_folder(page)))
     assert main(["report", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "x.html")]) == 2
+    # a short page for a large scan: only some verdicts' rows (and pictures), every row still counted
+    assert main(["report", str(out / "rows.jsonl"), "--out", str(tmp_path / "short.html"), "--only", "fake",
+                 "unreadable", "--quiet"]) == 0
+    short = page_rows(tmp_path / "short.html")
+    assert sorted(r["path"] for r in short) == sorted(p for p, r in by_path.items()
+                                                      if r.get("label", "unreadable") in ("fake", "unreadable"))
+    about = json.loads(re.search(r'id="about">(.*?)</script>', (tmp_path / "short.html").read_text(), re.S)[1])
+    assert sum(about["counts"].values()) == len(by_path) and about["only"] == ["fake", "unreadable"]
+    assert len(os.listdir(tmp_path / "short_files")) < len(os.listdir(tmp_path / "again_files"))
 
 
 def test_a_resumed_detect_reports_every_row_of_its_file(mixed, tmp_path):

@@ -11,7 +11,11 @@ const state = {kind: null, query: "", sort: "score", view: [], shown: 0, open: -
 function summary() {
   const counts = Object.fromEntries(KINDS.map(k => [k, 0]));
   for (const r of rows) counts[kindOf(r)] = (counts[kindOf(r)] || 0) + 1;
-  $("total").textContent = `${rows.length} image${rows.length === 1 ? "" : "s"}`;
+  Object.assign(counts, about.counts || {});  // every row's verdict, when the page holds only some
+  const total = KINDS.reduce((n, k) => n + counts[k], 0);
+  const only = (about.only || []).length ? about.only : null;
+  $("total").textContent = `${total} image${total === 1 ? "" : "s"}` +
+    (only ? ` (this page holds the ${only.join(", ")} ones)` : "");
   const bar = $("kinds"); bar.textContent = "";
   for (const k of KINDS) {
     const b = document.createElement("button");
@@ -19,6 +23,7 @@ function summary() {
     b.innerHTML = `<span class="n"></span> <span class="k"></span>`;
     b.querySelector(".n").textContent = counts[k]; b.querySelector(".k").textContent = k;
     b.onclick = () => { state.kind = state.kind === k ? null : k; update(); };
+    if (only && !only.includes(k)) { b.disabled = true; b.title = "not on this page (report --only)"; }
     bar.appendChild(b);
   }
   const facts = [
@@ -26,7 +31,7 @@ function summary() {
     ["threshold", about.threshold == null ? "not recorded" : `p_fake above ${about.threshold.toFixed(3)} is called fake`],
     ["when", about.started || "not recorded"],
     ["how long", about.seconds == null ? "not recorded" :
-      `${about.seconds.toFixed(1)} s (${(rows.length / Math.max(about.seconds, 1e-9)).toFixed(1)} images/s)`],
+      `${about.seconds.toFixed(1)} s (${(total / Math.max(about.seconds, 1e-9)).toFixed(1)} images/s)`],
     ["from", about.source || ""],
     ["explanations", about.explained ? "written (click an image)" : "not asked for (--explain writes them)"],
   ];

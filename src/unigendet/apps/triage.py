@@ -21,6 +21,7 @@ import re
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -38,6 +39,7 @@ from .rows import Row
 THUMB_SIDE = 192  # px, the longer side of a grid thumbnail
 PREVIEW_SIDE = 640  # px, the longer side of a detail-view preview
 BROWSER_SHOWS = {".png", ".jpg", ".jpeg", ".jfif", ".gif", ".webp", ".bmp"}  # the detail view can open these
+VERDICTS = ("fake", "uncertain", "real", "unreadable")  # the summary's kinds of row
 PREVIEWS = ("suspicious", "all", "none")  # which images get a preview: those not called real, all, none
 PREVIEWS_HELP = "which images get a larger picture for the detail view: those not called real (default), all, none"
 
@@ -52,6 +54,8 @@ class ReportConfig:
     threshold: float | None = None  # the threshold named in the summary (likewise)
     title: str | None = None
     previews: str = field(default="suspicious", metadata={"choices": PREVIEWS, "help": PREVIEWS_HELP})
+    only: tuple[str, ...] = field(default=(), metadata={"choices": VERDICTS, "help": (
+        "hold only rows with these verdicts (the summary still counts every row): a short page for a large scan")})
     workers: int = 2  # threads decoding the images again for their pictures
     max_pixels: int = DEFAULT_MAX_PIXELS  # larger images get no picture
     quiet: bool = False  # no progress bar
@@ -68,6 +72,8 @@ class About:
     seconds: float | None = None  # how long the verdicts took
     source: str | None = None  # the command, or the results the report was built from
     explained: bool = False
+    counts: dict[str, int] | None = None  # every row's verdict, counted (set by `write_report`)
+    only: tuple[str, ...] = ()  # the verdicts the page holds rows of (empty: all)
 
 
 def pictures_folder(out: str | os.PathLike) -> Path:
@@ -209,14 +215,22 @@ def _parquet_rows(path: Path) -> list[Row]:
     return [Row.from_json(d) for d in pq.read_table(path).to_pylist()]
 
 
+def verdict_of(row: Row) -> str:
+    return "unreadable" if row.error is not None else str(row.label)
+
+
 def write_report(out: str | os.PathLike, rows: Iterable[Row], about: About, gone: dict[str, str] | None = None) -> Path:
-    """The page at `out`, its rows pointing at the pictures present in `pictures_folder(out)`."""
+    """The page at `out`, its rows (those of `about.only`'s verdicts, when given) pointing at the
+    pictures present in `pictures_folder(out)`; the summary counts every row."""
     out = Path(out)
     folder = pictures_folder(out)
     gone = gone or {}
     present = set(os.listdir(folder)) if folder.is_dir() else set()
-    listed = []
+    listed, counts = [], Counter()
     for row in rows:
+        counts[verdict_of(row)] += 1
+        if about.only and verdict_of(row) not in about.only:
+            continue
         d = row.to_json()
         thumb, preview = picture_names(row.path)
         if thumb in present:
@@ -228,7 +242,8 @@ def write_report(out: str | os.PathLike, rows: Iterable[Row], about: About, gone
         elif row.error is None and (original := _original(row.path, out)):
             d["original"] = original
         listed.append(d)
-    about = About(**{**asdict(about), "explained": about.explained or any(r.get("explanation") for r in listed)})
+    about = About(**{**asdict(about), "counts": dict(counts),
+                     "explained": about.explained or any(r.get("explanation") for r in listed)})
     scripts = [asset("verdict.js"), asset("triage.js")]
     hashes = " ".join(f"'sha256-{_digest(s)}'" for s in scripts)
     csp = (f"default-src 'none'; img-src 'self' file: data: blob:; style-src 'unsafe-inline'; script-src {hashes}; "
@@ -274,8 +289,9 @@ def build_report(out: str | os.PathLike, rows: list[Row], about: About, previews
                  workers: int = 2, max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = False) -> Path:
     """The page at `out`, after making the pictures its rows lack (each image read again)."""
     pictures = Pictures(pictures_folder(out), previews, workers)
+    shown = [r for r in rows if not about.only or verdict_of(r) in about.only]
     try:
-        gone = fill_pictures(rows, pictures, workers, max_pixels, progress)
+        gone = fill_pictures(shown, pictures, workers, max_pixels, progress)
     finally:
         pictures.close()
     return write_report(out, rows, about, gone)
@@ -287,7 +303,8 @@ def report_from_results(cfg: ReportConfig) -> Path:
     rows = read_results(cfg.results)
     written = datetime.fromtimestamp(os.path.getmtime(cfg.results)).astimezone().isoformat(timespec="seconds")
     about = About(title=cfg.title or f"unigendet report: {cfg.results}", detector=cfg.detector,
-                  threshold=cfg.threshold, started=f"results written {written}", source=str(cfg.results))
+                  threshold=cfg.threshold, started=f"results written {written}", source=str(cfg.results),
+                  only=tuple(cfg.only))
     path = build_report(cfg.out, rows, about, cfg.previews, cfg.workers, cfg.max_pixels, progress=not cfg.quiet)
     if not cfg.quiet:
         print(f"report: {len(rows)} rows; {path} ({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
