@@ -31,7 +31,7 @@ from unigendet.data.readers import read_source
 from unigendet.detectors.attribution import attribute
 from unigendet.explain import CueScale, check, measure, reasons_agree
 from unigendet.labels import FAKE, LABEL_NAMES
-from unigendet.unified.checkpoint import load_meta
+from unigendet.rundir import read_meta
 from unigendet.unified.prompts import parse_verdict
 from unigendet.weights import resolve_checkpoint
 
@@ -67,7 +67,7 @@ def main(argv=None) -> None:
     ap.add_argument("--out", default="runs/explanations")
     args = ap.parse_args(argv)
     path = resolve_checkpoint(args.checkpoint)
-    meta = load_meta(path)
+    meta = read_meta(path)
     if "cue_scale" not in meta:
         raise SystemExit(f"{path} carries no cue scale: it was not trained on measured-cue answers")
     scale = CueScale.from_json(json.dumps(meta["cue_scale"]))

@@ -27,6 +27,7 @@ from unigendet.apps.rows import Row
 from unigendet.apps.triage import ReportConfig, pictures_folder, report_from_results
 from unigendet.corpus.sources import discover_photos
 from unigendet.data.imageio import open_image
+from unigendet.rundir import read_run_config
 from unigendet.shipped import default_detector
 from unigendet.weights import resolve_checkpoint
 
@@ -141,7 +142,7 @@ def main(argv=None) -> None:
     t0 = time.perf_counter()
     folder = make_folder(out, args.n)
     print(f"[bench] folder of {args.n} images + {BROKEN} broken in {time.perf_counter() - t0:.0f} s", flush=True)
-    threshold = json.loads((resolve_checkpoint(default_detector()) / "config.json").read_text())["threshold"]
+    threshold = read_run_config(resolve_checkpoint(default_detector()))["threshold"]
     shutil.rmtree(pictures_folder(out / "plain.html"), ignore_errors=True)
     results = []
     for name, explained in (("plain", False), ("explained", True)):

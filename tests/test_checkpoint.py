@@ -7,7 +7,8 @@ import torch
 
 from conftest import detection_and_t2i
 from unigendet import create_model, get_config
-from unigendet.unified.checkpoint import load_config, load_meta, load_model, load_optimizer, save_checkpoint
+from unigendet.rundir import read_meta
+from unigendet.unified.checkpoint import load_config, load_model, load_optimizer, save_checkpoint
 from unigendet.weights import CheckpointError, load_weights
 
 
@@ -41,7 +42,7 @@ def test_round_trip_restores_identical_outputs(saved):
     assert loaded.config == cfg
     torch.testing.assert_close(hidden(loaded, batch), hidden(model.eval(), batch), rtol=0, atol=0)
     torch.testing.assert_close(hidden(load_model(path), batch), hidden(ema.eval(), batch), rtol=0, atol=0)
-    assert load_meta(path) == {"step": 7, "epoch": 1}
+    assert read_meta(path) == {"step": 7, "epoch": 1}
 
 
 def test_optimizer_round_trip(saved):
@@ -58,7 +59,7 @@ def test_optimizer_round_trip(saved):
 def test_overwrite_is_atomic_and_leaves_no_temporaries(saved):
     cfg, model, _, _, _, path = saved
     save_checkpoint(path, model, cfg, meta={"step": 8})
-    assert load_meta(path)["step"] == 8
+    assert read_meta(path)["step"] == 8
     assert [p.name for p in path.parent.iterdir()] == ["ckpt"]
 
 

@@ -40,7 +40,7 @@ from unigendet.models.gendet import GenDet, GenDetConfig
 from unigendet.models.npr import NPRConfig, NPRNet
 from unigendet.models.oneclass import GaussianOneClass
 from unigendet.models.probes import CalibratedLinear, LinearProbe
-from unigendet.unified.checkpoint import load_meta
+from unigendet.rundir import read_meta
 from unigendet.unified.config import LatentConfig
 from unigendet.unified.pipeline import UniGenDetPipeline, codec_for
 from unigendet.weights import CheckpointError
@@ -222,7 +222,7 @@ def test_a_unigendet_checkpoint_records_its_kind(saved, tmp_path):
         (old / "meta.json").write_text(json.dumps({"format_version": 1, "step": 3}))
         loaded = load_detector(old)
         assert loaded.kind == "unigendet" and loaded.pipeline.config == load_detector(path).pipeline.config
-        assert load_meta(old) == {"step": 3}
+        assert read_meta(old) == {"step": 3}
     (old / "meta.json").write_text(json.dumps({"format_version": 2}))
     with pytest.raises(CheckpointError, match="newer"):
         load_detector(old)

@@ -11,8 +11,9 @@ import numpy as np
 from PIL import Image
 
 from unigendet.explain import CueScale, read_claims
+from unigendet.rundir import read_meta
 from unigendet.shipped import shipped_path
-from unigendet.unified.checkpoint import load_config, load_meta
+from unigendet.unified.checkpoint import load_config
 from unigendet.unified.prompts import parse_verdict
 
 
@@ -23,11 +24,11 @@ def test_the_package_ships_a_small_carded_explainer_with_its_cue_scale():
     assert {"config.json", "meta.json", "model.safetensors", "codec.safetensors", "MODEL_CARD.md"} <= {
         f.name for f in path.iterdir()}
     assert load_config(path).vit.encoder == "forensic"
-    scale = CueScale.from_json(json.dumps(load_meta(path)["cue_scale"]))
+    scale = CueScale.from_json(json.dumps(read_meta(path)["cue_scale"]))
     assert all(low < high for low, high in scale.bounds.values())
     assert "wild-train" in (path / "MODEL_CARD.md").read_text()
     # it is asked with the served detector's verdict and evidence, and says so in its card
-    assert load_meta(path)["evidence_prompt"] is True and "evidence" in (path / "MODEL_CARD.md").read_text()
+    assert read_meta(path)["evidence_prompt"] is True and "evidence" in (path / "MODEL_CARD.md").read_text()
 
 
 def test_an_uncertain_verdict_is_explained_from_the_side_its_p_fake_lies_on():

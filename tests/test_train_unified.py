@@ -229,7 +229,7 @@ def test_gduf_with_the_frozen_forensic_encoder_states_measured_cues(forensic_run
     """A generator trained with the NaViT swaps in the frozen forensic encoder and learns detection
     from prepared views whose reference answers state the cues measured on each view; the checkpoint
     carries the cue scale and detects native crops end to end; the views are made once."""
-    from unigendet.unified.checkpoint import load_meta
+    from unigendet.rundir import read_meta
     from unigendet.unified.pipeline import UniGenDetPipeline
     from unigendet.unified.samples import SampleBuilder
     from unigendet_train import tokens
@@ -239,7 +239,7 @@ def test_gduf_with_the_frozen_forensic_encoder_states_measured_cues(forensic_run
     assert {"val_claims_consistent", "val_claims_per_answer", "val_text_agrees_cls"} <= set(metrics)
     assert 0 <= metrics["val_claims_consistent"] <= 1
     ckpt = tmp_path / "wild" / "checkpoints" / "step-000004"
-    scale = load_meta(ckpt)["cue_scale"]
+    scale = read_meta(ckpt)["cue_scale"]
     assert set(scale["bounds"]) == {"periodic", "grid", "texture"}
     pipe = UniGenDetPipeline.from_pretrained(ckpt)
     assert pipe.config.vit.encoder == "forensic" and pipe.model.vit_model is None
@@ -268,7 +268,7 @@ def test_answers_state_the_explained_detectors_verdict_and_reasons(forensic_run,
     from unigendet.detectors import load_detector
     from unigendet.explain import check, read_reasons, reasons_agree
     from unigendet.labels import LABEL_NAMES
-    from unigendet.unified.checkpoint import load_meta
+    from unigendet.rundir import read_meta
     from unigendet.unified.pipeline import UniGenDetPipeline
     from unigendet.unified.samples import SampleBuilder
     from unigendet_train import tokens
@@ -276,7 +276,7 @@ def test_answers_state_the_explained_detectors_verdict_and_reasons(forensic_run,
     cfg, metrics = forensic_run
     assert 0 <= metrics["val_reasons_agree"] <= 1 and 0 <= metrics["val_text_agrees_teacher"] <= 1
     ckpt = Path(cfg.out) / "checkpoints" / "step-000004"
-    assert load_meta(ckpt)["explains"] == "shipped"
+    assert read_meta(ckpt)["explains"] == "shipped"
     pipe = UniGenDetPipeline.from_pretrained(ckpt)
     builder = SampleBuilder(pipe.config, pipe.tokenizer)
     train = [r for r in read_source(cfg.det_data) if r.split == "train"]
@@ -309,7 +309,7 @@ def test_explainer_trained_on_the_evidence_reads_it_when_served(forensic_run, tm
 
     from unigendet.apps.predictor import Predictor
     from unigendet.detectors import load_detector
-    from unigendet.unified.checkpoint import load_meta
+    from unigendet.rundir import read_meta
     from unigendet.unified.prompts import DETECTION_QUESTION, evidence_question
     from unigendet_train import tasks
 
@@ -331,7 +331,7 @@ def test_explainer_trained_on_the_evidence_reads_it_when_served(forensic_run, tm
     assert asked and all(x.startswith(f"{DETECTION_QUESTION} The detector calls it ") for x in asked)
     assert 0 <= metrics["val_reasons_agree"] <= 1
     ckpt = tmp_path / "evidence" / "checkpoints" / "step-000002"
-    assert load_meta(ckpt)["evidence_prompt"] is True
+    assert read_meta(ckpt)["evidence_prompt"] is True
     assert load_detector(ckpt).reads_evidence and not load_detector(Path(gduf.out) / "checkpoints"
                                                                       / "step-000004").reads_evidence
     monkeypatch.undo()
@@ -363,7 +363,7 @@ def test_diga_with_the_frozen_encoder_aligns_photo_views(forensic_run, tmp_path)
     """DIGA from a frozen-encoder GDUF run: the aligned samples are the detection set's photo views,
     read by the teacher from their tokens; the alignment loss falls, only the generation side
     trains, and the cue scale carries over so the DIGA checkpoint still explains."""
-    from unigendet.unified.checkpoint import load_meta
+    from unigendet.rundir import read_meta
 
     gduf, _ = forensic_run
     init = Path(gduf.out) / "checkpoints" / "step-000004"
@@ -380,7 +380,7 @@ def test_diga_with_the_frozen_encoder_aligns_photo_views(forensic_run, tmp_path)
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed and all(any(g in k for g in gen) for k in changed), sorted(changed)[:5]
     ckpt = tmp_path / "diga" / "checkpoints" / "step-000020"
-    assert load_meta(ckpt)["cue_scale"] == load_meta(init)["cue_scale"]
+    assert read_meta(ckpt)["cue_scale"] == read_meta(init)["cue_scale"]
     assert "val_claims_consistent" in metrics
     with pytest.raises(ValueError, match="photo views"):
         run_unified(cfg.replace(det_per_step=0, out=str(tmp_path / "none")))

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from unigendet.unified.checkpoint import load_meta, read_optimizer, save_checkpoint
+from unigendet.rundir import read_meta
+from unigendet.unified.checkpoint import read_optimizer, save_checkpoint
 from unigendet.weights import load_weights, read_weights
 
 from .parallel import is_sharded, load_full_optimizer_state, load_full_state
@@ -65,4 +66,4 @@ def resume_from(path: Path, model, ema, optimizer) -> int:
             load_weights(module, path / file)  # names what is missing or mis-shaped
     load_full_optimizer_state(model, optimizer, read_optimizer(path))
     restore_rng(read_weights(path / "state.safetensors"))
-    return int(load_meta(path)["step"])
+    return int(read_meta(path)["step"])

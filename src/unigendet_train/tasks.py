@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from unigendet.explain import CueScale, check, reasons_agree
 from unigendet.labels import FAKE, LABEL_NAMES, REAL
 from unigendet.metrics import roc_auc
-from unigendet.unified.checkpoint import load_meta
+from unigendet.rundir import read_meta
 from unigendet.unified.flow import interpolate, sample_t, target_velocity
 from unigendet.unified.inference import MAX_ANSWER, detect
 from unigendet.unified.losses import packed_losses
@@ -228,7 +228,7 @@ class DIGATask(UnifiedTask):
             raise ValueError("DIGA with a frozen encoder aligns photo views of the detection data: pass "
                              "--det-data with real train images and --det-per-step N")
         bank = load_token_bank(photos, builder, codec, cfg.views, cfg.seed, cfg.cache, progress=log)
-        saved = load_meta(init).get("cue_scale") if init else None
+        saved = read_meta(init).get("cue_scale") if init else None
         return bank, CueScale.from_json(json.dumps(saved)) if saved else None
 
     def trainable(self, model) -> list:

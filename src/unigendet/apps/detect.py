@@ -11,7 +11,6 @@ triage page of every row (`triage`), its pictures made from the images already d
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -28,7 +27,7 @@ from ..progress import progress_bar
 from ..shipped import DETECTOR_ENV, default_detector
 from . import triage
 from .predictor import BASE_HELP, Predictor
-from .rows import Row, write_rows
+from .rows import Row, parse_rows, write_rows
 
 
 @dataclass(frozen=True)
@@ -101,19 +100,11 @@ def finished_paths(file: str | os.PathLike) -> set[str]:
     if not path.is_file():
         return set()
     data = path.read_bytes()
-    done, good = set(), 0
-    for line in data.splitlines(keepends=True):
-        try:
-            if not line.endswith(b"\n"):
-                raise ValueError("torn line")
-            done.add(json.loads(line)["path"])
-        except (ValueError, KeyError, TypeError):
-            break
-        good += len(line)
+    rows, good = parse_rows(data)
     if good < len(data):
         with open(path, "r+b") as f:
             f.truncate(good)
-    return done
+    return {r.path for r in rows}
 
 
 def expand(paths: list[str]) -> Iterator[tuple[str, str | None]]:

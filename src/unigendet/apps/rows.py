@@ -41,6 +41,22 @@ class Row:
         return cls(**{f: d.get(f) for f in cls.__dataclass_fields__})
 
 
+def parse_rows(data: bytes) -> tuple[list[Row], int]:
+    """The rows of JSON-lines output up to the first line that is torn (no newline: a killed run) or not a
+    row, and how many bytes they take; blank lines are passed over."""
+    rows, good = [], 0
+    for line in data.splitlines(keepends=True):
+        if line.strip():
+            try:
+                if not line.endswith(b"\n"):
+                    raise ValueError("torn line")
+                rows.append(Row.from_json(json.loads(line)))
+            except ValueError:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+                break
+        good += len(line)
+    return rows, good
+
+
 def write_rows(rows: Iterable[Row], fmt: str, out=None) -> bool:
     """Write rows as they come (the table waits for all, to size its column); whether any was read."""
     out = out or sys.stdout

@@ -34,7 +34,7 @@ from PIL import Image
 from ..data.imageio import DEFAULT_MAX_PIXELS, read_any
 from ..progress import progress_bar
 from .assets import asset
-from .rows import Row
+from .rows import Row, parse_rows
 
 THUMB_SIDE = 192  # px, the longer side of a grid thumbnail
 PREVIEW_SIDE = 640  # px, the longer side of a detail-view preview
@@ -193,17 +193,10 @@ def read_results(source: str | os.PathLike) -> list[Row]:
     if source.suffix == ".parquet":
         return _parquet_rows(source)
     data = source.read_bytes()
-    lines = data.splitlines(keepends=True)
-    rows = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(Row.from_json(json.loads(line)))
-        except ValueError as e:
-            if n == len(lines) and not line.endswith(b"\n"):
-                break  # torn by a killed run; `detect --resume` redoes it
-            raise ValueError(f"{source}:{n}: not a result row ({e})") from None
+    rows, good = parse_rows(data)
+    if b"\n" in data[good:]:  # a bad line that is not the torn last one of a killed run
+        line = data[:good].count(b"\n") + 1
+        raise ValueError(f"{source}:{line}: not a result row")
     return rows
 
 

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from ..data.imageio import open_image
-from ..unified.checkpoint import load_meta
+from ..rundir import read_meta
 from ..unified.inference import MAX_ANSWER, Detection
 from ..unified.pipeline import UniGenDetPipeline
 from ..unified.released import is_released
@@ -65,7 +65,7 @@ class UniGenDetDetector(Detector):
     def from_state(cls, run_dir: Path, config: dict[str, Any], device, base: str | None = None) -> UniGenDetDetector:
         """`base`: a BAGEL directory supplying the keys a released fine-tune lacks."""
         pipeline = UniGenDetPipeline.from_pretrained(run_dir, device=device, base=base)
-        return cls(pipeline, reads_evidence=bool(load_meta(run_dir).get("evidence_prompt", False)))
+        return cls(pipeline, reads_evidence=bool(read_meta(run_dir).get("evidence_prompt", False)))
 
     def save_pretrained(self, run_dir: str | os.PathLike, *, meta: dict | None = None,
                         json_files: dict[str, Any] | None = None, train: dict | None = None,

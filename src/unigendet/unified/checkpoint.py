@@ -29,8 +29,6 @@ from ..rundir import UNIGENDET, read_meta, read_run_config, run_config, write_ru
 from ..weights import CheckpointError, load_weights, read_weights, tensors_for_saving
 from .config import ModelConfig
 
-KIND = UNIGENDET  # config.json's "kind", as every run directory has one
-
 
 def save_checkpoint(
     path: str | os.PathLike,
@@ -62,22 +60,19 @@ def save_checkpoint(
         for name, module in (files or {}).items():
             save_file(tensors_for_saving(module.state_dict()), str(tmp / f"{name}.safetensors"))
 
-    config_json = run_config(KIND, config.name, {"model": config.to_dict()}, train)
+    config_json = run_config(UNIGENDET, config.name, {"model": config.to_dict()}, train)
     return write_run(path, config_json, meta, write, json_files, carry)
 
 
 def load_config(path: str | os.PathLike) -> ModelConfig:
     """The ModelConfig of a checkpoint (older layouts included, see `rundir`)."""
     cfg = read_run_config(path)
-    if cfg.get("kind") != KIND:
+    if cfg.get("kind") != UNIGENDET:
         raise CheckpointError(f"{path}/config.json: a {cfg.get('kind')!r} run, not a UniGenDet checkpoint")
     try:
         return ModelConfig.from_dict(cfg["model"])
     except (KeyError, ValueError, TypeError) as e:
         raise CheckpointError(f"{path}/config.json: not a valid model config ({e!r})") from e
-
-
-load_meta = read_meta  # a checkpoint's meta.json
 
 
 def load_model(path: str | os.PathLike, ema: bool = True, device: str | torch.device = "cpu"):
@@ -88,7 +83,7 @@ def load_model(path: str | os.PathLike, ema: bool = True, device: str | torch.de
     if not path.is_dir():
         raise CheckpointError(f"{path}: checkpoint directory not found")
     cfg = load_config(path)
-    load_meta(path)
+    read_meta(path)  # its format version is checked
     model = create_model(cfg)
     file = path / "ema.safetensors" if ema and (path / "ema.safetensors").is_file() else path / "model.safetensors"
     load_weights(model, file)

@@ -70,16 +70,18 @@ class ForensicEncoder(nn.Module):
 ENCODERS: dict[str, type[FrozenEncoder]] = {"forensic": ForensicEncoder}
 
 
+def encoder_class(name: str) -> type[FrozenEncoder]:
+    if name not in ENCODERS:
+        raise ValueError(f"unknown understanding encoder {name!r}; choose from {sorted(ENCODERS)} or 'navit'")
+    return ENCODERS[name]
+
+
 @functools.cache
 def encoder_dim(name: str) -> int:
     """The token width of the named encoder (a preset's `ViTConfig.encoder_dim`), without loading it."""
-    if name not in ENCODERS:
-        raise ValueError(f"unknown understanding encoder {name!r}; choose from {sorted(ENCODERS)} or 'navit'")
-    return ENCODERS[name].token_dim()
+    return encoder_class(name).token_dim()
 
 
 def build_encoder(name: str) -> FrozenEncoder:
     """A new instance of the named encoder (frozen; it loads its own weights)."""
-    if name not in ENCODERS:
-        raise ValueError(f"unknown understanding encoder {name!r}; choose from {sorted(ENCODERS)} or 'navit'")
-    return ENCODERS[name]()
+    return encoder_class(name)()
