@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from unigendet.apps.detect import DetectConfig, detect_paths
+from unigendet.apps.predictor import Predictor
 from unigendet.apps.scan import ScanConfig, scan_paths
 from unigendet.cli import main
 
@@ -105,6 +106,8 @@ def test_a_manifest_scan_writes_parquet(ray_local, folder, detected, tmp_path, m
     page = json.loads(re.search(r'id="rows">(.*?)</script>', report.read_text(), re.S)[1])
     assert sorted(r["path"] for r in page) == sorted(listed)
     assert all(("thumb" in r) == (rows[r["path"]]["error"] is None) for r in page)
+    about = json.loads(re.search(r'id="about">(.*?)</script>', report.read_text(), re.S)[1])
+    assert about["detector"] == "shipped" and about["threshold"] == pytest.approx(Predictor("shipped").threshold)
     assert rows[str(folder / "gone.png")]["error"] == "no such file"
     for path, file in zip(listed, files, strict=False):
         agree(rows[path], detected[file])

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from ..data.imageio import DEFAULT_MAX_PIXELS, read_any
+from ..rundir import read_run_config
 from ..shipped import DETECTOR_ENV, default_checkpoint
 from ..weights import resolve_checkpoint
 from . import triage
@@ -71,6 +72,7 @@ class Summary:
     uncertain: int = 0
     errors: int = 0
     seconds: float = 0.0
+    checkpoint: str = ""  # the detector the actors loaded, as named to them
 
     def line(self) -> str:
         rate = self.images / self.seconds if self.seconds > 0 else 0.0
@@ -85,8 +87,10 @@ def scan_paths(cfg: ScanConfig) -> int:
     summary = run_scan(cfg)
     print(f"{summary.line()}; shards in {cfg.out}", flush=True)
     if cfg.report and summary.images:
-        checkpoint = cfg.checkpoint or default_checkpoint()
-        about = triage.About(title=f"unigendet scan: {cfg.out}", detector=checkpoint, threshold=cfg.threshold,
+        # the threshold the actors judged at: the one given, else the one the detector run was saved with
+        threshold = cfg.threshold if cfg.threshold is not None else \
+            read_run_config(resolve_checkpoint(summary.checkpoint)).get("threshold", 0.5)
+        about = triage.About(title=f"unigendet scan: {cfg.out}", detector=summary.checkpoint, threshold=threshold,
                              started=started, seconds=summary.seconds, source=f"unigendet scan --out {cfg.out}")
         path = triage.build_report(cfg.report, triage.read_results(cfg.out), about, cfg.previews,
                                    max_pixels=cfg.max_pixels, progress=not cfg.quiet)
@@ -143,7 +147,7 @@ def _scan(ray, cfg: ScanConfig, checkpoint: str) -> Summary:
         ds = ds.materialize()  # a manifest is read once
     n = 0 if ds is None else ds.count()
     if n == 0:
-        return Summary(seconds=time.perf_counter() - t0)
+        return Summary(seconds=time.perf_counter() - t0, checkpoint=checkpoint)
     actors = cfg.actors or max(1, int(ray.cluster_resources().get("CPU", 1) // cfg.actor_cpus))
     # every actor gets work, and no block (the work handed to an actor at once) holds more than `shard`
     # paths; the blocks are made before the actors start, whose CPUs would otherwise starve the tasks
@@ -163,6 +167,7 @@ def _scan(ray, cfg: ScanConfig, checkpoint: str) -> Summary:
     for batch in scored.select_columns(["label"]).iter_batches(batch_format="pyarrow", batch_size=None):
         labels.update(batch.column("label").to_pylist())
     return Summary(images=n, fake=labels["fake"], real=labels["real"], uncertain=labels["uncertain"],
+                   checkpoint=checkpoint,
                    errors=labels[None], seconds=time.perf_counter() - t0)
 
 
